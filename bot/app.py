@@ -1,0 +1,90 @@
+"""Wiring, in one place: storage, the one shared OpenAI client, the backend, capabilities and the
+dispatcher. Adapters are handed the dispatcher; `shutdown` winds everything down in order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from openai import AsyncOpenAI
+
+from bot.backends.base import Backend
+from bot.backends.chat_completions import ChatCompletionsBackend
+from bot.backends.responses import ResponsesBackend
+from bot.backends.retry import RetryPolicy
+from bot.capabilities.chat import ChatCapability
+from bot.capabilities.conversation import ConversationCommands
+from bot.config import Settings
+from bot.dispatcher import Command, Dispatcher
+from bot.lanes import Lanes
+from bot.pricing import PriceTable
+from storage import runs
+from storage.db import Database
+from storage.events import prune_events
+
+log = logging.getLogger(__name__)
+
+EVENT_MEMORY_SECONDS = 7 * 24 * 3600
+
+
+def make_openai_client(settings: Settings) -> AsyncOpenAI:
+    """The one client every backend and capability shares. Its own retries are off: the
+    retry policy (`bot.backends.retry`) decides, so quota errors are never retried."""
+    return AsyncOpenAI(
+        api_key=settings.require_openai(),
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        max_retries=0,
+    )
+
+
+def make_backend(settings: Settings, client: AsyncOpenAI, db: Database) -> Backend:
+    retry = RetryPolicy(
+        attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
+    )
+    if settings.backend == "chat":
+        return ChatCompletionsBackend(client, db, retry, history_tokens=settings.history_tokens)
+    return ResponsesBackend(client, db, retry)
+
+
+@dataclass(slots=True)
+class App:
+    settings: Settings
+    db: Database
+    client: AsyncOpenAI
+    lanes: Lanes
+    dispatcher: Dispatcher
+
+    @classmethod
+    async def create(cls, settings: Settings) -> App:
+        prices = PriceTable.load(settings.prices_path)
+        client = make_openai_client(settings)
+        db = await Database.open(settings.database_path)
+        stale = await runs.mark_unfinished(
+            db, "interrupted", "the previous process stopped before this answer finished"
+        )
+        if stale:
+            log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
+        await prune_events(db, EVENT_MEMORY_SECONDS)
+        lanes = Lanes(settings.max_concurrency)
+        chat = ChatCapability(db, settings, make_backend(settings, client, db), prices)
+        conversation = ConversationCommands(db)
+        commands = {
+            "reset": Command(conversation.reset, "start a new conversation here"),
+        }
+        dispatcher = Dispatcher(db, settings, lanes, chat, commands)
+        return cls(settings, db, client, lanes, dispatcher)
+
+    async def shutdown(self) -> None:
+        """Stop taking work, let answers in flight finish within the grace period, mark the rest
+        interrupted, and close storage cleanly."""
+        self.lanes.close()
+        finished = await self.lanes.drain(self.settings.shutdown_grace)
+        if not finished:
+            log.warning(
+                "shutdown grace of %.0fs ran out; unfinished answers marked interrupted",
+                self.settings.shutdown_grace,
+            )
+        await runs.mark_unfinished(self.db, "interrupted", "shut down before the answer finished")
+        await self.client.close()
+        await self.db.close()

@@ -1,0 +1,45 @@
+"""A channel's assistant: deployment defaults ← workspace overrides ← channel overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import Settings
+from bot.types import ConversationKey
+from storage.configs import load_overrides
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantConfig:
+    """What a channel's assistant is. Read on every turn, so an admin's change applies next turn."""
+
+    model: str
+    instructions: str
+    name: str = "Switchboard"
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    reply_mode: str = "mention"
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> AssistantConfig:
+        return cls(model=settings.chat_model, instructions=settings.instructions)
+
+    def merged(self, overrides: dict[str, Any]) -> AssistantConfig:
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            log.warning("ignoring unknown assistant settings %s", sorted(unknown))
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if k in known})
+
+
+async def resolve_assistant(
+    db: Database, settings: Settings, key: ConversationKey
+) -> AssistantConfig:
+    workspace, channel = await load_overrides(db, key)
+    return AssistantConfig.defaults(settings).merged(workspace).merged(channel)

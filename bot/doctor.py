@@ -1,0 +1,124 @@
+"""`python -m bot doctor`: configuration and reachability checks, printed one line each."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TextIO
+
+import openai
+
+from bot.app import make_openai_client
+from bot.config import ConfigError, Settings
+from bot.pricing import PriceTable
+
+SHUTDOWN_WARNING_DAYS = 60
+
+
+class Report:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.errors = 0
+        self.warnings = 0
+
+    def ok(self, text: str) -> None:
+        self._out.write(f"ok    {text}\n")
+
+    def warn(self, text: str) -> None:
+        self.warnings += 1
+        self._out.write(f"WARN  {text}\n")
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        self._out.write(f"ERROR {text}\n")
+
+
+def model_warnings(
+    configured: dict[str, str], served: dict[str, str | None], today: dt.date
+) -> list[str]:
+    """Warnings for configured models: unknown to the endpoint, shut down, or shutting down soon.
+    `served` maps each model id the endpoint lists to its `shutdown_date` (or None)."""
+    warnings: list[str] = []
+    for role, model in configured.items():
+        if model not in served:
+            warnings.append(
+                f"{role} model {model} is not offered by this endpoint (GET /v1/models)"
+            )
+            continue
+        shutdown = served[model]
+        if not shutdown:
+            continue
+        try:
+            date = dt.date.fromisoformat(shutdown[:10])
+        except ValueError:
+            warnings.append(f"{role} model {model} has an unreadable shutdown_date {shutdown!r}")
+            continue
+        days = (date - today).days
+        if days < 0:
+            warnings.append(f"{role} model {model} was shut down on {date}: choose another")
+        elif days <= SHUTDOWN_WARNING_DAYS:
+            warnings.append(
+                f"{role} model {model} shuts down on {date} (in {days} days): choose a successor"
+            )
+    return warnings
+
+
+async def run_doctor(
+    settings: Settings, out: TextIO, *, today: Callable[[], dt.date] = dt.date.today
+) -> int:
+    """Print the checks; exit status 0 when nothing is wrong, 1 with warnings, 2 with errors."""
+    report = Report(out)
+    report.ok(f"backend {settings.backend}, OpenAI endpoint {settings.openai_base_url}")
+    report.ok(f"database {settings.database_path}")
+    for name, secret in (
+        ("OPENAI_API_KEY", settings.openai_api_key),
+        ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+        ("SLACK_APP_TOKEN", settings.slack_app_token),
+        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+        ("DISCORD_TOKEN", settings.discord_token),
+    ):
+        report.ok(f"{name} is {'set' if secret and secret.get_secret_value() else 'not set'}")
+    if not (settings.slack_bot_token or settings.discord_token):
+        report.warn("no chat platform configured: set SLACK_BOT_TOKEN or DISCORD_TOKEN")
+
+    prices: PriceTable | None = None
+    try:
+        prices = PriceTable.load(settings.prices_path)
+        report.ok(f"price table with {len(prices.models)} models")
+    except ConfigError as exc:
+        report.error(str(exc))
+
+    try:
+        client = make_openai_client(settings)
+    except ConfigError as exc:
+        report.error(str(exc))
+        return _status(report)
+    try:
+        served = {m.id: getattr(m, "shutdown_date", None) async for m in client.models.list()}
+    except openai.AuthenticationError:
+        report.error("OpenAI rejected OPENAI_API_KEY (401): check the key")
+        return _status(report)
+    except openai.APIConnectionError:
+        report.error(f"cannot reach OpenAI at {settings.openai_base_url}")
+        return _status(report)
+    except openai.APIStatusError as exc:
+        report.error(f"GET /models failed with HTTP {exc.status_code}")
+        return _status(report)
+    finally:
+        await client.close()
+    report.ok(f"OpenAI reachable, {len(served)} models listed")
+
+    configured = {role: model for role, model in settings.models.items()}
+    for warning in model_warnings(configured, served, today()):
+        report.warn(warning)
+    if prices is not None:
+        for role, model in configured.items():
+            if role in ("chat", "image", "transcribe") and model not in prices.models:
+                report.warn(
+                    f"{role} model {model} has no price: its cost will be recorded as unknown"
+                )
+    return _status(report)
+
+
+def _status(report: Report) -> int:
+    return 2 if report.errors else 1 if report.warnings else 0

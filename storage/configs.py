@@ -1,0 +1,50 @@
+"""Per-channel assistant settings, stored as JSON overrides; channel '' holds workspace defaults."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from bot.types import ConversationKey
+from storage.db import Database
+
+WORKSPACE = ""
+
+
+async def load_overrides(
+    db: Database, key: ConversationKey
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(workspace defaults, channel overrides) for the channel of `key`."""
+    rows = await db.fetchall(
+        "SELECT channel, settings FROM channel_configs WHERE platform = ? AND workspace = ? "
+        "AND channel IN (?, ?)",
+        (key.platform, key.workspace, WORKSPACE, key.channel),
+    )
+    found = {row["channel"]: json.loads(row["settings"]) for row in rows}
+    return found.get(WORKSPACE, {}), found.get(key.channel, {}) if key.channel else {}
+
+
+async def save_overrides(
+    db: Database,
+    key: ConversationKey,
+    settings: dict[str, Any],
+    *,
+    updated_by: str,
+    workspace_wide: bool = False,
+) -> None:
+    channel = WORKSPACE if workspace_wide else key.channel
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO channel_configs (platform, workspace, channel, settings, updated_at, updated_by) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel) DO UPDATE SET "
+            "settings = excluded.settings, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            (
+                key.platform,
+                key.workspace,
+                channel,
+                json.dumps(settings, sort_keys=True),
+                time.time(),
+                updated_by,
+            ),
+        )

@@ -1,0 +1,77 @@
+"""Conversations: a conversation key mapped to its history (chat backend) or its server-side
+Conversations API id (responses backend). `/reset` archives; the next message starts afresh."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bot.types import ConversationKey
+from storage.db import Database, Row
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: int
+    key: ConversationKey
+    backend: str
+    backend_conversation_id: str | None
+    created_at: float
+
+
+def _record(row: Row) -> ConversationRecord:
+    key = ConversationKey(row["platform"], row["workspace"], row["channel"], row["thread"])
+    return ConversationRecord(
+        row["id"], key, row["backend"], row["backend_conversation_id"], row["created_at"]
+    )
+
+
+_SELECT_ACTIVE = (
+    "SELECT * FROM conversations WHERE platform = ? AND workspace = ? AND channel = ? "
+    "AND thread = ? AND backend = ? AND archived_at IS NULL"
+)
+
+
+def _params(key: ConversationKey, backend: str) -> tuple[str, ...]:
+    return (key.platform, key.workspace, key.channel, key.thread, backend)
+
+
+async def get_active(db: Database, key: ConversationKey, backend: str) -> ConversationRecord | None:
+    row = await db.fetchone(_SELECT_ACTIVE, _params(key, backend))
+    return _record(row) if row else None
+
+
+async def ensure_active(db: Database, key: ConversationKey, backend: str) -> ConversationRecord:
+    """The active conversation for `key`, created when there is none."""
+    existing = await get_active(db, key, backend)
+    if existing is not None:
+        return existing
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT OR IGNORE INTO conversations "
+            "(platform, workspace, channel, thread, backend, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (*_params(key, backend), time.time()),
+        )
+        async with conn.execute(_SELECT_ACTIVE, _params(key, backend)) as cursor:
+            row = await cursor.fetchone()
+    assert row is not None
+    return _record(row)
+
+
+async def set_backend_id(db: Database, conversation_id: int, backend_id: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE conversations SET backend_conversation_id = ? WHERE id = ?",
+            (backend_id, conversation_id),
+        )
+
+
+async def archive(db: Database, key: ConversationKey) -> int:
+    """Archive every active conversation at `key` (all backends); return how many."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE conversations SET archived_at = ? WHERE platform = ? AND workspace = ? "
+            "AND channel = ? AND thread = ? AND archived_at IS NULL",
+            (time.time(), key.platform, key.workspace, key.channel, key.thread),
+        )
+        return cursor.rowcount

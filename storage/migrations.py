@@ -1,0 +1,133 @@
+"""Append-only, named schema migrations, recorded in `schema_migrations`.
+
+Never edit or reorder a migration that has shipped: add a new one at the end.
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiosqlite
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_initial",
+        """
+        CREATE TABLE channel_configs (
+            platform   TEXT NOT NULL,
+            workspace  TEXT NOT NULL,
+            channel    TEXT NOT NULL,          -- '' = the workspace defaults
+            settings   TEXT NOT NULL,          -- JSON object of overridden fields only
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (platform, workspace, channel)
+        );
+
+        CREATE TABLE conversations (
+            id          INTEGER PRIMARY KEY,
+            platform    TEXT NOT NULL,
+            workspace   TEXT NOT NULL,
+            channel     TEXT NOT NULL,
+            thread      TEXT NOT NULL,         -- '' = the whole channel
+            backend     TEXT NOT NULL,
+            backend_conversation_id TEXT,      -- Conversations API id (responses backend)
+            created_at  REAL NOT NULL,
+            archived_at REAL
+        );
+        CREATE UNIQUE INDEX conversations_active
+            ON conversations (platform, workspace, channel, thread, backend)
+            WHERE archived_at IS NULL;
+
+        CREATE TABLE messages (
+            id              INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+            role            TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content         TEXT NOT NULL,
+            run_id          INTEGER REFERENCES runs(id),
+            created_at      REAL NOT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+
+        CREATE TABLE runs (
+            id              INTEGER PRIMARY KEY,
+            conversation_id INTEGER REFERENCES conversations(id),
+            platform        TEXT NOT NULL,
+            workspace       TEXT NOT NULL,
+            channel         TEXT NOT NULL,
+            thread          TEXT NOT NULL,
+            user_id         TEXT NOT NULL,
+            event_id        TEXT NOT NULL,
+            kind            TEXT NOT NULL,     -- chat, image, speech, transcription, ...
+            backend         TEXT NOT NULL DEFAULT '',
+            model           TEXT NOT NULL DEFAULT '',
+            status          TEXT NOT NULL CHECK (status IN (
+                'queued', 'in_progress', 'requires_action', 'completed',
+                'failed', 'cancelled', 'expired', 'interrupted')),
+            response_id     TEXT,
+            error           TEXT,
+            created_at      REAL NOT NULL,
+            started_at      REAL,
+            finished_at     REAL
+        );
+        CREATE INDEX runs_by_status ON runs (status) WHERE status IN ('queued', 'in_progress');
+        CREATE INDEX runs_by_channel ON runs (platform, workspace, channel, created_at);
+
+        CREATE TABLE usage (
+            run_id              INTEGER PRIMARY KEY REFERENCES runs(id),
+            model               TEXT NOT NULL,
+            input_tokens        INTEGER NOT NULL DEFAULT 0,
+            cached_tokens       INTEGER NOT NULL DEFAULT 0,
+            output_tokens       INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens    INTEGER NOT NULL DEFAULT 0,
+            image_input_tokens  INTEGER NOT NULL DEFAULT 0,
+            image_output_tokens INTEGER NOT NULL DEFAULT 0,
+            images              INTEGER NOT NULL DEFAULT 0,
+            audio_seconds       REAL NOT NULL DEFAULT 0,
+            characters          INTEGER NOT NULL DEFAULT 0,
+            cost_usd            REAL,          -- NULL = unknown (model missing from the price table)
+            created_at          REAL NOT NULL
+        );
+
+        CREATE TABLE processed_events (
+            platform    TEXT NOT NULL,
+            event_id    TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (platform, event_id)
+        );
+        CREATE INDEX processed_events_by_age ON processed_events (received_at);
+        """,
+    ),
+]
+
+
+async def apply_migrations(conn: aiosqlite.Connection) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction; return their names."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    async with conn.execute("SELECT name FROM schema_migrations") as cursor:
+        done = {row[0] for row in await cursor.fetchall()}
+    applied: list[str] = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(sql):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                (name, time.time()),
+            )
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()
+        applied.append(name)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would COMMIT our transaction)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

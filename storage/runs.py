@@ -1,0 +1,156 @@
+"""Runs: one row per answer, with its lifecycle, and the usage it recorded.
+
+queued → in_progress → completed | failed | cancelled | expired | requires_action, plus
+`interrupted` for answers cut short by a shutdown or a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+import aiosqlite
+
+from bot.types import ConversationKey, Usage
+from storage.db import Database
+
+RunStatus = Literal[
+    "queued",
+    "in_progress",
+    "requires_action",
+    "completed",
+    "failed",
+    "cancelled",
+    "expired",
+    "interrupted",
+]
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {"completed", "failed", "cancelled", "expired", "interrupted"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    key: ConversationKey
+    user_id: str
+    event_id: str
+    kind: str
+    backend: str
+    model: str
+    status: str
+    response_id: str | None
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    conversation_id: int | None
+
+
+async def create_run(
+    db: Database, key: ConversationKey, *, user_id: str, event_id: str, kind: str
+) -> int:
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "INSERT INTO runs (platform, workspace, channel, thread, user_id, event_id, kind, "
+            "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+            (
+                key.platform,
+                key.workspace,
+                key.channel,
+                key.thread,
+                user_id,
+                event_id,
+                kind,
+                time.time(),
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+
+async def start_run(
+    db: Database, run_id: int, *, backend: str, model: str, conversation_id: int | None
+) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE runs SET status = 'in_progress', started_at = ?, backend = ?, model = ?, "
+            "conversation_id = ? WHERE id = ?",
+            (time.time(), backend, model, conversation_id, run_id),
+        )
+
+
+async def finish_run(
+    conn: aiosqlite.Connection,
+    run_id: int,
+    status: RunStatus,
+    *,
+    error: str | None = None,
+    response_id: str | None = None,
+) -> None:
+    """Set a final status inside the caller's transaction."""
+    await conn.execute(
+        "UPDATE runs SET status = ?, error = ?, response_id = COALESCE(?, response_id), "
+        "finished_at = ? WHERE id = ?",
+        (status, error, response_id, time.time(), run_id),
+    )
+
+
+async def record_usage(
+    conn: aiosqlite.Connection, run_id: int, usage: Usage, cost: Decimal | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO usage (run_id, model, input_tokens, cached_tokens, output_tokens, "
+        "reasoning_tokens, image_input_tokens, image_output_tokens, images, audio_seconds, "
+        "characters, cost_usd, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            run_id,
+            usage.model,
+            usage.input_tokens,
+            usage.cached_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            usage.image_input_tokens,
+            usage.image_output_tokens,
+            usage.images,
+            usage.audio_seconds,
+            usage.characters,
+            None if cost is None else float(cost),
+            time.time(),
+        ),
+    )
+
+
+async def mark_unfinished(db: Database, status: RunStatus, error: str) -> int:
+    """Close every run still queued or in progress (start-up after a crash; shutdown)."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE runs SET status = ?, error = ?, finished_at = ? "
+            "WHERE status IN ('queued', 'in_progress', 'requires_action')",
+            (status, error, time.time()),
+        )
+        return cursor.rowcount
+
+
+async def get_run(db: Database, run_id: int) -> RunRecord | None:
+    row = await db.fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
+    if row is None:
+        return None
+    return RunRecord(
+        id=row["id"],
+        key=ConversationKey(row["platform"], row["workspace"], row["channel"], row["thread"]),
+        user_id=row["user_id"],
+        event_id=row["event_id"],
+        kind=row["kind"],
+        backend=row["backend"],
+        model=row["model"],
+        status=row["status"],
+        response_id=row["response_id"],
+        error=row["error"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        conversation_id=row["conversation_id"],
+    )
