@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import itertools
 import threading
+import uuid
 from typing import TextIO
 
 from bot.dispatcher import Dispatcher
@@ -62,6 +63,7 @@ class ConsoleAdapter:
         self.interactive = interactive
         self._actor = Actor(id=_user_name(), name=_user_name(), is_admin=True)
         self._ids = itertools.count(1)
+        self._session = uuid.uuid4().hex[:12]  # event ids must stay unique across runs (dedupe)
         dispatcher.register_outbox(PLATFORM, self)
 
     def write(self, text: str) -> None:
@@ -98,7 +100,7 @@ class ConsoleAdapter:
                 await self._dispatcher.wait_idle()
 
     def _event(self, text: str) -> Inbound | CommandCall:
-        event_id = f"console-{next(self._ids)}"
+        event_id = f"console-{self._session}-{next(self._ids)}"
         if text.startswith("/") and len(text) > 1:
             name, _, rest = text[1:].partition(" ")
             return CommandCall(KEY, self._actor, name.lower(), event_id, text=rest.strip())

@@ -1,0 +1,181 @@
+"""Wire layer for the CLI: `python -m bot …` as a real subprocess against the loopback fake
+OpenAI (which runs in the test's event loop, so the subprocess is driven asynchronously)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_fake import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "sk-test-SECRET-never-printed-0123456789"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as server:
+        yield server
+
+
+def bot_env(fake: FakeOpenAI, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "SLACK_", "DISCORD_", "SWITCHBOARD_"))
+    }
+    env.update(
+        OPENAI_API_KEY=SECRET,
+        OPENAI_BASE_URL=fake.base_url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+        SWITCHBOARD_OPENAI_TIMEOUT="3",
+        SWITCHBOARD_OPENAI_RETRY_MAX_WAIT="0.05",
+        PYTHONPATH=str(ROOT),
+        LOG_LEVEL="INFO",
+    )
+    env.update(extra)
+    return env
+
+
+async def run_bot(
+    *args: str, env: dict[str, str], stdin: bytes = b"", cwd: Path, timeout: float = 30
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_piped_console_answers_each_line_whole_and_exits(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake.delta_delay = 0.001
+    code, out, err = await run_bot(
+        "console", env=bot_env(fake, tmp_path), stdin=b"hello world\nsecond line\n", cwd=tmp_path
+    )
+    assert code == 0, err
+    assert out == "echo: hello world\necho: second line\n"
+    assert SECRET not in out + err
+
+
+async def test_piped_console_keeps_the_conversation(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.answer = lambda turn: f"{len(turn.messages)} messages"
+    env = bot_env(fake, tmp_path)
+    code, out, _ = await run_bot("console", env=env, stdin=b"a\nb\n", cwd=tmp_path)
+    assert out.splitlines() == ["1 messages", "3 messages"]
+    code, out, _ = await run_bot("console", env=env, stdin=b"c\n/reset\nd\n", cwd=tmp_path)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "5 messages" and "new conversation" in lines[1] and lines[2] == "1 messages"
+
+
+async def test_console_faults_are_explained_and_the_next_line_answered(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake.fail_next("unauthorized")
+    code, out, err = await run_bot(
+        "console", env=bot_env(fake, tmp_path), stdin=b"first\n\nthird\n", cwd=tmp_path
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert "OPENAI_API_KEY" in lines[0]
+    assert "empty message" in lines[1]
+    assert lines[2] == "echo: third"
+    assert SECRET not in out + err
+
+
+async def test_run_without_a_platform_says_what_to_set(fake: FakeOpenAI, tmp_path: Path) -> None:
+    code, out, err = await run_bot(env=bot_env(fake, tmp_path), cwd=tmp_path)
+    assert code != 0
+    assert "SLACK_BOT_TOKEN" in err and "DISCORD_TOKEN" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_missing_key_is_one_line_and_bad_config_too(fake: FakeOpenAI, tmp_path: Path) -> None:
+    env = bot_env(fake, tmp_path)
+    del env["OPENAI_API_KEY"]
+    code, _, err = await run_bot("console", env=env, cwd=tmp_path)
+    assert code == 2 and "OPENAI_API_KEY" in err and len(err.strip().splitlines()) == 1
+    env = bot_env(fake, tmp_path, SWITCHBOARD_BACKEND="assistants")
+    code, _, err = await run_bot("console", env=env, cwd=tmp_path)
+    assert code == 2 and "SWITCHBOARD_BACKEND" in err and SECRET not in err
+
+
+async def test_doctor_checks_models_against_the_endpoint(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.models.append(
+        {
+            "id": "old-model",
+            "object": "model",
+            "created": 0,
+            "owned_by": "openai",
+            "shutdown_date": "2020-01-01",
+        }
+    )
+    env = bot_env(
+        fake,
+        tmp_path,
+        SWITCHBOARD_CHAT_MODEL="old-model",
+        SWITCHBOARD_IMAGE_MODEL="no-such-image-model",
+    )
+    code, out, err = await run_bot("doctor", env=env, cwd=tmp_path)
+    assert code == 1, out + err
+    assert "OpenAI reachable" in out
+    assert "old-model was shut down on 2020-01-01" in out
+    assert "no-such-image-model is not offered" in out
+    assert SECRET not in out + err
+
+
+async def test_doctor_reports_a_rejected_key(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.fail_next("unauthorized")
+    code, out, _ = await run_bot("doctor", env=bot_env(fake, tmp_path), cwd=tmp_path)
+    assert code == 2 and "OPENAI_API_KEY" in out
+
+
+@pytest.mark.parametrize(("grace", "status"), [("10", "completed"), ("0.2", "interrupted")])
+async def test_sigterm_finishes_or_interrupts_the_answer_in_flight(
+    fake: FakeOpenAI, tmp_path: Path, grace: str, status: str
+) -> None:
+    fake.latency = 1.0 if status == "completed" else 20
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "console",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=bot_env(fake, tmp_path, SWITCHBOARD_SHUTDOWN_GRACE=grace),
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(b"please answer\n")
+    await proc.stdin.drain()
+    for _ in range(200):
+        if any(r.path.endswith("/responses") for r in fake.requests):
+            break
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        statuses = [row[0] for row in db.execute("SELECT status FROM runs")]
+    assert statuses == [status]
+    if status == "completed":
+        assert out.decode() == "echo: please answer\n"
