@@ -76,8 +76,12 @@ class App:
         return cls(settings, db, client, lanes, dispatcher)
 
     async def shutdown(self) -> None:
-        """Stop taking work, let answers in flight finish within the grace period, mark the rest
-        interrupted, and close storage cleanly."""
+        await self.drain()
+        await self.close()
+
+    async def drain(self) -> None:
+        """Stop taking work and let answers in flight finish within the grace period (adapters
+        stay connected meanwhile, so those answers are still delivered)."""
         self.lanes.close()
         finished = await self.lanes.drain(self.settings.shutdown_grace)
         if not finished:
@@ -85,6 +89,9 @@ class App:
                 "shutdown grace of %.0fs ran out; unfinished answers marked interrupted",
                 self.settings.shutdown_grace,
             )
+
+    async def close(self) -> None:
+        """Mark unfinished answers interrupted; close the OpenAI client and storage."""
         await runs.mark_unfinished(self.db, "interrupted", "shut down before the answer finished")
         await self.client.close()
         await self.db.close()

@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="start every adapter whose credentials are set (the default)")
     sub.add_parser("console", help="chat with the configured assistant from this terminal")
     sub.add_parser("doctor", help="check configuration, OpenAI reachability and models")
+    manifest = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
+    manifest.add_argument("platform", choices=["slack"])
+    invite = sub.add_parser("invite", help="print the Discord invite URL")
+    invite.add_argument("platform", choices=["discord"])
     return parser
 
 
@@ -40,12 +44,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_doctor(settings))
         if command == "console":
             return asyncio.run(_console(settings))
+        if command == "manifest":
+            render_manifest = _adapter_function(
+                "Slack", "adapters.slack.manifest", "render_manifest"
+            )
+            print(render_manifest(settings), end="")
+            return 0
+        if command == "invite":
+            invite_url = _adapter_function("Discord", "adapters.discord.invite", "invite_url")
+            print(asyncio.run(invite_url(settings)))
+            return 0
         return asyncio.run(_run(settings))
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _adapter_function(platform: str, module_name: str, name: str):  # type: ignore[no-untyped-def]
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        raise ConfigError(f"the {platform} adapter is not part of this build yet") from None
 
 
 async def _doctor(settings: Settings) -> int:
@@ -82,15 +107,28 @@ async def _console(settings: Settings) -> int:
 
 
 async def _run(settings: Settings) -> int:
-    from adapters import configured_platforms
+    from adapters import build_adapters, configured_platforms
+    from bot.app import App
 
-    platforms = configured_platforms(settings)
-    if not platforms:
+    if not configured_platforms(settings):
         raise ConfigError(PLATFORM_HINT)
-    missing = [name for name, available in platforms.items() if not available]
-    if missing:
-        raise ConfigError(
-            f"the {' and '.join(missing)} adapter is not part of this build yet; "
-            "unset its credentials or use `python -m bot console`"
-        )
-    raise ConfigError("unreachable: every platform adapter is missing")  # filled by the adapters
+    settings.require_openai()
+    app = await App.create(settings)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    started = []
+    try:
+        for adapter in build_adapters(settings, app.dispatcher):
+            await adapter.start()
+            started.append(adapter)
+        await stop.wait()
+        log.info("shutting down: finishing the answers in flight")
+        await app.drain()
+    finally:
+        for adapter in reversed(started):
+            try:
+                await adapter.close()
+            except Exception as exc:
+                log.warning("closing the %s adapter failed: %s", adapter.name, type(exc).__name__)
+        await app.close()
+    return 0

@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from bot.capabilities.chat import ChatCapability, check_message
+from bot.commands import COMMAND_NAMES
 from bot.config import Settings
 from bot.delivery import Outbox
 from bot.errors import UserError
 from bot.lanes import Lanes, LanesClosed
-from bot.types import CommandCall, Event, Inbound, Reply
-from storage import runs
+from bot.types import CommandCall, ConversationKey, Event, Inbound, Reply
+from storage import conversations, runs
 from storage.db import Database
 from storage.events import claim_event
 
@@ -60,6 +61,11 @@ class Dispatcher:
         """Return once every accepted event has been handled."""
         await self._lanes.wait_idle()
 
+    async def has_conversation(self, key: ConversationKey) -> bool:
+        """Whether the bot already takes part in the conversation at `key` (adapters use it to
+        answer thread replies without a mention)."""
+        return await conversations.get_active(self._db, key, self._chat.backend_name) is not None
+
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
 
@@ -103,6 +109,10 @@ class Dispatcher:
 
         async def job() -> None:
             if command is None:
+                if call.name in COMMAND_NAMES:
+                    raise UserError(
+                        f"/{call.name} is not available in this version of the bot yet."
+                    )
                 known = ", ".join(f"/{name}" for name in sorted(self._commands))
                 raise UserError(f"I don't know /{call.name}. Commands here: {known}.")
             if command.admin and not self.is_admin(call.actor.id, call.actor.is_admin):
