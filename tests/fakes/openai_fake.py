@@ -1,0 +1,1132 @@
+"""A loopback fake of the OpenAI HTTP API, for wire tests with the real ``openai`` client.
+
+    async with FakeOpenAI() as fake:
+        client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+        fake.answer = lambda turn: f"you said {turn.messages[-1][1]}"
+        ...
+        assert fake.spec_problems == []
+
+A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
+
+* ``POST /v1/responses`` (stream and not): string or item-list ``input`` (message items with
+  ``input_text``/``input_image``/``output_text`` parts; ``function_call``/``function_call_output``
+  items are only recorded and stored), ``instructions``, ``conversation`` (stored items are
+  prepended for `FakeTurn.messages`; new input items and the output message are appended on
+  completion, also on ``incomplete``), ``previous_response_id`` (same, from the stored response
+  chain; mutually exclusive with ``conversation`` -> 400), ``store=false`` (not retrievable).
+  Other parameters (``temperature``, ``max_output_tokens``, ``tools``, ``text``, ...) are
+  accepted and echoed in the Response object, never acted on. Streams carry the real event
+  sequence (created, in_progress, output_item.added, content_part.added, output_text.delta
+  one word each, output_text.done, content_part.done, output_item.done, completed) with
+  ``sequence_number``. ``GET /v1/responses/{id}`` returns a stored response.
+* Conversations: create (``items``, ``metadata``), retrieve, update (metadata), delete;
+  items list (``order`` asc/desc, default desc, ``limit``, ``after``), create, retrieve, delete.
+* ``POST /v1/chat/completions`` (stream and not; ``stream_options.include_usage`` adds the
+  usage chunk with ``choices: []`` before ``data: [DONE]``); ``system_fingerprint`` answered,
+  ``seed``/``response_format`` accepted and ignored.
+* ``GET /v1/models`` and ``/v1/models/{id}``; a request naming a model not in `FakeOpenAI.models`
+  gets 404 ``model_not_found``; a missing/empty ``Authorization: Bearer`` gets 401; an unknown
+  route gets OpenAI's 404 ``Invalid URL (METHOD /path)``. Every response has ``x-request-id``.
+* Usage is estimated as ceil(chars / 4) per text; ``cached_tokens``, ``cache_write_tokens``
+  and ``reasoning_tokens`` are 0.
+
+NOT modelled: tool execution or model-initiated tool calls (``function_call`` output items),
+hosted tools (web/file search, code interpreter, MCP, shell...), files, images, audio,
+embeddings, moderation, vector stores, batches, background mode / cancel / retrieve-stream
+resume, ``include``, logprobs, reasoning items and summaries, refusals, structured-output
+enforcement (``text.format``/``response_format`` are not applied), truncation and context
+limits, metadata limits, rate-limit headers, real tokenisation, Chat Completions storage
+(``store=true``), stream obfuscation fields, ``n > 1``.
+
+Faults (`FakeOpenAI.fail_next`), consumed FIFO by the matching requests, each request recorded:
+
+===============  ====================================================================
+``unauthorized`` 401 ``invalid_api_key``            -> ``openai.AuthenticationError``
+``rate_limit``   429 ``rate_limit_exceeded`` + ``retry-after``/``retry-after-ms``
+                                                    -> ``openai.RateLimitError`` (``.code``)
+``quota``        429 ``insufficient_quota``         -> ``openai.RateLimitError`` (``.code``)
+``server_error`` 500 ``server_error``               -> ``openai.InternalServerError``
+``timeout``      never answers (until the client leaves, ~60 s or `close`)
+                 -> ``openai.APITimeoutError`` raised by ``create()`` itself (also when
+                 ``stream=True``: the headers never come)
+``break``        200, a few deltas, then the TCP connection is aborted without the terminal
+                 event -> iterating the stream raises ``openai.APIConnectionError`` (message
+                 "Connection error."; ``__cause__`` is ``httpx2.RemoteProtocolError``
+                 "peer closed connection without sending complete message body: incomplete
+                 chunked read"). NOT ``APITimeoutError`` (a subclass of APIConnectionError).
+                 Non-streaming: the body is cut short -> ``create()`` raises the same.
+``failed``       Responses stream ends with ``response.failed`` (``status: failed``,
+                 ``error.code: server_error``); the SDK raises nothing, the consumer sees the
+                 event. Non-stream Responses: the Response object with ``status: failed``.
+                 Chat stream: an ``{"error": ...}`` data line, which the SDK raises as
+                 ``openai.APIError`` while iterating; chat non-stream: 500.
+``incomplete``   half the words, then ``response.incomplete`` with
+                 ``incomplete_details.reason: max_output_tokens`` (chat: ``finish_reason:
+                 "length"``). Non-stream: the same as a final object.
+===============  ====================================================================
+
+``break``/``failed``/``incomplete`` only match generation requests (``POST /v1/responses``,
+``POST /v1/chat/completions``); the others match ANY request, including the
+``POST /v1/conversations`` a Responses backend may send before its first turn (narrow with
+``endpoint=``: "responses", "chat", "conversations" or "models").
+
+SDK behaviour worth knowing (openai 3.54): ``client.responses.stream(...)``'s
+``get_final_response()`` raises ``RuntimeError("Didn't receive a `response.completed`
+event.")`` for ``failed`` AND ``incomplete`` streams; iterate ``responses.create(stream=True)``
+to see the terminal event instead. With ``max_retries > 0`` the SDK itself retries 429/500
+and timeouts (honouring ``retry-after-ms``), so one fault per attempt is needed.
+
+Spec check (``spec_check=True``, the default): every JSON request body, JSON response, and
+SSE event payload is checked against the official OpenAPI description with
+`tests.fakes.spec_check` and problems are appended to `FakeOpenAI.spec_problems`. Error bodies
+are checked against ``components/schemas/ErrorResponse`` (the spec documents only 200/429).
+Not checked: the chat ``{"error": ...}`` stream line and ``[DONE]`` (outside the schema), the
+partial bodies of ``break``, headers and query parameters (see spec_check's docstring for the
+checker's own limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import math
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .spec_check import Spec, load_spec
+
+__all__ = ["DEFAULT_MODELS", "FakeOpenAI", "FakeTurn", "FaultKind", "RecordedRequest"]
+
+FaultKind = Literal[
+    "unauthorized",
+    "rate_limit",
+    "quota",
+    "server_error",
+    "timeout",
+    "break",
+    "failed",
+    "incomplete",
+]
+_FAULT_KINDS = frozenset(get_args(FaultKind))
+_STREAM_FAULTS = frozenset({"break", "failed", "incomplete"})
+_ENDPOINTS = frozenset({None, "responses", "chat", "conversations", "models"})
+_PARTIAL_DELTAS = 3  # deltas sent before "break"/"failed"
+_TIMEOUT_HANG = 60.0
+_SPEC = "openai-openapi.yaml"
+_FINGERPRINT = "fp_fake0penai"
+
+_CREATED = 1_767_225_600  # 2026-01-01
+_log = logging.getLogger(__name__)
+
+
+def _model(id_: str, owned_by: str = "system", shutdown_date: str | None = None) -> dict:
+    return {
+        "id": id_,
+        "object": "model",
+        "created": _CREATED,
+        "owned_by": owned_by,
+        "shutdown_date": shutdown_date,
+    }
+
+
+DEFAULT_MODELS: tuple[dict[str, Any], ...] = (
+    _model("gpt-6.1-terra"),
+    _model("gpt-6.1-sol"),
+    _model("gpt-image-2.6-sunburst"),
+    _model("gpt-transcribe"),
+    _model("text-embedding-3-small"),
+    _model("omni-moderation-latest"),
+    _model("gpt-4o-mini-tts", shutdown_date="2027-01-06"),
+    _model("gpt-5-mini", shutdown_date="2026-12-11"),
+)
+
+
+@dataclass(frozen=True)
+class FakeTurn:
+    """What the "model" sees for one generation request (the argument of `FakeOpenAI.answer`).
+
+    ``messages`` are (role, text) in order, history first (stored conversation / previous
+    response chain for Responses; everything the client sent for Chat). Chat system/developer
+    messages go to ``instructions`` (joined by a blank line); Responses keep input items with
+    those roles in ``messages`` and ``instructions`` is the ``instructions`` parameter. Text
+    parts of one message are joined with "\\n". ``images`` are the image URLs / data URLs (or
+    ``file_id`` when no URL) of every image part, history included, in order.
+    """
+
+    endpoint: Literal["responses", "chat"]
+    model: str
+    instructions: str | None
+    messages: list[tuple[str, str]]
+    images: list[str]
+    raw: dict[str, Any]
+    conversation_id: str | None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as received (``json`` is None when there was no JSON body)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    json: Any
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Closed(Exception):
+    """Raised in a handler that was waiting when the fake closed."""
+
+
+@dataclass
+class _Fault:
+    kind: str
+    times: int
+    retry_after: float | None
+    endpoint: str | None
+
+
+Answer = Callable[[FakeTurn], "str | Awaitable[str]"]
+
+
+def default_answer(turn: FakeTurn) -> str:
+    """``"echo: "`` + the last user message's text."""
+    last = next((text for role, text in reversed(turn.messages) if role == "user"), "")
+    return "echo: " + last
+
+
+class FakeOpenAI:
+    """The fake server. Use as ``async with FakeOpenAI() as fake:`` (or `start`/`close`).
+
+    Mutable at any time: `answer`, `models`, `latency` (seconds before the first byte of a
+    generation answer), `delta_delay` (seconds between streamed deltas).
+    Inspect: `requests`, `turns` (every `FakeTurn` given to `answer`), `conversations`
+    (id -> stored items), `responses` (id -> stored Response object), `spec_problems`.
+    """
+
+    def __init__(
+        self, *, latency: float = 0.0, delta_delay: float = 0.0, spec_check: bool = True
+    ) -> None:
+        self.latency = latency
+        self.delta_delay = delta_delay
+        self.spec_check = spec_check
+        self.answer: Answer = default_answer
+        self.models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_MODELS]
+        self.requests: list[RecordedRequest] = []
+        self.turns: list[FakeTurn] = []
+        self.conversations: dict[str, list[dict[str, Any]]] = {}
+        self.responses: dict[str, dict[str, Any]] = {}
+        self.spec_problems: list[str] = []
+        self._conversation_meta: dict[str, dict[str, Any]] = {}
+        self._response_context: dict[str, list[dict[str, Any]]] = {}
+        self._faults: list[_Fault] = []
+        self._spec: Spec | None = None
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self.base_url = ""
+        self.port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> FakeOpenAI:
+        self._closing.clear()
+        if self.spec_check:
+            self._spec = await asyncio.to_thread(load_spec, _SPEC)
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
+        app.on_response_prepare.append(_add_request_id)
+        r = app.router
+        r.add_post("/v1/responses", self._responses_create)
+        r.add_get("/v1/responses/{id}", self._responses_get)
+        r.add_post("/v1/conversations", self._conv_create)
+        r.add_get("/v1/conversations/{id}", self._conv_get)
+        r.add_post("/v1/conversations/{id}", self._conv_update)
+        r.add_delete("/v1/conversations/{id}", self._conv_delete)
+        r.add_get("/v1/conversations/{id}/items", self._items_list)
+        r.add_post("/v1/conversations/{id}/items", self._items_create)
+        r.add_get("/v1/conversations/{id}/items/{item}", self._item_get)
+        r.add_delete("/v1/conversations/{id}/items/{item}", self._item_delete)
+        r.add_post("/v1/chat/completions", self._chat_create)
+        r.add_get("/v1/models", self._models_list)
+        r.add_get("/v1/models/{id}", self._model_get)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        return self
+
+    async def close(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeOpenAI:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        kind: FaultKind,
+        times: int = 1,
+        retry_after: float | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        """Make the next ``times`` matching requests fail with ``kind`` (see module docstring).
+
+        ``endpoint`` ("responses", "chat", "conversations", "models") limits which requests
+        consume the fault; ``retry_after`` (seconds, default 0.01) is for "rate_limit".
+        """
+        if kind not in _FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {sorted(_FAULT_KINDS)}")
+        if endpoint not in _ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(_ENDPOINTS - {None})}")
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        self._faults.append(_Fault(kind, times, retry_after, endpoint))
+
+    def _take_fault(self, endpoint: str, generation: bool) -> _Fault | None:
+        for fault in self._faults:
+            if fault.endpoint not in (None, endpoint):
+                continue
+            if fault.kind in _STREAM_FAULTS and not generation:
+                continue
+            fault.times -= 1
+            if fault.times == 0:
+                self._faults.remove(fault)
+            return fault
+        return None
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        raw = await request.read()
+        body: Any = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                bad_json = True
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.path,
+                CIMultiDictProxy(CIMultiDict(request.headers)),
+                body,
+                dict(request.query),
+            )
+        )
+        request[_BODY] = body
+        if self._spec is not None and not bad_json and request.path.startswith("/v1/"):
+            self._problems(self._spec.check_request(request.method, request.path, body))
+
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not key:
+            return self._error(request, 401, _NO_KEY, "invalid_request_error")
+        if bad_json:
+            return self._error(request, 400, _BAD_JSON, "invalid_request_error")
+
+        parts = request.path.split("/")
+        endpoint = parts[2] if len(parts) > 2 else ""
+        generation = request.method == "POST" and request.path in (
+            "/v1/responses",
+            "/v1/chat/completions",
+        )
+        fault = self._take_fault(endpoint, generation)
+        if fault is not None:
+            if fault.kind in _STREAM_FAULTS:
+                request[_FAULT] = fault.kind
+            else:
+                return await self._fault_response(request, fault, key, body)
+        try:
+            return await handler(request)
+        except _Closed:
+            return _abort(request, web.Response(status=503))
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            message = f"Invalid URL ({request.method} {request.path})"
+            return self._error(request, exc.status, message, "invalid_request_error")
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # e.g. a broken `answer` callable: say so in the 500
+            _log.exception("FakeOpenAI: %s %s failed", request.method, request.path)
+            message = f"FakeOpenAI handler failed: {exc!r}"
+            return self._error(request, 500, message, "server_error")
+
+    async def _fault_response(
+        self, request: web.Request, fault: _Fault, key: str, body: Any
+    ) -> web.StreamResponse:
+        if fault.kind == "unauthorized":
+            masked = key[:5] + "***" + key[-2:]
+            message = (
+                f"Incorrect API key provided: {masked}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys."
+            )
+            return self._error(
+                request, 401, message, "invalid_request_error", code="invalid_api_key"
+            )
+        if fault.kind == "rate_limit":
+            wait = 0.01 if fault.retry_after is None else fault.retry_after
+            model = (
+                body.get("model", "gpt-6.1-terra") if isinstance(body, dict) else "gpt-6.1-terra"
+            )
+            message = (
+                f"Rate limit reached for {model} in organization org-fake on requests per min "
+                f"(RPM): Limit 3, Used 3, Requested 1. Please try again in {wait * 1000:g}ms. "
+                "Visit https://platform.openai.com/account/rate-limits to learn more."
+            )
+            headers = {"retry-after": f"{wait:g}", "retry-after-ms": f"{wait * 1000:g}"}
+            return self._error(
+                request, 429, message, "requests", code="rate_limit_exceeded", headers=headers
+            )
+        if fault.kind == "quota":
+            message = "You exceeded your current quota, please check your plan and billing details."
+            return self._error(
+                request, 429, message, "insufficient_quota", code="insufficient_quota"
+            )
+        if fault.kind == "server_error":
+            message = "The server had an error while processing your request. Sorry about that!"
+            return self._error(request, 500, message, "server_error")
+        # "timeout": hold the request until the client leaves or the fake closes.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _TIMEOUT_HANG
+        while not self._closing.is_set() and loop.time() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), 0.05)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=504)
+
+    def _problems(self, problems: list[str]) -> None:
+        if problems:
+            self.spec_problems.extend(problems)
+
+    def _json(self, request: web.Request, payload: Any, status: int = 200) -> web.Response:
+        if self._spec is not None:
+            if status < 400:
+                problems = self._spec.check_response(request.method, request.path, status, payload)
+            else:
+                problems = self._spec.check_component(
+                    "ErrorResponse", payload, label=f"{request.method} {request.path} {status}"
+                )
+            self._problems(problems)
+        return web.Response(
+            status=status,
+            body=json.dumps(payload, ensure_ascii=False).encode(),
+            content_type="application/json",
+        )
+
+    def _error(
+        self,
+        request: web.Request,
+        status: int,
+        message: str,
+        type_: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        payload = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+        response = self._json(request, payload, status)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    def _model_error(self, request: web.Request, body: Any) -> web.Response | None:
+        """400 if ``model`` is missing, 404 ``model_not_found`` if it is unknown."""
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str) or not model:
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'model'.",
+                "invalid_request_error",
+                param="model",
+                code="missing_required_parameter",
+            )
+        if not any(m.get("id") == model for m in self.models):
+            return self._not_found_model(request, model)
+        return None
+
+    def _not_found_model(self, request: web.Request, model: str) -> web.Response:
+        message = f"The model `{model}` does not exist or you do not have access to it."
+        return self._error(
+            request, 404, message, "invalid_request_error", param="model", code="model_not_found"
+        )
+
+    async def _call_answer(self, turn: FakeTurn) -> str:
+        self.turns.append(turn)
+        result = self.answer(turn)
+        if inspect.isawaitable(result):
+            result = await result
+        return str(result)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but end the request at once (`_Closed`) when the fake closes."""
+        if seconds <= 0:
+            return
+        if not self._closing.is_set():
+            try:
+                await asyncio.wait_for(self._closing.wait(), seconds)
+            except TimeoutError:
+                return
+        raise _Closed
+
+    async def _open_stream(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            }
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        return response
+
+    def _check_event(self, request: web.Request, payload: Any) -> None:
+        if self._spec is not None:
+            self._problems(self._spec.check_event(request.method, request.path, payload))
+
+    # -- Responses ----------------------------------------------------------------------------
+
+    async def _responses_create(self, request: web.Request) -> web.StreamResponse:
+        body = request[_BODY]
+        if not isinstance(body, dict):
+            return self._error(request, 400, _BAD_BODY, "invalid_request_error")
+        if (error := self._model_error(request, body)) is not None:
+            return error
+        conv_id = body.get("conversation")
+        if isinstance(conv_id, dict):
+            conv_id = conv_id.get("id")
+        previous = body.get("previous_response_id")
+        if conv_id and previous:
+            return self._error(
+                request,
+                400,
+                "Mutually exclusive parameters: 'conversation' and 'previous_response_id'. "
+                "Ensure you are only providing one of: 'previous_response_id' or 'conversation'.",
+                "invalid_request_error",
+                param="conversation",
+                code="mutually_exclusive_parameters",
+            )
+        if conv_id:
+            if conv_id not in self.conversations:
+                return self._conversation_404(request, conv_id)
+            history = self.conversations[conv_id]
+        elif previous:
+            if previous not in self._response_context:
+                message = f"Previous response with id '{previous}' not found."
+                return self._error(
+                    request, 404, message, "invalid_request_error", param="previous_response_id"
+                )
+            history = self._response_context[previous]
+        else:
+            history = []
+        try:
+            new_items = _input_items(body.get("input"))
+        except ValueError as exc:
+            return self._error(request, 400, str(exc), "invalid_request_error", param="input")
+        instructions = body.get("instructions")
+        messages, images = _messages_of([*history, *new_items])
+        turn = FakeTurn(
+            "responses", body["model"], instructions, messages, images, body, conv_id or None
+        )
+        await self._sleep(self.latency)
+        answer = await self._call_answer(turn)
+        fault = request.get(_FAULT)
+        words = _words(answer, fault)
+        text = "".join(words)
+
+        response_id = _new_id("resp_")
+        item_id = _new_id("msg_")
+        status = {"failed": "failed", "incomplete": "incomplete"}.get(fault or "", "completed")
+        input_chars = len(instructions or "") + sum(len(t) for _, t in messages)
+        obj = _response_object(response_id, body, conv_id, instructions, status="in_progress")
+
+        def finish() -> dict[str, Any]:
+            obj["status"] = status
+            if status == "failed":
+                obj["error"] = {"code": "server_error", "message": "The model had an error."}
+                return obj
+            item = _output_message(
+                item_id, text, "completed" if status == "completed" else "incomplete"
+            )
+            obj["output"] = [item]
+            obj["usage"] = _response_usage(input_chars, len(text))
+            if status == "completed":
+                obj["completed_at"] = int(time.time())
+            else:
+                obj["incomplete_details"] = {"reason": "max_output_tokens"}
+            context = [*history, *new_items, item]
+            if conv_id:
+                self.conversations[conv_id].extend([*new_items, item])
+            if body.get("store") is not False:
+                self.responses[response_id] = obj
+                self._response_context[response_id] = context
+            return obj
+
+        if not body.get("stream"):
+            if fault == "break":
+                return await self._broken_json(request, obj)
+            return self._json(request, finish())
+
+        response = await self._open_stream(request)
+        seq = 0
+
+        async def send(event: dict[str, Any]) -> None:
+            nonlocal seq
+            event["sequence_number"] = seq
+            seq += 1
+            self._check_event(request, event)
+            data = json.dumps(event, ensure_ascii=False)
+            await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+
+        try:
+            await send({"type": "response.created", "response": obj})
+            await send({"type": "response.in_progress", "response": obj})
+            item = _output_message(item_id, "", "in_progress")
+            await send({"type": "response.output_item.added", "output_index": 0, "item": item})
+            where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            await send({"type": "response.content_part.added", **where, "part": part})
+            for i, word in enumerate(words):
+                if i:
+                    await self._sleep(self.delta_delay)
+                await send(
+                    {"type": "response.output_text.delta", **where, "delta": word, "logprobs": []}
+                )
+            if fault == "break":
+                return _abort(request, response)
+            if fault != "failed":
+                await send(
+                    {"type": "response.output_text.done", **where, "text": text, "logprobs": []}
+                )
+                part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+                await send({"type": "response.content_part.done", **where, "part": part})
+            final = finish()
+            if fault != "failed":
+                done = final["output"][0]
+                await send({"type": "response.output_item.done", "output_index": 0, "item": done})
+            terminal = {"completed": "response.completed", "failed": "response.failed"}
+            await send({"type": terminal.get(status, "response.incomplete"), "response": final})
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client left
+        return response
+
+    async def _responses_get(self, request: web.Request) -> web.Response:
+        response_id = request.match_info["id"]
+        if response_id not in self.responses:
+            message = f"Response with id '{response_id}' not found."
+            return self._error(request, 404, message, "invalid_request_error")
+        return self._json(request, self.responses[response_id])
+
+    async def _broken_json(self, request: web.Request, payload: Any) -> web.StreamResponse:
+        data = json.dumps(payload).encode()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(data)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await response.write(data[: len(data) // 2])
+        return _abort(request, response)
+
+    # -- Conversations ------------------------------------------------------------------------
+
+    def _conversation_404(self, request: web.Request, conv_id: str) -> web.Response:
+        message = f"Conversation with id '{conv_id}' not found."
+        return self._error(request, 404, message, "invalid_request_error")
+
+    def _conversation_object(self, conv_id: str) -> dict[str, Any]:
+        return {"object": "conversation", **self._conversation_meta[conv_id]}
+
+    async def _conv_create(self, request: web.Request) -> web.Response:
+        body = request[_BODY] or {}
+        if not isinstance(body, dict):
+            return self._error(request, 400, _BAD_BODY, "invalid_request_error")
+        try:
+            items = _input_items(body.get("items") or [])
+        except ValueError as exc:
+            return self._error(request, 400, str(exc), "invalid_request_error", param="items")
+        conv_id = _new_id("conv_")
+        self.conversations[conv_id] = items
+        self._conversation_meta[conv_id] = {
+            "id": conv_id,
+            "created_at": int(time.time()),
+            "metadata": body.get("metadata") or {},
+        }
+        return self._json(request, self._conversation_object(conv_id))
+
+    async def _conv_get(self, request: web.Request) -> web.Response:
+        conv_id = request.match_info["id"]
+        if conv_id not in self.conversations:
+            return self._conversation_404(request, conv_id)
+        return self._json(request, self._conversation_object(conv_id))
+
+    async def _conv_update(self, request: web.Request) -> web.Response:
+        conv_id = request.match_info["id"]
+        if conv_id not in self.conversations:
+            return self._conversation_404(request, conv_id)
+        body = request[_BODY]
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'metadata'.",
+                "invalid_request_error",
+                param="metadata",
+                code="missing_required_parameter",
+            )
+        self._conversation_meta[conv_id]["metadata"] = body["metadata"]
+        return self._json(request, self._conversation_object(conv_id))
+
+    async def _conv_delete(self, request: web.Request) -> web.Response:
+        conv_id = request.match_info["id"]
+        if conv_id not in self.conversations:
+            return self._conversation_404(request, conv_id)
+        del self.conversations[conv_id]
+        del self._conversation_meta[conv_id]
+        return self._json(
+            request, {"id": conv_id, "object": "conversation.deleted", "deleted": True}
+        )
+
+    async def _items_list(self, request: web.Request) -> web.Response:
+        conv_id = request.match_info["id"]
+        if conv_id not in self.conversations:
+            return self._conversation_404(request, conv_id)
+        items = list(self.conversations[conv_id])
+        if request.query.get("order", "desc") == "desc":
+            items.reverse()
+        after = request.query.get("after")
+        if after:
+            ids = [item.get("id") for item in items]
+            items = items[ids.index(after) + 1 :] if after in ids else []
+        try:
+            limit = max(1, min(100, int(request.query.get("limit", 20))))
+        except ValueError:
+            return self._error(
+                request, 400, "Invalid 'limit'.", "invalid_request_error", param="limit"
+            )
+        return self._json(request, _item_list(items[:limit], has_more=len(items) > limit))
+
+    async def _items_create(self, request: web.Request) -> web.Response:
+        conv_id = request.match_info["id"]
+        if conv_id not in self.conversations:
+            return self._conversation_404(request, conv_id)
+        body = request[_BODY]
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'items'.",
+                "invalid_request_error",
+                param="items",
+                code="missing_required_parameter",
+            )
+        try:
+            items = _input_items(body["items"])
+        except ValueError as exc:
+            return self._error(request, 400, str(exc), "invalid_request_error", param="items")
+        self.conversations[conv_id].extend(items)
+        return self._json(request, _item_list(items, has_more=False))
+
+    def _find_item(self, request: web.Request) -> tuple[str, dict[str, Any] | web.Response]:
+        conv_id = request.match_info["id"]
+        if conv_id not in self.conversations:
+            return conv_id, self._conversation_404(request, conv_id)
+        item_id = request.match_info["item"]
+        for item in self.conversations[conv_id]:
+            if item.get("id") == item_id:
+                return conv_id, item
+        message = f"Item with id '{item_id}' not found."
+        return conv_id, self._error(request, 404, message, "invalid_request_error")
+
+    async def _item_get(self, request: web.Request) -> web.Response:
+        _, found = self._find_item(request)
+        return found if isinstance(found, web.Response) else self._json(request, found)
+
+    async def _item_delete(self, request: web.Request) -> web.Response:
+        conv_id, found = self._find_item(request)
+        if isinstance(found, web.Response):
+            return found
+        self.conversations[conv_id].remove(found)
+        return self._json(request, self._conversation_object(conv_id))
+
+    # -- Chat Completions ---------------------------------------------------------------------
+
+    async def _chat_create(self, request: web.Request) -> web.StreamResponse:
+        body = request[_BODY]
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'messages'.",
+                "invalid_request_error",
+                param="messages",
+                code="missing_required_parameter",
+            )
+        if (error := self._model_error(request, body)) is not None:
+            return error
+        system: list[str] = []
+        chat_items = []
+        for message in body["messages"]:
+            if not isinstance(message, dict):
+                continue
+            if message.get("role") in ("system", "developer"):
+                system.append(_text_of(message.get("content"))[0])
+            else:
+                chat_items.append(message)
+        messages, images = _messages_of(chat_items)
+        turn = FakeTurn(
+            "chat",
+            body["model"],
+            "\n\n".join(system) if system else None,
+            messages,
+            images,
+            body,
+            None,
+        )
+        await self._sleep(self.latency)
+        answer = await self._call_answer(turn)
+        fault = request.get(_FAULT)
+        words = _words(answer, fault)
+        text = "".join(words)
+        finish_reason = "length" if fault == "incomplete" else "stop"
+        prompt_chars = sum(len(t) for t in system) + sum(len(t) for _, t in messages)
+        usage = _chat_usage(prompt_chars, len(text))
+        head = {
+            "id": _new_id("chatcmpl-"),
+            "created": int(time.time()),
+            "model": body["model"],
+            "service_tier": "default",
+            "system_fingerprint": _FINGERPRINT,
+        }
+
+        if not body.get("stream"):
+            if fault == "failed":
+                message = "The model had an error while generating your response."
+                return self._error(request, 500, message, "server_error", code="server_error")
+            payload = {
+                "object": "chat.completion",
+                **head,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": text,
+                            "refusal": None,
+                            "annotations": [],
+                        },
+                        "logprobs": None,
+                        "finish_reason": finish_reason,
+                    }
+                ],
+                "usage": usage,
+            }
+            if fault == "break":
+                return await self._broken_json(request, payload)
+            return self._json(request, payload)
+
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        response = await self._open_stream(request)
+        chunk_head = {"object": "chat.completion.chunk", **head}
+
+        async def send(choices: list[dict[str, Any]], usage_value: Any = None) -> None:
+            chunk = {**chunk_head, "choices": choices}
+            if include_usage:
+                chunk["usage"] = usage_value
+            self._check_event(request, chunk)
+            await response.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+
+        def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
+            return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+
+        try:
+            await send(choice({"role": "assistant", "content": "", "refusal": None}))
+            for i, word in enumerate(words):
+                if i:
+                    await self._sleep(self.delta_delay)
+                await send(choice({"content": word}))
+            if fault == "break":
+                return _abort(request, response)
+            if fault == "failed":
+                error = {
+                    "message": "The model had an error while generating your response.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "server_error",
+                }
+                await response.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+            else:
+                await send(choice({}, finish_reason))
+                if include_usage:
+                    await send([], usage)
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionError:
+            pass
+        return response
+
+    # -- Models -------------------------------------------------------------------------------
+
+    async def _models_list(self, request: web.Request) -> web.Response:
+        return self._json(request, {"object": "list", "data": list(self.models)})
+
+    async def _model_get(self, request: web.Request) -> web.Response:
+        model_id = request.match_info["id"]
+        for model in self.models:
+            if model.get("id") == model_id:
+                return self._json(request, model)
+        return self._not_found_model(request, model_id)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with "
+    "blank username) if you're accessing the API from your browser and are prompted for a "
+    "username and password. You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent "
+    "was not valid JSON. If you have trouble figuring out how to fix this, please contact us "
+    "through our help center at help.openai.com.)"
+)
+_BAD_BODY = "The request body must be a JSON object."
+_BODY = web.RequestKey("body", object)
+_FAULT = web.RequestKey("fault", str)
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["x-request-id"] = "req_" + secrets.token_hex(16)
+    response.headers["openai-version"] = "2020-10-01"
+
+
+def _abort(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Cut the TCP connection mid-body (aiohttp then skips the chunked terminator)."""
+    if request.transport is not None:
+        request.transport.abort()
+    return response
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(24)
+
+
+def _tokens(chars: int) -> int:
+    return math.ceil(chars / 4)
+
+
+def _words(text: str, fault: str | None = None) -> list[str]:
+    """One chunk per word, whitespace kept: ``"".join(_words(t)) == t``; cut short for the
+    faults that end a stream early (half for "incomplete", a few for "failed"/"break")."""
+    words = _WORD.findall(text)
+    if fault == "incomplete":
+        return words[: max(1, len(words) // 2)]
+    if fault in ("failed", "break"):
+        return words[:_PARTIAL_DELTAS]
+    return words
+
+
+def _text_of(content: Any) -> tuple[str, list[str]]:
+    """(text, images) of a message ``content``: a string or a list of parts."""
+    if isinstance(content, str):
+        return content, []
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content if isinstance(content, list) else ():
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text") and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "input_image":
+            url = part.get("image_url") or part.get("file_id")
+            if url:
+                images.append(url)
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if url:
+                images.append(url)
+    return "\n".join(texts), images
+
+
+def _messages_of(items: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], list[str]]:
+    messages: list[tuple[str, str]] = []
+    images: list[str] = []
+    for item in items:
+        if item.get("type", "message") != "message" or "role" not in item:
+            continue
+        text, item_images = _text_of(item.get("content"))
+        if text or item_images or item["role"] != "assistant":
+            messages.append((item["role"], text))
+        images += item_images
+    return messages, images
+
+
+def _input_items(value: Any) -> list[dict[str, Any]]:
+    """Request ``input``/``items`` -> items as a conversation stores them (with ids)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [{"role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise ValueError("Invalid type for 'input': expected a string or an array of items.")
+    items = []
+    for raw in value:
+        if not isinstance(raw, dict):
+            raise ValueError("Invalid input item: expected an object.")
+        kind = raw.get("type", "message")
+        if kind == "item_reference":
+            continue
+        if kind == "message":
+            role = raw.get("role", "user")
+            content = raw.get("content", "")
+            if isinstance(content, str):
+                if role == "assistant":
+                    content = [_output_text(content)]
+                else:
+                    content = [{"type": "input_text", "text": content}]
+            else:
+                content = [_stored_part(p) for p in content if isinstance(p, dict)]
+            items.append(
+                {
+                    "type": "message",
+                    "id": raw.get("id") or _new_id("msg_"),
+                    "status": "completed",
+                    "role": role,
+                    "content": content,
+                }
+            )
+        else:
+            prefix = {"function_call_output": "fco_", "function_call": "fc_"}.get(kind, "item_")
+            stored = {"id": _new_id(prefix), "status": "completed", **raw}
+            items.append(stored)
+    return items
+
+
+def _stored_part(part: dict[str, Any]) -> dict[str, Any]:
+    kind = part.get("type")
+    if kind == "output_text":
+        return _output_text(part.get("text", ""))
+    if kind == "input_image":
+        return {
+            "type": "input_image",
+            "image_url": part.get("image_url"),
+            "file_id": part.get("file_id"),
+            "detail": part.get("detail") or "auto",
+        }
+    return dict(part)
+
+
+def _output_text(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _output_message(item_id: str, text: str, status: str) -> dict[str, Any]:
+    content = [_output_text(text)] if status != "in_progress" else []
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def _response_object(
+    response_id: str, body: dict[str, Any], conv_id: str | None, instructions: Any, *, status: str
+) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "background": False,
+        "completed_at": None,
+        "conversation": {"id": conv_id} if conv_id else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": instructions,
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "metadata": body.get("metadata") or {},
+        "model": body["model"],
+        "output": [],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": {"effort": None, "summary": None},
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_logprobs": body.get("top_logprobs", 0),
+        "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation") or "disabled",
+    }  # "usage" is added when known: the spec does not allow null
+
+
+def _response_usage(input_chars: int, output_chars: int) -> dict[str, Any]:
+    input_tokens, output_tokens = _tokens(input_chars), _tokens(output_chars)
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def _chat_usage(prompt_chars: int, completion_chars: int) -> dict[str, Any]:
+    prompt, completion = _tokens(prompt_chars), _tokens(completion_chars)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _item_list(items: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else "",
+        "last_id": items[-1]["id"] if items else "",
+        "has_more": has_more,
+    }
