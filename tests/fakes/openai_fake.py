@@ -76,7 +76,8 @@ event.")`` for ``failed`` AND ``incomplete`` streams; iterate ``responses.create
 to see the terminal event instead. With ``max_retries > 0`` the SDK itself retries 429/500
 and timeouts (honouring ``retry-after-ms``), so one fault per attempt is needed.
 
-Spec check (``spec_check=True``, the default): every JSON request body, JSON response, and
+Spec check (``spec_check=True``, the default; turned off with a logged warning when
+``<repo>/../shared/specs/openai-openapi.yaml`` is missing): every JSON request body, JSON response, and
 SSE event payload is checked against the official OpenAPI description with
 `tests.fakes.spec_check` and problems are appended to `FakeOpenAI.spec_problems`. Error bodies
 are checked against ``components/schemas/ErrorResponse`` (the spec documents only 200/429).
@@ -239,8 +240,12 @@ class FakeOpenAI:
 
     async def start(self) -> FakeOpenAI:
         self._closing.clear()
-        if self.spec_check:
-            self._spec = await asyncio.to_thread(load_spec, _SPEC)
+        if self.spec_check and self._spec is None:
+            try:
+                self._spec = await asyncio.to_thread(load_spec, _SPEC)
+            except FileNotFoundError as exc:  # e.g. a clone without ../shared beside it
+                _log.warning("FakeOpenAI: no spec check, %s", exc)
+                self.spec_check = False
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
         app.on_response_prepare.append(_add_request_id)
         r = app.router
