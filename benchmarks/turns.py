@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import multiprocessing
+import os
 import platform
 import statistics
 import tempfile
@@ -21,11 +24,11 @@ import time
 from pathlib import Path
 
 from openai import AsyncOpenAI
-from tests.fakes.openai_fake import FakeOpenAI
 
 from bot.app import App
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.types import Actor, ConversationKey, Inbound, Reply
+from tests.fakes.openai_fake import FakeOpenAI
 
 USER = Actor("U1", "bench")
 _ids = itertools.count()
@@ -64,20 +67,46 @@ class _Stream:
         pass
 
 
+def _serve_fake(latency: float, pipe) -> None:  # type: ignore[no-untyped-def]
+    async def serve() -> None:
+        async with FakeOpenAI(latency=latency, spec_check=False) as fake:
+            pipe.send(fake.base_url)
+            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+
+    asyncio.run(serve())
+
+
+@contextlib.contextmanager
+def fake_in_subprocess(latency: float):  # type: ignore[no-untyped-def]
+    """The fake runs in its own process, as OpenAI would, so its CPU is not charged to the bot."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_serve_fake, args=(latency, child), daemon=True)
+    process.start()
+    try:
+        yield parent.recv()
+    finally:
+        parent.send("stop")
+        process.join(5)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def direct_turns(
-    client: AsyncOpenAI, model: str, conversations: list[str], turns: int
+    client: AsyncOpenAI, settings: Settings, conversations: list[str], turns: int
 ) -> list[float]:
+    """The same request the bot makes (model, instructions, input, conversation), made directly."""
+
     async def one(conversation: str) -> list[float]:
         times = []
         for n in range(turns):
             start = time.perf_counter()
             stream = await client.responses.create(
-                model=model,
+                model=settings.chat_model,
+                instructions=settings.instructions,
                 input=[{"role": "user", "content": [{"type": "input_text", "text": f"turn {n}"}]}],
                 conversation=conversation,
                 stream=True,
@@ -112,60 +141,75 @@ async def bot_turns(
     return [t for times in results for t in times]
 
 
-async def measure(latency: float, turns: int) -> None:
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}, "
-        f"{__import__('os').cpu_count()} cores; fake latency {latency * 1000:.0f} ms"
+@contextlib.asynccontextmanager
+async def bot_against(base_url: str, tmp: str):  # type: ignore[no-untyped-def]
+    settings = load_settings(
+        OPENAI_API_KEY="sk-bench",
+        OPENAI_BASE_URL=base_url,
+        DATABASE_URL=f"sqlite:///{Path(tmp) / 'bench.db'}",
+        LOG_LEVEL="WARNING",
+        SWITCHBOARD_MAX_CONCURRENCY=64,
     )
-    async with FakeOpenAI(latency=latency, spec_check=False) as fake:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(
-                OPENAI_API_KEY="sk-bench",
-                OPENAI_BASE_URL=fake.base_url,
-                DATABASE_URL=f"sqlite:///{Path(tmp) / 'bench.db'}",
-                LOG_LEVEL="WARNING",
-                SWITCHBOARD_MAX_CONCURRENCY=64,
-            )
-            app = await App.create(settings)
-            outbox = TimingOutbox()
-            app.dispatcher.register_outbox("bench", outbox)
-            client = AsyncOpenAI(api_key="sk-bench", base_url=fake.base_url, max_retries=0)
-            try:
-                for concurrency in (1, 50):
-                    keys = [
-                        ConversationKey("bench", "W", f"C{concurrency}-{i}")
-                        for i in range(concurrency)
-                    ]
-                    conversations = [(await client.conversations.create()).id for _ in keys]
-                    await bot_turns(app, outbox, keys, 1)  # warm-up: creates each conversation
-                    await direct_turns(client, settings.chat_model, conversations, 1)
-                    direct = await direct_turns(client, settings.chat_model, conversations, turns)
-                    through = await bot_turns(app, outbox, keys, turns)
-                    d50, d99 = pct(direct, 0.5), pct(direct, 0.99)
-                    b50, b99 = pct(through, 0.5), pct(through, 0.99)
-                    print(
-                        f"{concurrency:>2} conversations x {turns} turns: direct p50 {d50 * 1000:.1f} ms "
-                        f"p99 {d99 * 1000:.1f} ms | bot p50 {b50 * 1000:.1f} ms p99 {b99 * 1000:.1f} ms "
-                        f"| ratio p50 {b50 / d50:.3f} p99 {b99 / d99:.3f}"
-                    )
-                fake.latency = 0.0
-                keys = [ConversationKey("bench", "W", f"T{i}") for i in range(50)]
-                await bot_turns(app, outbox, keys, 1)
-                start = time.perf_counter()
-                through = await bot_turns(app, outbox, keys, 10)
-                elapsed = time.perf_counter() - start
-                conversations = [(await client.conversations.create()).id for _ in range(50)]
-                start = time.perf_counter()
-                direct = await direct_turns(client, settings.chat_model, conversations, 10)
-                direct_elapsed = time.perf_counter() - start
+    app = await App.create(settings)
+    outbox = TimingOutbox()
+    app.dispatcher.register_outbox("bench", outbox)
+    client = AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0)
+    try:
+        yield app, outbox, client, settings
+    finally:
+        await client.close()
+        await app.shutdown()
+
+
+async def latency_figures(base_url: str, turns: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with bot_against(base_url, tmp) as (app, outbox, client, settings):
+            for concurrency in (1, 50):
+                keys = [
+                    ConversationKey("bench", "W", f"C{concurrency}-{i}") for i in range(concurrency)
+                ]
+                conversations = [(await client.conversations.create()).id for _ in keys]
+                await bot_turns(app, outbox, keys, 1)  # warm-up: creates each conversation
+                await direct_turns(client, settings, conversations, 1)
+                direct = await direct_turns(client, settings, conversations, turns)
+                through = await bot_turns(app, outbox, keys, turns)
+                d50, d99 = pct(direct, 0.5), pct(direct, 0.99)
+                b50, b99 = pct(through, 0.5), pct(through, 0.99)
                 print(
-                    f"zero latency, 50 conversations: bot {len(through) / elapsed:.0f} turns/s, "
-                    f"direct SDK {len(direct) / direct_elapsed:.0f} calls/s, "
-                    f"mean bot turn {statistics.mean(through) * 1000:.1f} ms"
+                    f"{concurrency:>2} conversations x {turns} turns: direct p50 {d50 * 1000:.1f} ms "
+                    f"p99 {d99 * 1000:.1f} ms | bot p50 {b50 * 1000:.1f} ms p99 {b99 * 1000:.1f} ms "
+                    f"| ratio p50 {b50 / d50:.3f} p99 {b99 / d99:.3f}"
                 )
-            finally:
-                await client.close()
-                await app.shutdown()
+
+
+async def throughput_figures(base_url: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with bot_against(base_url, tmp) as (app, outbox, client, settings):
+            keys = [ConversationKey("bench", "W", f"T{i}") for i in range(50)]
+            await bot_turns(app, outbox, keys, 1)
+            start = time.perf_counter()
+            through = await bot_turns(app, outbox, keys, 10)
+            elapsed = time.perf_counter() - start
+            conversations = [(await client.conversations.create()).id for _ in range(50)]
+            start = time.perf_counter()
+            direct = await direct_turns(client, settings, conversations, 10)
+            direct_elapsed = time.perf_counter() - start
+            print(
+                f"zero latency, 50 conversations: bot {len(through) / elapsed:.0f} turns/s, "
+                f"direct SDK {len(direct) / direct_elapsed:.0f} calls/s, "
+                f"mean bot turn {statistics.mean(through) * 1000:.1f} ms"
+            )
+
+
+def measure(latency: float, turns: int) -> None:
+    print(
+        f"machine: {platform.machine()} python {platform.python_version()}, "
+        f"{os.cpu_count()} cores; fake OpenAI in its own process, latency {latency * 1000:.0f} ms"
+    )
+    with fake_in_subprocess(latency) as base_url:
+        asyncio.run(latency_figures(base_url, turns))
+    with fake_in_subprocess(0.0) as base_url:
+        asyncio.run(throughput_figures(base_url))
 
 
 def main() -> None:
@@ -173,7 +217,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3, help="seconds before the first byte")
     parser.add_argument("--turns", type=int, default=5, help="measured turns per conversation")
     args = parser.parse_args()
-    asyncio.run(measure(args.latency, args.turns))
+    measure(args.latency, args.turns)
 
 
 if __name__ == "__main__":

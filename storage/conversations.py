@@ -59,19 +59,17 @@ async def ensure_active(db: Database, key: ConversationKey, backend: str) -> Con
 
 
 async def set_backend_id(db: Database, conversation_id: int, backend_id: str) -> None:
-    async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE conversations SET backend_conversation_id = ? WHERE id = ?",
-            (backend_id, conversation_id),
-        )
+    await db.write(
+        "UPDATE conversations SET backend_conversation_id = ? WHERE id = ?",
+        (backend_id, conversation_id),
+    )
 
 
 async def archive(db: Database, key: ConversationKey) -> int:
     """Archive every active conversation at `key` (all backends); return how many."""
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "UPDATE conversations SET archived_at = ? WHERE platform = ? AND workspace = ? "
-            "AND channel = ? AND thread = ? AND archived_at IS NULL",
-            (time.time(), key.platform, key.workspace, key.channel, key.thread),
-        )
-        return cursor.rowcount
+    cursor = await db.write(
+        "UPDATE conversations SET archived_at = ? WHERE platform = ? AND workspace = ? "
+        "AND channel = ? AND thread = ? AND archived_at IS NULL",
+        (time.time(), key.platform, key.workspace, key.channel, key.thread),
+    )
+    return cursor.rowcount

@@ -64,13 +64,18 @@ class Database:
             else:
                 await self._writer.commit()
 
+    async def write(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
+        """One statement, atomic on its own (autocommit): a single trip to the database thread,
+        where `transaction()` takes three or more. The cursor gives `rowcount` and `lastrowid`."""
+        async with self._write_lock:
+            return await self._writer.execute(sql, tuple(params))
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        rows = await self._reader.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)  # type: ignore[return-value]
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))  # type: ignore[arg-type]
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

@@ -52,34 +52,32 @@ class RunRecord:
 async def create_run(
     db: Database, key: ConversationKey, *, user_id: str, event_id: str, kind: str
 ) -> int:
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "INSERT INTO runs (platform, workspace, channel, thread, user_id, event_id, kind, "
-            "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-            (
-                key.platform,
-                key.workspace,
-                key.channel,
-                key.thread,
-                user_id,
-                event_id,
-                kind,
-                time.time(),
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+    cursor = await db.write(
+        "INSERT INTO runs (platform, workspace, channel, thread, user_id, event_id, kind, "
+        "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+        (
+            key.platform,
+            key.workspace,
+            key.channel,
+            key.thread,
+            user_id,
+            event_id,
+            kind,
+            time.time(),
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 async def start_run(
     db: Database, run_id: int, *, backend: str, model: str, conversation_id: int | None
 ) -> None:
-    async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE runs SET status = 'in_progress', started_at = ?, backend = ?, model = ?, "
-            "conversation_id = ? WHERE id = ?",
-            (time.time(), backend, model, conversation_id, run_id),
-        )
+    await db.write(
+        "UPDATE runs SET status = 'in_progress', started_at = ?, backend = ?, model = ?, "
+        "conversation_id = ? WHERE id = ?",
+        (time.time(), backend, model, conversation_id, run_id),
+    )
 
 
 async def finish_run(
@@ -125,13 +123,12 @@ async def record_usage(
 
 async def mark_unfinished(db: Database, status: RunStatus, error: str) -> int:
     """Close every run still queued or in progress (start-up after a crash; shutdown)."""
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "UPDATE runs SET status = ?, error = ?, finished_at = ? "
-            "WHERE status IN ('queued', 'in_progress', 'requires_action')",
-            (status, error, time.time()),
-        )
-        return cursor.rowcount
+    cursor = await db.write(
+        "UPDATE runs SET status = ?, error = ?, finished_at = ? "
+        "WHERE status IN ('queued', 'in_progress', 'requires_action')",
+        (status, error, time.time()),
+    )
+    return cursor.rowcount
 
 
 async def get_run(db: Database, run_id: int) -> RunRecord | None:
