@@ -45,7 +45,7 @@ def bot_env(fake: FakeOpenAI, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 async def run_bot(
-    *args: str, env: dict[str, str], stdin: bytes = b"", cwd: Path, timeout: float = 30
+    *args: str, env: dict[str, str], stdin: bytes = b"", cwd: Path, limit: float = 30
 ) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -58,7 +58,7 @@ async def run_bot(
         env=env,
         cwd=cwd,
     )
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), limit)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -102,7 +102,7 @@ async def test_console_faults_are_explained_and_the_next_line_answered(
 
 
 async def test_run_without_a_platform_says_what_to_set(fake: FakeOpenAI, tmp_path: Path) -> None:
-    code, out, err = await run_bot(env=bot_env(fake, tmp_path), cwd=tmp_path)
+    code, _out, err = await run_bot(env=bot_env(fake, tmp_path), cwd=tmp_path)
     assert code != 0
     assert "SLACK_BOT_TOKEN" in err and "DISCORD_TOKEN" in err
     assert len(err.strip().splitlines()) == 1
@@ -179,3 +179,54 @@ async def test_sigterm_finishes_or_interrupts_the_answer_in_flight(
     assert statuses == [status]
     if status == "completed":
         assert out.decode() == "echo: please answer\n"
+
+
+async def test_interactive_console_streams_with_a_prompt(fake: FakeOpenAI, tmp_path: Path) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "console",
+        stdin=slave,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=bot_env(fake, tmp_path),
+        cwd=tmp_path,
+    )
+    os.close(slave)
+    try:
+        os.write(master, b"hi there\n")
+        for _ in range(200):
+            if fake.turns:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert text.startswith("you> assistant> echo: hi there\nyou> ")
+
+
+def test_log_lines_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from bot.logs import configure_logging
+
+    configure_logging("DEBUG", [SECRET])
+    log = logging.getLogger("switchboard.test")
+    log.info("calling with key %s", SECRET)
+    log.debug("a slack token xoxb-1234567890-abcdefghij and a stray sk-abcdefghijklmnopqrstuvwx")
+    try:
+        raise RuntimeError(f"boom {SECRET}")
+    except RuntimeError:
+        log.exception("failed")
+    err = capsys.readouterr().err
+    assert SECRET not in err and "xoxb-1234567890" not in err and "sk-abcdefghij" not in err
+    assert err.count("[redacted]") >= 4
+    logging.getLogger().handlers.clear()
