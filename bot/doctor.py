@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+import sqlite3
 from collections.abc import Callable
 from typing import TextIO
 
@@ -63,6 +66,28 @@ def model_warnings(
     return warnings
 
 
+def channel_models(settings: Settings) -> dict[str, str]:
+    """Models chosen in channels' assistant settings, read from the database if there is one
+    (read-only: the doctor never creates or migrates a database)."""
+    path = settings.database_path
+    if not path.exists():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(
+                "SELECT platform, workspace, channel, settings FROM channel_configs"
+            )
+            found = {}
+            for platform, workspace, channel, raw in rows:
+                model = json.loads(raw).get("model")
+                if isinstance(model, str):
+                    where = f"{platform}:{workspace}:{channel or '(workspace default)'}"
+                    found[f"channel {where} chat"] = model
+            return found
+    except (sqlite3.Error, ValueError):
+        return {}
+
+
 async def run_doctor(
     settings: Settings, out: TextIO, *, today: Callable[[], dt.date] = dt.date.today
 ) -> int:
@@ -108,7 +133,8 @@ async def run_doctor(
         await client.close()
     report.ok(f"OpenAI reachable, {len(served)} models listed")
 
-    configured = {role: model for role, model in settings.models.items()}
+    configured: dict[str, str] = dict(settings.models)
+    configured.update(channel_models(settings))
     for warning in model_warnings(configured, served, today()):
         report.warn(warning)
     if prices is not None:

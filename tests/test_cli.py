@@ -230,3 +230,20 @@ def test_log_lines_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> Non
     assert SECRET not in err and "xoxb-1234567890" not in err and "sk-abcdefghij" not in err
     assert err.count("[redacted]") >= 4
     logging.getLogger().handlers.clear()
+
+
+async def test_doctor_checks_channel_models_too(fake: FakeOpenAI, tmp_path: Path) -> None:
+    from bot.types import ConversationKey
+    from storage.configs import save_overrides
+    from storage.db import Database
+
+    db = await Database.open(tmp_path / "bot.db")
+    await save_overrides(
+        db, ConversationKey("slack", "T1", "C1"), {"model": "gpt-5-mini"}, updated_by="U1"
+    )
+    await db.close()
+    code, out, _ = await run_bot("doctor", env=bot_env(fake, tmp_path), cwd=tmp_path)
+    assert code == 1
+    assert "channel slack:T1:C1 chat model gpt-5-mini shuts down on 2026-12-11" in out or (
+        "gpt-5-mini was shut down" in out
+    )
