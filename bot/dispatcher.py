@@ -87,19 +87,31 @@ class Dispatcher:
             return False
         try:
             if isinstance(event, Inbound):
-                self._submit_message(event)
+                await self._submit_message(event)
             else:
                 self._submit_command(event)
         except LanesClosed:
             return False
         return True
 
-    def _submit_message(self, event: Inbound) -> None:
-        async def job() -> None:
+    async def _submit_message(self, event: Inbound) -> None:
+        """A valid message gets its run row (queued) now, so it is on record while it waits for
+        its lane; an invalid one only gets its explanation, in order with the others."""
+        try:
             check_message(event, self._settings)
-            run_id = await runs.create_run(
-                self._db, event.key, user_id=event.actor.id, event_id=event.event_id, kind="chat"
-            )
+        except UserError as refusal:
+            error = refusal
+
+            async def explain() -> None:
+                raise error
+
+            self._lanes.submit(event.key, lambda: self._guarded(event, explain))
+            return
+        run_id = await runs.create_run(
+            self._db, event.key, user_id=event.actor.id, event_id=event.event_id, kind="chat"
+        )
+
+        async def job() -> None:
             await self._chat.answer(event, run_id, self._outbox(event))
 
         self._lanes.submit(event.key, lambda: self._guarded(event, job))

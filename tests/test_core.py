@@ -306,3 +306,17 @@ async def test_runs_left_by_a_crash_are_marked_interrupted_at_start(
         assert record is not None and record.status == "interrupted"
     finally:
         await bot.close()
+
+
+async def test_a_message_waiting_for_its_lane_is_on_record_as_queued(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
+    fake.latency = 0.3
+    await bot.app.dispatcher.submit(bot.message("first"))
+    await bot.app.dispatcher.submit(bot.message("second"))
+    await asyncio.sleep(0.1)
+    statuses = [run["status"] for run in await all_runs(bot.app.db)]
+    assert statuses == ["in_progress", "queued"]
+    await bot.app.dispatcher.wait_idle()
+    statuses = [run["status"] for run in await all_runs(bot.app.db)]
+    assert statuses == ["completed", "completed"]
