@@ -1,0 +1,375 @@
+"""Pure functions from discord.py objects (Message, Interaction, Attachment) to the core's
+normalised values. They read attributes defensively and never raise on malformed input: what
+cannot be understood becomes `None` (an event to ignore) or a safe default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mimetypes
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from bot.errors import UserError
+from bot.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+DM_WORKSPACE = "@dm"
+DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
+
+# Message types a person writes (DEFAULT, REPLY); the rest are system messages (pins, joins,
+# thread-created notices, ...).
+_USER_MESSAGE_TYPES = frozenset({0, 19})
+_DOCUMENT_MIMES = (
+    "text/",
+    "application/pdf",
+    "application/json",
+    "application/msword",
+    "application/vnd.",
+    "application/x-yaml",
+    "application/xml",
+    "application/rtf",
+)
+_THREAD_TYPES = frozenset({10, 11, 12})  # news, public, private thread
+_DM_TYPES = frozenset({1, 3})  # DM, group DM
+
+Fetcher = Callable[[], Awaitable[bytes]]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _type_value(value: Any) -> int | None:
+    """An enum (`discord.ChannelType.text`) or plain int as an int."""
+    return _int(getattr(value, "value", value))
+
+
+def is_dm(channel: Any) -> bool:
+    return getattr(channel, "guild", None) is None and (
+        _type_value(getattr(channel, "type", None)) in _DM_TYPES
+        or getattr(channel, "guild_id", None) is None
+    )
+
+
+def is_thread(channel: Any) -> bool:
+    return _type_value(getattr(channel, "type", None)) in _THREAD_TYPES
+
+
+def conversation_key(channel: Any, guild_id: Any = None) -> ConversationKey | None:
+    """The conversation a channel is: a text channel or a thread (its own channel) in a guild,
+    or a DM. None when the channel has no usable id."""
+    channel_id = _int(getattr(channel, "id", None))
+    if channel_id is None:
+        return None
+    guild = getattr(channel, "guild", None)
+    gid = (
+        _int(getattr(guild, "id", None))
+        or _int(guild_id)
+        or _int(getattr(channel, "guild_id", None))
+    )
+    if gid is None:
+        return ConversationKey(PLATFORM, DM_WORKSPACE, str(channel_id), "")
+    return ConversationKey(PLATFORM, str(gid), str(channel_id), "")
+
+
+def mentions_user(message: Any, user_id: int | None) -> bool:
+    """Whether `message` mentions `user_id` (a user mention; a reply pings the author too)."""
+    if user_id is None:
+        return False
+    try:
+        if any(_int(getattr(u, "id", None)) == user_id for u in getattr(message, "mentions", ())):
+            return True
+        raw = getattr(message, "raw_mentions", None)
+        if raw is not None and user_id in {_int(r) for r in raw}:
+            return True
+    except TypeError:
+        return False
+    return False
+
+
+def mentions_role(message: Any, role_id: int | None) -> bool:
+    if role_id is None:
+        return False
+    try:
+        return role_id in {_int(r) for r in getattr(message, "raw_role_mentions", ()) or ()}
+    except TypeError:
+        return False
+
+
+def strip_mentions(text: str, user_id: int | None, role_id: int | None = None) -> str:
+    """`text` without mentions of the bot (user `<@id>`/`<@!id>`, its managed role `<@&id>`)."""
+    if not isinstance(text, str):
+        return ""
+    if user_id is not None:
+        text = re.sub(rf"<@!?{user_id}>", " ", text)
+    if role_id is not None:
+        text = re.sub(rf"<@&{role_id}>", " ", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return text.strip()
+
+
+def is_platform_admin(permissions: Any) -> bool:
+    """Manage Server, Manage Channels (for the channel at hand) or Administrator."""
+    if permissions is None:
+        return False
+    return bool(
+        getattr(permissions, "administrator", False)
+        or getattr(permissions, "manage_guild", False)
+        or getattr(permissions, "manage_channels", False)
+    )
+
+
+def member_permissions(author: Any, channel: Any) -> Any:
+    """The author's permissions in `channel` (None in DMs or when they cannot be computed)."""
+    if getattr(channel, "guild", None) is None:
+        return None
+    try:
+        return channel.permissions_for(author)
+    except Exception:
+        return getattr(author, "guild_permissions", None)
+
+
+def actor_from_user(user: Any, permissions: Any = None) -> Actor | None:
+    user_id = _int(getattr(user, "id", None))
+    if user_id is None:
+        return None
+    name = (
+        getattr(user, "display_name", None)
+        or getattr(user, "global_name", None)
+        or getattr(user, "name", None)
+        or ""
+    )
+    return Actor(
+        id=str(user_id),
+        name=str(name),
+        is_bot=bool(getattr(user, "bot", False)),
+        is_admin=is_platform_admin(permissions),
+    )
+
+
+def attachment_kind(mime: str, filename: str, *, voice: bool = False) -> AttachmentKind:
+    if voice or mime.startswith("audio/"):
+        return "audio"
+    if mime.startswith("image/"):
+        return "image"
+    if mime.startswith(_DOCUMENT_MIMES) or filename.lower().endswith(
+        (".csv", ".txt", ".md", ".pdf", ".json", ".docx", ".xlsx", ".pptx")
+    ):
+        return "document"
+    return "other"
+
+
+def make_fetch(attachment: Any, size: int, max_bytes: int) -> Fetcher:
+    """`fetch` for one Discord attachment: refuses before downloading when the declared size is
+    over `max_bytes`, and again when the bytes turn out larger than declared."""
+    name = str(getattr(attachment, "filename", "") or "file")
+
+    async def fetch() -> bytes:
+        if size > max_bytes:
+            raise UserError(_too_large(name, size, max_bytes))
+        try:
+            data = await attachment.read()
+        except Exception as exc:
+            raise UserError(
+                f"I could not download {name} from Discord. Please try uploading it again.",
+                log_detail=f"attachment read failed: {type(exc).__name__}",
+            ) from None
+        if len(data) > max_bytes:
+            raise UserError(_too_large(name, len(data), max_bytes))
+        return data
+
+    return fetch
+
+
+def _too_large(name: str, size: int, limit: int) -> str:
+    return (
+        f"{name} is {size / 1_048_576:.1f} MB; I take files up to {limit / 1_048_576:.0f} MB. "
+        "Please send a smaller one."
+    )
+
+
+def attachment_from_discord(
+    attachment: Any, *, voice_message: bool = False, max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+) -> Attachment | None:
+    """A core `Attachment` for a discord.py `Attachment` (None when it has no id or URL)."""
+    if _int(getattr(attachment, "id", None)) is None or not getattr(attachment, "url", None):
+        return None
+    filename = str(getattr(attachment, "filename", "") or "file")
+    size = _int(getattr(attachment, "size", 0)) or 0
+    voice = voice_message
+    with contextlib.suppress(Exception):
+        voice = voice or bool(attachment.is_voice_message())
+    mime = str(getattr(attachment, "content_type", "") or "")
+    mime = mime.split(";", 1)[0].strip().lower()
+    if not mime:
+        mime = mimetypes.guess_type(filename)[0] or ("audio/ogg" if voice else "")
+    if voice and not mime.startswith("audio/"):
+        mime = "audio/ogg"
+    return Attachment(
+        kind=attachment_kind(mime, filename, voice=voice),
+        mime=mime or "application/octet-stream",
+        name=filename,
+        size=size,
+        fetch=make_fetch(attachment, size, max_bytes),
+    )
+
+
+def attachments_of(
+    items: Iterable[Any],
+    *,
+    voice_message: bool = False,
+    max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+) -> tuple[Attachment, ...]:
+    out = []
+    for item in items or ():
+        att = attachment_from_discord(item, voice_message=voice_message, max_bytes=max_bytes)
+        if att is not None:
+            out.append(att)
+    return tuple(out)
+
+
+def is_from_bot(message: Any, bot_id: int | None) -> tuple[bool, bool]:
+    """(is_self, is_other_bot) for a message: the bot's own, or any bot's or webhook's."""
+    author = getattr(message, "author", None)
+    author_id = _int(getattr(author, "id", None))
+    is_self = bot_id is not None and author_id == bot_id
+    other = bool(getattr(author, "bot", False)) or getattr(message, "webhook_id", None) is not None
+    return is_self, other and not is_self
+
+
+def message_addressed(message: Any, bot_id: int | None, bot_role_id: int | None = None) -> bool:
+    """A DM, a mention of the bot (or its managed role), or a reply to one of its messages."""
+    channel = getattr(message, "channel", None)
+    if is_dm(channel):
+        return True
+    if mentions_user(message, bot_id) or mentions_role(message, bot_role_id):
+        return True
+    resolved = getattr(getattr(message, "reference", None), "resolved", None)
+    author = getattr(resolved, "author", None)
+    return bot_id is not None and _int(getattr(author, "id", None)) == bot_id
+
+
+def inbound_from_message(
+    message: Any,
+    bot_id: int | None,
+    *,
+    in_bot_thread: bool = False,
+    bot_role_id: int | None = None,
+    max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+) -> Inbound | None:
+    """The core event for a Discord message, or None for what the bot ignores (system
+    messages, malformed payloads, empty messages not addressed to it). `in_bot_thread`: the
+    message is in a thread the bot takes part in (no mention needed there)."""
+    try:
+        if _type_value(getattr(message, "type", 0)) not in _USER_MESSAGE_TYPES:
+            return None
+        message_id = _int(getattr(message, "id", None))
+        channel = getattr(message, "channel", None)
+        key = conversation_key(channel, getattr(message, "guild_id", None))
+        if message_id is None or key is None:
+            return None
+        author = getattr(message, "author", None)
+        actor = actor_from_user(author, member_permissions(author, channel))
+        if actor is None:
+            return None
+        is_self, _ = is_from_bot(message, bot_id)
+        addressed = message_addressed(message, bot_id, bot_role_id) or in_bot_thread
+        flags = getattr(message, "flags", None)
+        voice = bool(getattr(flags, "voice", False))
+        attachments = attachments_of(
+            getattr(message, "attachments", ()) or (), voice_message=voice, max_bytes=max_bytes
+        )
+        text = strip_mentions(str(getattr(message, "content", "") or ""), bot_id, bot_role_id)
+        if not text and not attachments:
+            # Without the message-content intent a message that does not mention the bot
+            # arrives empty: nothing to answer.
+            addressed = addressed and mentions_user(message, bot_id)
+        return Inbound(
+            key=key,
+            actor=actor,
+            text=text,
+            event_id=f"msg-{message_id}",
+            message_id=str(message_id),
+            attachments=attachments,
+            addressed=addressed,
+            is_self=is_self,
+        )
+    except Exception as exc:  # never raise on malformed input
+        log.warning("discord: could not read a message: %s", type(exc).__name__)
+        return None
+
+
+def option_values(namespace: Any) -> list[tuple[str, Any]]:
+    """(name, value) pairs of an `app_commands.Namespace` (or a mapping)."""
+    try:
+        if isinstance(namespace, Mapping):
+            return list(namespace.items())
+        return [(str(k), v) for k, v in namespace]
+    except Exception:
+        return []
+
+
+def command_from_interaction(
+    interaction: Any,
+    name: str,
+    *,
+    text_options: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+) -> CommandCall | None:
+    """The core `CommandCall` for a slash-command interaction: `options` as strings,
+    attachment options as `Attachment`s, `text` the command's free-text options joined."""
+    try:
+        interaction_id = _int(getattr(interaction, "id", None))
+        key = conversation_key(
+            getattr(interaction, "channel", None)
+            or _Channel(getattr(interaction, "channel_id", None)),
+            getattr(interaction, "guild_id", None),
+        )
+        if interaction_id is None or key is None:
+            return None
+        user = getattr(interaction, "user", None)
+        permissions = (
+            getattr(interaction, "permissions", None) if key.workspace != DM_WORKSPACE else None
+        )
+        actor = actor_from_user(user, permissions)
+        if actor is None:
+            return None
+        options: dict[str, str] = {}
+        files: list[Any] = []
+        for option, value in option_values(getattr(interaction, "namespace", None)):
+            if value is None:
+                continue
+            if getattr(value, "url", None) is not None and getattr(value, "filename", None):
+                files.append(value)
+                options[option] = str(getattr(value, "filename", ""))
+            else:
+                options[option] = str(getattr(value, "value", value))
+        text = " ".join(options[o] for o in text_options if options.get(o)).strip()
+        return CommandCall(
+            key=key,
+            actor=actor,
+            name=name,
+            event_id=f"cmd-{interaction_id}",
+            text=text,
+            options=options,
+            attachments=attachments_of(files, max_bytes=max_bytes),
+        )
+    except Exception as exc:
+        log.warning("discord: could not read a command: %s", type(exc).__name__)
+        return None
+
+
+class _Channel:
+    """A stand-in for an interaction whose channel object is missing (only its id is known)."""
+
+    def __init__(self, channel_id: Any) -> None:
+        self.id = channel_id
+        self.guild = None

@@ -1,0 +1,72 @@
+"""Splitting long text into Discord messages (2,000 characters each).
+
+A cut is made at a paragraph, line or word boundary near the end of each window, never in the
+middle of a word unless a single "word" fills the window. A cut inside a ``` code block closes
+the block at the end of the part and reopens it (with its language) at the start of the next,
+so every part renders on its own. Pure functions, no Discord types.
+"""
+
+from __future__ import annotations
+
+import re
+
+MESSAGE_LIMIT = 2_000
+CUT_SEARCH = 500  # a cut is looked for only in the last this-many characters of the window
+_CLOSE = "\n```"
+_FENCE_LINE = re.compile(r"^[ \t]{0,3}```", re.MULTILINE)
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """`text` as messages of at most `limit` characters, in order.
+
+    Without code fences `"".join(split_text(t)) == t` (separators stay at the end of the earlier
+    part). Whitespace-only parts are dropped (Discord refuses them). The cut of a part depends
+    only on the text within its window, so completed parts never change as more text arrives.
+    """
+    budget = limit - len(_CLOSE)
+    search = min(CUT_SEARCH, limit // 4)
+    if budget <= search:
+        raise ValueError("limit too small")
+    parts: list[str] = []
+    prefix = ""
+    rest = text
+    while True:
+        candidate = prefix + rest
+        if len(candidate) <= limit:
+            if candidate.strip() and (candidate != prefix or not parts):
+                parts.append(candidate)
+            return parts
+        earliest = max(budget - search, len(prefix) + 1)
+        cut = _find_cut(candidate, budget, earliest)
+        piece = candidate[:cut]
+        fence = open_fence(piece)
+        if fence is not None:
+            piece = piece + ("" if piece.endswith("\n") else "\n") + "```"
+            prefix = fence + "\n"
+        else:
+            prefix = ""
+        if piece.strip():
+            parts.append(piece)
+        rest = candidate[cut:]
+
+
+def _find_cut(text: str, budget: int, earliest: int) -> int:
+    window = text[:budget]
+    for separator in ("\n\n", "\n", " "):
+        at = window.rfind(separator, earliest)
+        if at >= earliest:
+            return at + len(separator)
+    return budget
+
+
+def open_fence(piece: str) -> str | None:
+    """The opening line (e.g. ```` ```python ````) of a code block left open at the end of
+    `piece`, or None when every block is closed."""
+    opening: str | None = None
+    for match in _FENCE_LINE.finditer(piece):
+        end = piece.find("\n", match.start())
+        line = piece[match.start() : end if end != -1 else len(piece)].strip()
+        if line.count("```") % 2 == 0:
+            continue  # ```inline``` opens and closes on one line
+        opening = None if opening is not None else line
+    return opening

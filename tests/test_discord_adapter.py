@@ -1,0 +1,381 @@
+"""Wire tests of the Discord adapter: the real discord.py client inside `DiscordAdapter`, against
+the loopback Discord fake, with the real core `App` behind it talking to the loopback OpenAI
+fake. Everything in-process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import discord
+import discord.gateway
+import discord.http
+import pytest
+import yarl
+
+from adapters.discord import DiscordAdapter
+from adapters.discord.adapter import apply_endpoints
+from bot.app import App
+from bot.types import Event, Inbound
+from tests.fakes.discord_fake import FakeDiscord
+from tests.fakes.discord_payloads import Intent, MsgFlag, MsgType
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import make_settings
+
+# A token shaped like a real one (first segment: base64 of the bot user id) is built per fake.
+EDIT_INTERVAL = 0.15
+
+
+def bot_token(dc_or_id: Any) -> str:
+    user_id = dc_or_id if isinstance(dc_or_id, str) else dc_or_id.application_id
+    head = base64.b64encode(user_id.encode()).decode().rstrip("=")
+    return f"{head}.GabcDe.not-a-real-secret-0123456789abcdefghij"
+
+
+@pytest.fixture
+def discord_seams() -> Any:
+    base = discord.http.Route.BASE
+    gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    yield
+    discord.http.Route.BASE = base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+
+
+@pytest.fixture
+async def openai_fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI(delta_delay=0.03) as fake:
+        yield fake
+    assert fake.spec_problems == []
+
+
+@dataclass
+class Bot:
+    dc: FakeDiscord
+    app: App
+    adapter: DiscordAdapter
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def bot_id(self) -> str:
+        return self.dc.application_id
+
+    def bot_messages(self, channel_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.dc.messages[channel_id] if m["author"]["id"] == self.bot_id]
+
+    async def answer_to(self, incoming: dict[str, Any], within: float = 10.0) -> dict[str, Any]:
+        """The bot's (first) message replying to `incoming`, once the dispatcher is idle."""
+        cid = incoming["channel_id"]
+
+        def found() -> dict[str, Any] | None:
+            for m in self.bot_messages(cid):
+                ref = m.get("message_reference") or {}
+                if ref.get("message_id") == incoming["id"]:
+                    return m
+            return None
+
+        await self.dc.wait_for(lambda: found() is not None, within, "the bot's answer")
+        await self.idle()
+        message = found()
+        assert message is not None
+        return message
+
+    async def idle(self) -> None:
+        await asyncio.sleep(0.05)
+        await self.app.dispatcher.wait_idle()
+        await asyncio.sleep(0.05)
+
+    async def wait_event(self, predicate: Callable[[Event], bool], within: float = 5.0) -> Event:
+        await self.dc.wait_for(lambda: any(predicate(e) for e in self.events), within, "event")
+        return next(e for e in self.events if predicate(e))
+
+
+@contextlib.asynccontextmanager
+async def fake_discord(**kwargs: Any) -> AsyncIterator[FakeDiscord]:
+    kwargs.setdefault("heartbeat_interval", 250)
+    kwargs.setdefault("message_content", True)
+    async with FakeDiscord(**kwargs) as dc:
+        dc.token = bot_token(dc)
+        yield dc
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    dc: FakeDiscord, openai: FakeOpenAI, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[Bot]:
+    settings = make_settings(
+        openai.base_url,
+        tmp_path,
+        DISCORD_TOKEN=dc.token,
+        DISCORD_API_URL=dc.api_url,
+        DISCORD_GATEWAY_URL=dc.gateway_url,
+        **overrides,
+    )
+    app = await App.create(settings)
+    adapter = DiscordAdapter(
+        settings,
+        app.dispatcher,
+        guild_ready_timeout=0.05,
+        edit_interval=EDIT_INTERVAL,
+        first_delay=0.05,
+    )
+    bot = Bot(dc, app, adapter)
+    submit = app.dispatcher.submit
+
+    async def recording_submit(event: Event) -> bool:  # a recording hook on the real dispatcher
+        bot.events.append(event)
+        return await submit(event)
+
+    app.dispatcher.submit = recording_submit  # type: ignore[method-assign]
+    await adapter.start()
+    try:
+        yield bot
+    finally:
+        await app.drain()
+        await adapter.close()
+        await app.close()
+
+
+@pytest.fixture
+async def bot(discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Bot]:
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as running:
+        yield running
+        dc.assert_spec_clean()
+        assert dc.internal_errors == []
+
+
+def mention(dc: FakeDiscord, text: str) -> str:
+    return f"<@{dc.application_id}> {text}"
+
+
+# ---------------------------------------------------------------------------------------------
+# start-up
+# ---------------------------------------------------------------------------------------------
+async def test_start_uses_the_configured_endpoints_and_logs_one_line(
+    discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        # the seam: both class attributes point at the fake, and the client went there
+        assert dc.api_url == discord.http.Route.BASE
+        assert yarl.URL(dc.gateway_url) == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        assert dc.identify_count == 1 and dc.calls
+        assert bot.adapter.message_content is True
+        intents = dc.intents
+        assert intents is not None
+        for bit in (Intent.GUILDS, Intent.GUILD_MESSAGES, Intent.DIRECT_MESSAGES):
+            assert intents & bit
+        assert intents & Intent.MESSAGE_CONTENT
+        token = dc.token
+    connected = [r.getMessage() for r in caplog.records if "connected as" in r.getMessage()]
+    assert connected == ["discord: connected as switchboard#0 in 1 servers"]
+    assert all(token not in r.getMessage() for r in caplog.records)
+
+
+def test_apply_endpoints_sets_both_class_attributes(discord_seams: None, tmp_path: Path) -> None:
+    settings = make_settings(
+        "http://127.0.0.1:9/v1",
+        tmp_path,
+        DISCORD_API_URL="http://127.0.0.1:1234/api/v10/",
+        DISCORD_GATEWAY_URL="ws://127.0.0.1:1234/gateway",
+    )
+    apply_endpoints(settings)
+    assert discord.http.Route.BASE == "http://127.0.0.1:1234/api/v10"
+    route = discord.http.Route("GET", "/users/@me")
+    assert route.url == "http://127.0.0.1:1234/api/v10/users/@me"
+    assert (
+        yarl.URL("ws://127.0.0.1:1234/gateway") == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# messages
+# ---------------------------------------------------------------------------------------------
+async def test_mention_is_answered_streamed_through_edits(bot: Bot) -> None:
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    words = " ".join(f"word{i}" for i in range(40))
+    incoming = await dc.send_message_create(cid, dc.member, mention(dc, words))
+    answer = await bot.answer_to(incoming)
+
+    assert answer["content"] == f"echo: {words}"
+    assert answer["type"] == MsgType.REPLY
+    assert len(answer["edits"]) >= 2  # shown progressively, then completed
+    assert answer["edits"][0]["previous_content"].startswith("echo:")
+    assert len(dc.typing[cid]) >= 1  # typing while waiting for the first text
+    (event,) = bot.events
+    assert isinstance(event, Inbound)
+    assert event.text == words  # the mention is stripped
+    assert event.event_id == f"msg-{incoming['id']}"
+    assert (event.key.platform, event.key.workspace, event.key.channel, event.key.thread) == (
+        "discord",
+        dc.guild["id"],
+        cid,
+        "",
+    )
+    assert not event.actor.is_admin and event.actor.id == dc.member["id"]
+
+
+async def test_thread_is_its_own_conversation_and_needs_no_mention_once_joined(bot: Bot) -> None:
+    dc = bot.dc
+    # a thread the bot is not in: ignored without a mention
+    thread = dc.add_thread(dc.text_channel, "question", owner=dc.member, bot_joined=False)
+    await dc.flush()
+    ignored = await dc.send_message_create(thread["id"], dc.member, "anyone?")
+    await bot.idle()
+    assert bot.events == [] and bot.bot_messages(thread["id"]) == []
+
+    first = await dc.send_message_create(thread["id"], dc.member, mention(dc, "first"))
+    assert (await bot.answer_to(first))["content"] == "echo: first"
+    second = await dc.send_message_create(thread["id"], dc.member, "second, no mention")
+    assert (await bot.answer_to(second))["content"] == "echo: second, no mention"
+    assert ignored["id"] not in {e.event_id[4:] for e in bot.events}
+    keys = {e.key for e in bot.events}
+    assert len(keys) == 1
+    (key,) = keys
+    assert (key.workspace, key.channel, key.thread) == (dc.guild["id"], thread["id"], "")
+
+    # a thread the bot started (or was added to) needs no mention from the first message
+    started = dc.add_thread(dc.text_channel, "bot's own", owner=dc.bot_user)
+    await dc.flush()
+    await asyncio.sleep(0.05)
+    hello = await dc.send_message_create(started["id"], dc.member, "hello")
+    assert (await bot.answer_to(hello))["content"] == "echo: hello"
+
+
+async def test_dm_is_answered(bot: Bot) -> None:
+    dc = bot.dc
+    incoming = await dc.send_message_create(dc.dm["id"], dc.member, "hi in private")
+    answer = await bot.answer_to(incoming)
+    assert answer["content"] == "echo: hi in private"
+    (event,) = bot.events
+    assert event.key.workspace == "@dm" and event.key.channel == dc.dm["id"]
+
+
+async def test_own_and_other_bots_messages_are_ignored(bot: Bot) -> None:
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    other = dc.add_member(dc.add_user("otherbot", bot=True))
+    await dc.send_message_create(cid, other, mention(dc, "bots talking"))
+    await dc.send_message_create(cid, dc.bot_user, mention(dc, "talking to myself"))
+    await bot.idle()
+    assert bot.events == []
+    assert bot.bot_messages(cid) == [m for m in dc.messages[cid] if m["content"].endswith("myself")]
+    # the bot's own streamed answers (MESSAGE_CREATE/UPDATE echoes) never come back as events
+    incoming = await dc.send_message_create(cid, dc.member, mention(dc, "ping"))
+    await bot.answer_to(incoming)
+    assert len(bot.events) == 1
+
+
+async def test_voice_message_reaches_the_core_as_audio_attachment(bot: Bot) -> None:
+    dc = bot.dc
+    ogg = b"OggS\x00\x02" + bytes(range(200))
+    att = dc.add_attachment(
+        "voice-message.ogg", ogg, "audio/ogg", duration_secs=2.5, waveform=b"\x01\x7f\x20"
+    )
+    incoming = await dc.send_message_create(dc.dm["id"], dc.member, "", attachments=[att])
+    assert incoming["flags"] & MsgFlag.IS_VOICE_MESSAGE
+    # The transcription capability is a later issue: assert the attachment (and its bytes)
+    # reached the core through the recording hook on the real dispatcher.
+    event = await bot.wait_event(lambda e: isinstance(e, Inbound))
+    assert isinstance(event, Inbound)
+    (audio,) = event.attachments
+    assert (audio.kind, audio.mime, audio.name, audio.size) == (
+        "audio",
+        "audio/ogg",
+        "voice-message.ogg",
+        len(ogg),
+    )
+    assert await audio.fetch() == ogg
+    await bot.idle()
+
+
+async def test_attachment_size_is_checked_before_and_after_download(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.errors import UserError
+
+    dc = bot.dc
+    bot.adapter.max_attachment_bytes = 100
+    big = dc.add_attachment("big.png", b"\x89PNG" + b"x" * 200, "image/png")
+    liar = dc.add_attachment("liar.csv", b"a,b\n" * 100, "text/csv", declared_size=10)
+    await dc.send_message_create(
+        dc.text_channel["id"], dc.member, mention(dc, "look"), attachments=[big, liar]
+    )
+    event = await bot.wait_event(lambda e: isinstance(e, Inbound))
+    image, table = event.attachments
+    assert (image.kind, table.kind) == ("image", "document")
+    with pytest.raises(UserError, match=r"big\.png"):
+        await image.fetch()
+    assert dc.cdn[big["id"]].hits == 0  # refused from the declared size, never downloaded
+    with pytest.raises(UserError, match=r"liar\.csv"):
+        await table.fetch()
+    assert dc.cdn[liar["id"]].hits == 1
+    await bot.idle()
+
+
+async def test_long_answer_is_split_in_order(bot: Bot, openai_fake: FakeOpenAI) -> None:
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    long_answer = " ".join(f"w{i:04d}" for i in range(1000))  # 5,999 characters
+    openai_fake.answer = lambda turn: long_answer
+    openai_fake.delta_delay = 0.0005
+    incoming = await dc.send_message_create(cid, dc.member, mention(dc, "a long one please"))
+    first = await bot.answer_to(incoming)
+    parts = bot.bot_messages(cid)
+    assert parts[0] is first and len(parts) >= 3
+    assert all(len(p["content"]) <= 2000 for p in parts)
+    assert "".join(p["content"] for p in parts) == long_answer
+    assert [p.get("message_reference") is not None for p in parts] == [True] + [False] * (
+        len(parts) - 1
+    )
+
+
+async def test_429_on_an_edit_is_absorbed(bot: Bot, openai_fake: FakeOpenAI) -> None:
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    dc.rate_limit_next("PATCH", "/channels/{channel_id}/messages/{message_id}", times=2)
+    words = " ".join(f"w{i}" for i in range(30))
+    incoming = await dc.send_message_create(cid, dc.member, mention(dc, words))
+    answer = await bot.answer_to(incoming)
+    assert answer["content"] == f"echo: {words}"
+    patches = [c.status for c in dc.calls if c.method == "PATCH"]
+    assert patches.count(429) == 2 and patches[-1] == 200
+
+
+async def test_edits_are_throttled_per_channel(bot: Bot, openai_fake: FakeOpenAI) -> None:
+    dc = bot.dc
+    other = dc.add_channel("random")
+    await dc.flush()
+    await asyncio.sleep(0.05)
+    openai_fake.delta_delay = 0.01
+    words = " ".join(f"w{i}" for i in range(120))  # ~1.2 s of streaming
+    a = await dc.send_message_create(dc.text_channel["id"], dc.member, mention(dc, words))
+    b = await dc.send_message_create(other["id"], dc.member, mention(dc, words))
+    answers = [await bot.answer_to(a), await bot.answer_to(b)]
+    for answer in answers:
+        times = [e["at"] for e in answer["edits"]]
+        assert len(times) >= 2  # both channels streamed at the same time
+        streamed = times[:-1]  # the final flush is not throttled
+        gaps = [later - earlier for earlier, later in itertools.pairwise(streamed)]
+        assert all(gap >= EDIT_INTERVAL * 0.8 for gap in gaps), gaps
+
+
+async def test_dropped_gateway_resumes_and_keeps_serving(bot: Bot) -> None:
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    await dc.drop_gateway(4000)
+    await dc.wait_for_resume(1)
+    one = await dc.send_message_create(cid, dc.member, mention(dc, "after the drop"))
+    assert (await bot.answer_to(one))["content"] == "echo: after the drop"
+    await dc.drop_gateway(None)
+    two = await dc.send_message_create(cid, dc.member, mention(dc, "while away"))
+    await dc.wait_for_resume(2)
+    assert (await bot.answer_to(two))["content"] == "echo: while away"
+    assert dc.identify_count == 1 and dc.resume_count == 2
