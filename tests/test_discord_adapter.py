@@ -23,7 +23,7 @@ import yarl
 from adapters.discord import DiscordAdapter
 from adapters.discord.adapter import apply_endpoints
 from bot.app import App
-from bot.types import Event, Inbound
+from bot.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.discord_payloads import Intent, MsgFlag, MsgType
 from tests.fakes.openai_fake import FakeOpenAI
@@ -379,3 +379,159 @@ async def test_dropped_gateway_resumes_and_keeps_serving(bot: Bot) -> None:
     await dc.wait_for_resume(2)
     assert (await bot.answer_to(two))["content"] == "echo: while away"
     assert dc.identify_count == 1 and dc.resume_count == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# slash commands
+# ---------------------------------------------------------------------------------------------
+async def wait_followup(dc: FakeDiscord, interaction: dict[str, Any]) -> dict[str, Any]:
+    await dc.wait_for(lambda: bool(dc.followups[interaction["token"]]), 10, "a follow-up")
+    return dc.followups[interaction["token"]][0]
+
+
+async def test_every_contract_command_is_registered_once(bot: Bot) -> None:
+    from bot.commands import CONTRACT_COMMANDS
+
+    dc = bot.dc
+    assert bot.adapter.commands_synced is True
+    assert len(dc.command_syncs) == 1
+    synced = {c["name"]: c for c in dc.commands[None]}
+    assert set(synced) == {c.name for c in CONTRACT_COMMANDS}
+
+    def options(name: str) -> dict[str, dict[str, Any]]:
+        return {o["name"]: o for o in synced[name].get("options", [])}
+
+    attachment = 11
+    assert options("edit")["image"]["type"] == attachment and not options("edit")["mask"].get(
+        "required"
+    )
+    assert options("variation")["image"]["type"] == attachment
+    assert options("transcribe")["audio"]["type"] == attachment
+    assert options("translate")["audio"]["type"] == attachment
+    assert options("assistant")["args"]["type"] == 3
+    assert [c["value"] for c in options("usage")["scope"]["choices"]] == [
+        "me",
+        "channel",
+        "workspace",
+    ]
+    assert [c["value"] for c in options("usage")["period"]["choices"]] == [
+        "today",
+        "7d",
+        "30d",
+        "all",
+    ]
+
+
+async def test_reset_is_deferred_then_answered_with_a_followup(bot: Bot) -> None:
+    dc = bot.dc
+    inter = await dc.send_interaction("reset", user=dc.member)
+    followup = await wait_followup(dc, inter)
+    assert dc.interaction_responses[inter["id"]]["type"] == 5  # deferred at once
+    assert "conversation" in followup["content"]
+    assert dc.original_response(inter) is followup  # the "thinking…" message, filled in
+    call = await bot.wait_event(lambda e: isinstance(e, CommandCall))
+    assert isinstance(call, CommandCall)
+    assert call.name == "reset" and call.event_id == f"cmd-{inter['id']}"
+    assert call.key.channel == dc.text_channel["id"] and call.key.workspace == dc.guild["id"]
+
+
+async def test_imagine_not_available_yet_is_an_ephemeral_followup(bot: Bot) -> None:
+    dc = bot.dc
+    inter = await dc.send_interaction(
+        "imagine", {"prompt": "a lighthouse", "size": "1024x1024", "count": 2}, user=dc.member
+    )
+    followup = await wait_followup(dc, inter)
+    assert dc.interaction_responses[inter["id"]]["type"] == 5
+    assert "not available in this version" in followup["content"]
+    assert followup["flags"] & MsgFlag.EPHEMERAL  # errors are for the caller only
+    assert followup not in dc.messages[dc.text_channel["id"]]
+    call = await bot.wait_event(lambda e: isinstance(e, CommandCall))
+    assert isinstance(call, CommandCall)
+    assert call.text == "a lighthouse"
+    assert dict(call.options) == {"prompt": "a lighthouse", "size": "1024x1024", "count": "2"}
+
+
+async def test_command_attachments_reach_the_core(bot: Bot) -> None:
+    dc = bot.dc
+    image = dc.add_attachment("cat.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image/png")
+    inter = await dc.send_interaction("edit", {"prompt": "add a hat", "image": image})
+    await wait_followup(dc, inter)
+    call = await bot.wait_event(lambda e: isinstance(e, CommandCall))
+    assert isinstance(call, CommandCall)
+    (att,) = call.attachments
+    assert (att.kind, att.name) == ("image", "cat.png")
+    assert await att.fetch() == dc.cdn[image["id"]].data
+    assert call.options["image"] == "cat.png" and call.text == "add a hat"
+
+
+async def test_admin_status_from_discord_permissions(bot: Bot) -> None:
+    dc = bot.dc
+    people = {"admin": dc.admin, "member": dc.member, "manager": dc.manager, "owner": dc.owner}
+    for person in people.values():
+        inter = await dc.send_interaction("assistant", {"args": "set model x"}, user=person)
+        await wait_followup(dc, inter)
+    calls = {c.actor.id: c for c in bot.events if isinstance(c, CommandCall)}
+    admin = {name: calls[user["id"]].actor.is_admin for name, user in people.items()}
+    assert admin == {"admin": True, "member": False, "manager": True, "owner": True}
+    assert all(c.text == "set model x" for c in calls.values())
+    # in a DM nobody is a server admin
+    inter = await dc.send_interaction("assistant", user=dc.admin, channel_id=dc.dm["id"])
+    await wait_followup(dc, inter)
+    dm_call = next(e for e in reversed(bot.events) if isinstance(e, CommandCall))
+    assert dm_call.key.workspace == "@dm" and not dm_call.actor.is_admin
+
+
+async def test_commands_are_not_synced_again_with_the_same_definitions(
+    discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with fake_discord() as dc:
+        async with running_bot(dc, openai_fake, tmp_path) as first:
+            assert first.adapter.commands_synced is True
+        assert (tmp_path / "discord_commands.hash").exists()
+        async with running_bot(dc, openai_fake, tmp_path) as second:
+            assert second.adapter.commands_synced is False
+            inter = await dc.send_interaction("reset")
+            await wait_followup(dc, inter)
+        assert len(dc.command_syncs) == 1 and dc.identify_count == 2
+
+
+async def test_without_message_content_mentions_dms_and_commands_still_work(
+    discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with (
+        fake_discord(message_content=False) as dc,
+        running_bot(dc, openai_fake, tmp_path) as bot,
+    ):
+        assert bot.adapter.message_content is False
+        assert dc.intents is not None and not dc.intents & Intent.MESSAGE_CONTENT
+        cid = dc.text_channel["id"]
+        # a bot-owned thread: without the intent its messages arrive empty and are not answered
+        thread = dc.add_thread(dc.text_channel, "bot thread", owner=dc.bot_user)
+        await dc.flush()
+        await dc.send_message_create(thread["id"], dc.member, "unseen words")
+        incoming = await dc.send_message_create(cid, dc.member, mention(dc, "still here?"))
+        assert (await bot.answer_to(incoming))["content"] == "echo: still here?"
+        dm = await dc.send_message_create(dc.dm["id"], dc.member, "and in private")
+        assert (await bot.answer_to(dm))["content"] == "echo: and in private"
+        assert bot.bot_messages(thread["id"]) == []
+        dc.assert_spec_clean()
+    notes = [r.getMessage() for r in caplog.records if "Message Content intent" in r.getMessage()]
+    assert len(notes) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# files out
+# ---------------------------------------------------------------------------------------------
+async def test_reply_files_are_uploaded_and_oversized_ones_explained(bot: Bot) -> None:
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    key = ConversationKey("discord", dc.guild["id"], cid, "")
+    png = OutFile("chart.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    csv = OutFile("usage.csv", "text/csv", b"day,cost\n2026-11-24,0.01\n")
+    huge = OutFile("speech.mp3", "audio/mpeg", b"\x00" * (10 * 1024 * 1024 + 1))
+    await bot.adapter.send(Reply(key=key, text="here you go", files=(png, csv, huge)))
+    (message,) = bot.bot_messages(cid)
+    assert [a["filename"] for a in message["attachments"]] == ["chart.png", "usage.csv"]
+    assert message["content"].startswith("here you go")
+    assert "speech.mp3" in message["content"] and "upload limit" in message["content"]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 MESSAGE_LIMIT = 2_000
-CUT_SEARCH = 500  # a cut is looked for only in the last this-many characters of the window
+# A cut is looked for only near the end of the window: a paragraph or line break in its last
+# half, else a space in its last `CUT_SEARCH` characters, else a hard cut.
+CUT_SEARCH = 500
 _CLOSE = "\n```"
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}```", re.MULTILINE)
 
@@ -24,8 +26,7 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     only on the text within its window, so completed parts never change as more text arrives.
     """
     budget = limit - len(_CLOSE)
-    search = min(CUT_SEARCH, limit // 4)
-    if budget <= search:
+    if budget <= limit // 2:
         raise ValueError("limit too small")
     parts: list[str] = []
     prefix = ""
@@ -36,8 +37,7 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
             if candidate.strip() and (candidate != prefix or not parts):
                 parts.append(candidate)
             return parts
-        earliest = max(budget - search, len(prefix) + 1)
-        cut = _find_cut(candidate, budget, earliest)
+        cut = _find_cut(candidate, budget, len(prefix) + 1)
         piece = candidate[:cut]
         fence = open_fence(piece)
         if fence is not None:
@@ -50,9 +50,11 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
         rest = candidate[cut:]
 
 
-def _find_cut(text: str, budget: int, earliest: int) -> int:
+def _find_cut(text: str, budget: int, floor: int) -> int:
     window = text[:budget]
-    for separator in ("\n\n", "\n", " "):
+    line_search = max(budget // 2, floor)
+    word_search = max(budget - min(CUT_SEARCH, budget // 4), floor)
+    for separator, earliest in (("\n\n", line_search), ("\n", line_search), (" ", word_search)):
         at = window.rfind(separator, earliest)
         if at >= earliest:
             return at + len(separator)
