@@ -535,3 +535,57 @@ async def test_reply_files_are_uploaded_and_oversized_ones_explained(bot: Bot) -
     assert [a["filename"] for a in message["attachments"]] == ["chart.png", "usage.csv"]
     assert message["content"].startswith("here you go")
     assert "speech.mp3" in message["content"] and "upload limit" in message["content"]
+
+
+async def test_a_broken_answer_keeps_its_text_marked_and_the_next_is_served(
+    bot: Bot, openai_fake: FakeOpenAI
+) -> None:
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    openai_fake.fail_next("break", endpoint="responses")
+    words = " ".join(f"w{i}" for i in range(40))
+    incoming = await dc.send_message_create(cid, dc.member, mention(dc, words))
+    partial = await bot.answer_to(incoming)
+    assert partial["content"].startswith("echo:")
+    assert partial["content"].endswith("…(interrupted)")
+    apology = [m for m in bot.bot_messages(cid) if m is not partial]
+    assert len(apology) == 1 and "connection" in apology[0]["content"]
+    again = await dc.send_message_create(cid, dc.member, mention(dc, "again"))
+    assert (await bot.answer_to(again))["content"] == "echo: again"
+
+
+async def test_sharded_client_when_configured(
+    discord_seams: None,
+    openai_fake: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_DISCORD_SHARDS", "auto")
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        assert isinstance(bot.adapter.client, discord.AutoShardedClient)
+        assert dc.identify_payloads[0]["shard"] == [0, 1]
+        incoming = await dc.send_message_create(dc.dm["id"], dc.member, "sharded hello")
+        assert (await bot.answer_to(incoming))["content"] == "echo: sharded hello"
+    assert ("GET", "/gateway/bot") in [(c.method, c.route) for c in dc.calls]
+
+
+async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
+    from bot.dispatcher import Command
+
+    dc = bot.dc
+    dc.upload_limit = 1024  # this interaction's attachment_size_limit
+
+    async def imagine(call: CommandCall) -> Reply:
+        files = (
+            OutFile("small.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 16),
+            OutFile("large.png", "image/png", b"\x00" * 2048),
+        )
+        return Reply(key=call.key, text=f"drew {call.text}", files=files, actor_id=call.actor.id)
+
+    bot.app.dispatcher._commands["imagine"] = Command(imagine, "test", ordered=False)
+    inter = await dc.send_interaction("imagine", {"prompt": "a boat"})
+    followup = await wait_followup(dc, inter)
+    assert followup["content"].startswith("drew a boat")
+    assert "large.png" in followup["content"] and "upload limit" in followup["content"]
+    assert [a["filename"] for a in followup["attachments"]] == ["small.png"]
+    assert not followup["flags"] & MsgFlag.EPHEMERAL

@@ -106,7 +106,7 @@ class DiscordStream:
         try:
             await self._stop()
             async with self._lock:
-                if self._messages and self._text.strip():
+                if self._text.strip():  # what arrived is shown, even if not flushed yet
                     parts = split_text(self._text, self._limit)
                     last = parts[-1]
                     if len(last) + len(INTERRUPTED) <= self._limit:
