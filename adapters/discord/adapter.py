@@ -382,7 +382,12 @@ class DiscordAdapter:
             # follow-up can be private.
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
-        for content, batch in _messages(reply.text, notes, files):
+        messages = _messages(reply.text, notes, files)
+        if not messages:  # nothing to say: do not leave "thinking…" behind
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            return
+        for content, batch in messages:
             kwargs: dict[str, Any] = {"ephemeral": reply.ephemeral, "allowed_mentions": NO_PINGS}
             if content:
                 kwargs["content"] = content

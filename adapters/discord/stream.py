@@ -120,11 +120,15 @@ class DiscordStream:
     # -- internals ----------------------------------------------------------------------------
 
     async def _stop(self) -> None:
+        """Stop the flusher at once: cancelled while it waits for its slot, awaited while it
+        is writing (cancelling a write could post a message and lose track of it)."""
         self._done = True
         self._wake.set()
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            if not self._lock.locked():
+                flusher.cancel()
+            await asyncio.wait({flusher})
         self._stop_typing()
 
     def _stop_typing(self) -> None:
