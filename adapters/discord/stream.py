@@ -47,7 +47,8 @@ class ChannelThrottle:
         self._prune(now)
 
     def note(self, channel_id: int) -> None:
-        """An unthrottled write happened now (a final flush): later edits keep their distance."""
+        """A write just finished: the channel's next edit comes `interval` after it at the
+        earliest (also after an unthrottled final flush)."""
         now = time.monotonic()
         self._next[channel_id] = max(self._next.get(channel_id, 0.0), now + self.interval)
 
@@ -156,6 +157,9 @@ class DiscordStream:
                     parts = split_text(self._text, self._limit)
                     if parts:
                         await self._sync(parts)
+                        # the interval counts from when the write is done, so a slow write
+                        # never lets the next one follow it closely
+                        self._throttle.note(self._channel_id)
                 await self._wake.wait()
         except asyncio.CancelledError:
             raise
