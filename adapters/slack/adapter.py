@@ -1,0 +1,292 @@
+"""The Slack adapter: a slack-bolt `AsyncApp` on Socket Mode or the HTTP Events API.
+
+Listeners never wait for an answer: events are acknowledged by bolt before the listener runs
+(commands acknowledge first thing), the listener normalises the payload and calls
+`Dispatcher.submit`, which returns at once. Answers come back through `SlackOutbox`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import normalise
+from adapters.slack.commands import AdminCache, SlackCommands
+from adapters.slack.files import FileLimits, SlackFiles
+from adapters.slack.outbox import SlackOutbox
+from adapters.slack.stream import _describe
+from bot.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from bot.dispatcher import Dispatcher
+
+log = logging.getLogger("adapters.slack")
+
+EVENTS_PATH = "/slack/events"
+SUGGESTED_PROMPTS = (
+    {"title": "Summarise", "message": "Summarise this for me in five bullet points:"},
+    {"title": "Explain code", "message": "Explain what this code does, step by step:"},
+    {"title": "Draft a reply", "message": "Help me write a friendly, short reply to:"},
+)
+
+
+class _InfoToDebug(logging.Filter):
+    """slack-sdk's Socket Mode client logs every (re)connection at INFO; the adapter logs its
+    own one line when ready, so those become DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self._message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._message
+
+
+def _socket_logger() -> logging.Logger:
+    logger = logging.getLogger("adapters.slack.socket")
+    if not any(isinstance(f, _InfoToDebug) for f in logger.filters):
+        logger.addFilter(_InfoToDebug())
+    return logger
+
+
+def make_client(settings: Settings, token: str) -> AsyncWebClient:
+    """The one Web API client: `SLACK_API_URL`, with retries for 429 (honouring Retry-After),
+    500/503 and dropped connections."""
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+        logger=logging.getLogger("adapters.slack.web"),
+    )
+
+
+class SlackAdapter:
+    name = "Slack"
+
+    def __init__(
+        self,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        *,
+        http_host: str = "0.0.0.0",
+        max_file_bytes: int | None = None,
+        max_audio_bytes: int | None = None,
+    ) -> None:
+        if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+            raise ConfigError("SLACK_BOT_TOKEN is not set")
+        self._settings = settings
+        self._dispatcher = dispatcher
+        self._http_host = http_host
+        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+        secret = (
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else ""
+        )
+        if not app_token and not secret:
+            raise ConfigError(
+                "Slack needs SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP Events "
+                "API) besides SLACK_BOT_TOKEN"
+            )
+        self.socket_mode = bool(app_token)
+        self._app_token = app_token
+        token = settings.slack_bot_token.get_secret_value()
+        self.client = make_client(settings, token)
+        self._session: aiohttp.ClientSession | None = None
+        limits = FileLimits.load()
+        self.files = SlackFiles(
+            token,
+            settings.slack_api_url,
+            max_bytes=max_file_bytes or limits.max_bytes,
+            max_audio_bytes=max_audio_bytes or limits.max_audio_bytes,
+            session=self._http_session,
+        )
+        self.outbox = SlackOutbox(self.client)
+        self.identity = normalise.BotIdentity(user_id="")
+        bolt_logger = logging.getLogger("adapters.slack.bolt")
+        quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
+        bolt_logger.addFilter(quiet)  # bolt also reads $SLACK_BOT_TOKEN and warns it is unused
+        try:
+            self.app = AsyncApp(
+                client=self.client,
+                signing_secret=secret,
+                name="switchboard",
+                logger=bolt_logger,
+                attaching_conversation_kwargs_enabled=False,
+            )
+        finally:
+            bolt_logger.removeFilter(quiet)
+        self._register()
+        self._handler: AsyncSocketModeHandler | None = None
+        self._runner: web.AppRunner | None = None
+        self.http_port: int | None = None
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("app_mention")(self._on_message)
+        app.event("message")(self._on_message)
+        app.event("assistant_thread_started")(self._on_assistant_thread_started)
+        app.event("assistant_thread_context_changed")(self._on_ignored)
+        app.event("app_home_opened")(self._on_ignored)
+        SlackCommands(self._dispatcher, self.outbox, self.files, AdminCache(self.client)).register(
+            app
+        )
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self.client.session = self._session
+        return self._session
+
+    # -- listeners -----------------------------------------------------------------------------
+
+    async def _on_message(self, body: dict) -> None:
+        inbound = normalise.message_event(body, self.identity, self.files.fetcher)
+        if inbound is None:
+            return
+        try:
+            if not inbound.addressed:
+                if not await self._dispatcher.has_conversation(inbound.key):
+                    return
+                inbound = replace(inbound, addressed=True)
+            await self._dispatcher.submit(inbound)
+        except Exception as exc:
+            log.error(
+                "slack: could not hand event %s at %s to the dispatcher: %s",
+                inbound.event_id,
+                inbound.key,
+                type(exc).__name__,
+            )
+
+    async def _on_assistant_thread_started(self, body: dict) -> None:
+        thread = normalise.assistant_thread(body)
+        if thread is None:
+            return
+        try:
+            await self.client.assistant_threads_setSuggestedPrompts(
+                channel_id=thread.channel,
+                thread_ts=thread.thread_ts,
+                prompts=list(SUGGESTED_PROMPTS),
+            )
+        except SlackApiError as exc:
+            log.warning("slack: could not set suggested prompts: %s", _describe(exc))
+
+    async def _on_ignored(self, body: dict) -> None:
+        return None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._http_session()
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise ConfigError(
+                f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')})"
+            ) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ConfigError(
+                f"could not reach Slack at {self._settings.slack_api_url} ({type(exc).__name__})"
+            ) from None
+        self.identity = normalise.BotIdentity(
+            user_id=str(auth.get("user_id") or ""),
+            bot_id=str(auth.get("bot_id") or ""),
+            team_id=str(auth.get("team_id") or ""),
+        )
+        self._prime_bolt_authorization(auth)
+        self._dispatcher.register_outbox(normalise.PLATFORM, self.outbox)
+        if self.socket_mode:
+            await self._start_socket_mode()
+            how = "Socket Mode"
+        else:
+            await self._start_http()
+            how = f"HTTP Events API at :{self.http_port}{EVENTS_PATH}"
+        log.info(
+            "slack: connected (%s) as @%s in %s (%s)",
+            how,
+            auth.get("user") or self.identity.user_id,
+            auth.get("team") or "?",
+            self.identity.team_id,
+        )
+
+    def _prime_bolt_authorization(self, auth: Any) -> None:
+        """Bolt calls auth.test on the first event, before acknowledging it; hand it the result
+        we already have so no Web API call ever stands between a delivery and its ack."""
+        for middleware in getattr(self.app, "_async_middleware_list", ()):
+            if isinstance(middleware, AsyncSingleTeamAuthorization):
+                middleware.auth_test_result = auth
+
+    async def _start_socket_mode(self) -> None:
+        self._handler = AsyncSocketModeHandler(
+            self.app,
+            self._app_token,
+            logger=_socket_logger(),
+        )
+        try:
+            await self._handler.connect_async()
+        except SlackApiError as exc:
+            await self._close_handler()
+            raise ConfigError(
+                f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}); it needs the "
+                "connections:write scope"
+            ) from None
+
+    async def _start_http(self) -> None:
+        web_app = self.app.web_app(path=EVENTS_PATH, port=self._settings.slack_port)
+        self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._http_host, self._settings.slack_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(
+                f"cannot listen on SLACK_PORT {self._settings.slack_port}: {exc.strerror}"
+            ) from None
+        self.http_port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        await self._close_handler()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def _close_handler(self) -> None:
+        if self._handler is not None:
+            handler, self._handler = self._handler, None
+            await handler.close_async()

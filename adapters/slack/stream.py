@@ -1,0 +1,340 @@
+"""Showing an answer progressively on Slack, and splitting long text at Slack's limits.
+
+`SlackStream` is the core's `TextStream`. `append` only buffers; a flusher task pushes the
+buffered text every `interval` seconds, and `finish` pushes the authoritative final text at
+once. Two ways of showing text:
+
+- **chat streaming** (`chat.startStream` / `appendStream` / `stopStream` through slack-sdk's
+  `AsyncChatStream`) for answers in a thread (channel threads, DM threads, AI-app assistant
+  threads). Slack requires streamed messages to be thread replies.
+- **post + throttled `chat.update`** (at most one edit per second per message) for answers at
+  the top level of a DM, and wherever `chat.startStream` answers `ok: false` (streaming not
+  available to this app or in this conversation).
+
+Long answers become several messages in order (`split_text`): each at most `MESSAGE_LIMIT`
+characters, cut at a paragraph, line or word boundary near the end of the window, never inside
+a ``` code block without closing it and reopening it in the next message. The cut of a part
+depends only on the text up to that part's window, so parts that are complete never change as
+more text arrives; while streaming, the still-growing last part is shown only up to the
+earliest point where it could be cut (`SAFE_PREFIX`), so chat streaming (append-only) never
+has to take anything back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError, SlackRequestError
+
+if TYPE_CHECKING:
+    from slack_sdk.web.async_chat_stream import AsyncChatStream
+
+    from adapters.slack.outbox import SlackOutbox
+
+log = logging.getLogger(__name__)
+
+# Slack truncates `text` after 40,000 characters and rejects `markdown_text` over 12,000; it
+# recommends at most ~4,000 characters per message for readability. We stay below all three.
+MESSAGE_LIMIT = 3_900
+CUT_SEARCH = 800  # a cut is looked for only in the last this-many characters of the window
+_CLOSE_FENCE = "\n```"
+SAFE_PREFIX = MESSAGE_LIMIT - len(_CLOSE_FENCE) - CUT_SEARCH
+
+STREAM_INTERVAL = 0.5  # seconds between appendStream calls
+UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
+FIRST_FLUSH = 0.3  # the first text shows this soon after it arrives
+INTERRUPTED = " …(interrupted)"
+THINKING = "is thinking…"
+
+_FENCE_LINE = re.compile(r"^[ \t]{0,3}```", re.MULTILINE)
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Split `text` into messages of at most `limit` characters, in order.
+
+    Without code fences `"".join(split_text(t)) == t` (the separators stay at the end of the
+    earlier part). A cut inside a ``` block closes it at the end of the part and reopens it
+    (with its language) at the start of the next one.
+    """
+    search = min(CUT_SEARCH, limit // 4)
+    budget = limit - len(_CLOSE_FENCE)
+    if budget <= search:
+        raise ValueError("limit too small")
+    parts: list[str] = []
+    prefix = ""
+    rest = text
+    while True:
+        candidate = prefix + rest
+        if len(candidate) <= limit:
+            if candidate and (candidate != prefix or not parts):
+                parts.append(candidate)
+            return parts
+        cut = _find_cut(candidate, budget, max(budget - search, len(prefix) + 1))
+        piece = candidate[:cut]
+        fence = _open_fence(piece)
+        if fence is not None:
+            piece += ("" if piece.endswith("\n") else "\n") + "```"
+            prefix = fence + "\n"
+        else:
+            prefix = ""
+        parts.append(piece)
+        rest = candidate[cut:]
+
+
+def _find_cut(text: str, budget: int, earliest: int) -> int:
+    window = text[:budget]
+    for separator in ("\n\n", "\n", " "):
+        at = window.rfind(separator, earliest)
+        if at >= earliest:
+            return at + len(separator)
+    return budget
+
+
+def _open_fence(piece: str) -> str | None:
+    """The opening line of a ``` block left open at the end of `piece`, or None."""
+    opening: str | None = None
+    for match in _FENCE_LINE.finditer(piece):
+        line_end = piece.find("\n", match.start())
+        line = piece[match.start() : line_end if line_end != -1 else len(piece)].strip()
+        if line.count("```") % 2 == 0:
+            continue  # ```inline``` opens and closes on one line
+        opening = None if opening is not None else line
+    return opening
+
+
+def display_parts(text: str, *, final: bool) -> list[str]:
+    """What to show for `text`: every part, the last one (still growing unless `final`)
+    shown only up to `SAFE_PREFIX` so nothing shown ever has to be taken back."""
+    parts = split_text(text)
+    if not final and parts:
+        parts[-1] = parts[-1][:SAFE_PREFIX]
+        if not parts[-1]:
+            parts.pop()
+    return parts
+
+
+@dataclass
+class _Shown:
+    """One message of an answer: its ts, the text it shows, and its live chat stream if any."""
+
+    ts: str
+    text: str | None  # None: unknown (a failed stream call), so the next sync rewrites it
+    streamer: AsyncChatStream | None = None
+    updated_at: float = 0.0
+
+
+class SlackStream:
+    """The core's `TextStream` for one answer (see the module docstring)."""
+
+    def __init__(
+        self,
+        outbox: SlackOutbox,
+        *,
+        channel: str,
+        thread_ts: str,
+        team: str,
+        user: str,
+    ) -> None:
+        self._outbox = outbox
+        self._client = outbox.client
+        self._channel = channel
+        self._thread = thread_ts or None
+        self._team = team
+        self._user = user
+        self._streaming = bool(self._thread) and outbox.can_stream(channel)
+        self._text = ""
+        self._synced: str | None = None
+        self._shown: list[_Shown] = []
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._done = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._warned = False
+        self._status: asyncio.Task[bool] | None = None
+        if self._thread:
+            self._status = asyncio.ensure_future(outbox.set_status(channel, self._thread, THINKING))
+
+    @property
+    def streaming(self) -> bool:
+        return self._streaming
+
+    @property
+    def message_ts(self) -> list[str]:
+        return [m.ts for m in self._shown]
+
+    # -- TextStream ----------------------------------------------------------------------------
+
+    async def append(self, delta: str) -> None:
+        if self._done or not delta:
+            return
+        self._text += delta
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush_loop())
+
+    async def finish(self, text: str) -> None:
+        await self._stop_flusher()
+        async with self._lock:
+            await self._sync(text or self._text, final=True)
+
+    async def abort(self) -> None:
+        try:
+            await self._stop_flusher()
+            async with self._lock:
+                if self._text.strip():
+                    await self._sync(self._text + INTERRUPTED, final=True)
+                elif self._shown:
+                    await self._sync(INTERRUPTED.strip(), final=True)
+                else:
+                    await self._wait_status()
+                    if self._thread and self._status is not None:
+                        await self._outbox.set_status(self._channel, self._thread, "")
+        except Exception as exc:
+            log.warning(
+                "slack: could not mark an answer as interrupted in %s: %s",
+                self._channel,
+                _describe(exc),
+            )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _stop_flusher(self) -> None:
+        self._done = True
+        self._wake.set()
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
+
+    async def _flush_loop(self) -> None:
+        wait = FIRST_FLUSH
+        while not self._done:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            if self._done:
+                return
+            wait = STREAM_INTERVAL if self._streaming else UPDATE_INTERVAL
+            async with self._lock:
+                if self._done or self._text == self._synced:
+                    continue
+                try:
+                    await self._sync(self._text, final=False)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # keep going: finish() delivers the whole text
+                    level = logging.DEBUG if self._warned else logging.WARNING
+                    self._warned = True
+                    log.log(
+                        level,
+                        "slack: progressive update failed in %s: %s",
+                        self._channel,
+                        _describe(exc),
+                    )
+
+    async def _wait_status(self) -> None:
+        if self._status is not None and not self._status.done():
+            with contextlib.suppress(Exception):
+                await self._status
+
+    async def _sync(self, text: str, *, final: bool) -> None:
+        await self._wait_status()  # never let "is thinking…" land after the answer
+        parts = display_parts(text, final=final)
+        for index, part in enumerate(parts):
+            closed = final or index < len(parts) - 1
+            if index < len(self._shown):
+                await self._update(self._shown[index], part, closed=closed)
+            else:
+                self._shown.append(await self._create(part, closed=closed))
+        if final:
+            for extra in self._shown[len(parts) :]:
+                await self._delete(extra)
+            del self._shown[len(parts) :]
+        self._synced = text
+
+    async def _create(self, part: str, *, closed: bool) -> _Shown:
+        if self._streaming and self._thread:
+            streamer = await self._client.chat_stream(
+                channel=self._channel,
+                thread_ts=self._thread,
+                recipient_team_id=self._team or None,
+                recipient_user_id=self._user or None,
+                buffer_size=1,  # this class buffers; each call here is one API call
+            )
+            try:
+                if closed:
+                    await streamer.stop(markdown_text=part)
+                else:
+                    await streamer.append(markdown_text=part)
+            except (SlackApiError, SlackRequestError) as exc:
+                if streamer.ts is None:  # startStream refused: no streaming here
+                    self._streaming = False
+                    self._outbox.streaming_failed(self._channel, exc)
+                else:  # started, then failed: rewrite the message with chat.update
+                    shown = _Shown(ts=streamer.ts, text=None)
+                    await self._update(shown, part, closed=True)
+                    return shown
+            else:
+                assert streamer.ts is not None
+                return _Shown(
+                    ts=streamer.ts,
+                    text=part,
+                    streamer=None if closed else streamer,
+                    updated_at=time.monotonic(),
+                )
+        response = await self._client.chat_postMessage(
+            channel=self._channel, thread_ts=self._thread, markdown_text=part
+        )
+        return _Shown(ts=str(response["ts"]), text=part, updated_at=time.monotonic())
+
+    async def _update(self, shown: _Shown, part: str, *, closed: bool) -> None:
+        if shown.streamer is not None:
+            if shown.text is not None and part.startswith(shown.text):
+                delta = part[len(shown.text) :]
+                try:
+                    if closed:
+                        await shown.streamer.stop(markdown_text=delta or None)
+                        shown.streamer = None
+                    elif delta:
+                        await shown.streamer.append(markdown_text=delta)
+                    shown.text = part
+                    return
+                except (SlackApiError, SlackRequestError) as exc:
+                    log.info(
+                        "slack: a chat stream in %s ended early (%s); editing instead",
+                        self._channel,
+                        _describe(exc),
+                    )
+                    shown.streamer = None
+                    shown.text = None
+            else:  # the final text differs from what was streamed: stop, then rewrite
+                with contextlib.suppress(SlackApiError, SlackRequestError):
+                    await shown.streamer.stop()
+                shown.streamer = None
+        if shown.text == part:
+            return
+        elapsed = time.monotonic() - shown.updated_at
+        if elapsed < UPDATE_INTERVAL:
+            if not closed:
+                return  # the next tick will do it
+            await asyncio.sleep(UPDATE_INTERVAL - elapsed)
+        await self._client.chat_update(channel=self._channel, ts=shown.ts, markdown_text=part)
+        shown.text = part
+        shown.updated_at = time.monotonic()
+
+    async def _delete(self, shown: _Shown) -> None:
+        if shown.streamer is not None:
+            with contextlib.suppress(SlackApiError, SlackRequestError):
+                await shown.streamer.stop()
+        with contextlib.suppress(SlackApiError):
+            await self._client.chat_delete(channel=self._channel, ts=shown.ts)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        error: Any = exc.response.get("error") if exc.response is not None else None
+        return f"{type(exc).__name__} {error or ''}".strip()
+    return type(exc).__name__
