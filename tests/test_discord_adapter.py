@@ -9,6 +9,9 @@ import base64
 import contextlib
 import itertools
 import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ from tests.harness import make_settings
 
 # A token shaped like a real one (first segment: base64 of the bot user id) is built per fake.
 EDIT_INTERVAL = 0.15
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bot_token(dc_or_id: Any) -> str:
@@ -589,3 +593,104 @@ async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
     assert "large.png" in followup["content"] and "upload limit" in followup["content"]
     assert [a["filename"] for a in followup["attachments"]] == ["small.png"]
     assert not followup["flags"] & MsgFlag.EPHEMERAL
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line and failures at start-up
+# ---------------------------------------------------------------------------------------------
+async def test_python_m_bot_runs_the_discord_adapter(
+    discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with fake_discord() as dc:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OPENAI_", "SLACK_", "DISCORD_", "SWITCHBOARD_"))
+        }
+        env.update(
+            OPENAI_API_KEY="sk-test-not-a-real-key-0123456789",
+            OPENAI_BASE_URL=openai_fake.base_url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+            DISCORD_TOKEN=dc.token,
+            DISCORD_API_URL=dc.api_url,
+            DISCORD_GATEWAY_URL=dc.gateway_url,
+            PYTHONPATH=str(ROOT),
+            LOG_LEVEL="INFO",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            await dc.wait_connected(within=20)
+            await dc.wait_for(lambda: bool(dc.command_syncs), 20, "the command sync")
+            cid = dc.text_channel["id"]
+            incoming = await dc.send_message_create(cid, dc.member, mention(dc, "from the CLI"))
+
+            def answered() -> bool:
+                return any(
+                    m["content"] == "echo: from the CLI"
+                    for m in dc.messages[cid]
+                    if m["author"]["id"] == dc.application_id
+                )
+
+            await dc.wait_for(answered, 20, "the answer")
+            assert incoming["id"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        logs = out.decode() + err.decode()
+        assert "discord: connected as switchboard#0 in 1 servers" in logs
+        assert dc.token not in logs and dc.token.split(".")[-1] not in logs
+
+
+async def test_a_rejected_token_is_one_config_error_line(
+    discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    from bot.config import ConfigError
+
+    async with fake_discord() as dc:
+        real = dc.token
+        dc.token = bot_token(dc) + "-wrong"
+        settings = make_settings(
+            openai_fake.base_url,
+            tmp_path,
+            DISCORD_TOKEN=real,
+            DISCORD_API_URL=dc.api_url,
+            DISCORD_GATEWAY_URL=dc.gateway_url,
+        )
+        app = await App.create(settings)
+        adapter = DiscordAdapter(settings, app.dispatcher, guild_ready_timeout=0.05)
+        try:
+            with pytest.raises(ConfigError) as info:
+                await adapter.start()
+        finally:
+            await adapter.close()
+            await app.shutdown()
+        assert "DISCORD_TOKEN" in str(info.value) and real not in str(info.value)
+        assert dc.identify_count == 0
+
+
+async def test_invite_url_asks_discord_when_the_token_has_no_id(
+    discord_seams: None, tmp_path: Path
+) -> None:
+    from adapters.discord.invite import invite_url
+
+    async with fake_discord() as dc:
+        dc.token = "opaque-token-without-an-id"
+        settings = make_settings(
+            "http://127.0.0.1:9/v1",
+            tmp_path,
+            DISCORD_TOKEN=dc.token,
+            DISCORD_API_URL=dc.api_url,
+            DISCORD_GATEWAY_URL=dc.gateway_url,
+        )
+        url = await invite_url(settings)
+    assert f"client_id={dc.application_id}" in url
+    assert "scope=bot+applications.commands" in url
