@@ -251,6 +251,9 @@ async def test_thread_is_its_own_conversation_and_needs_no_mention_once_joined(b
     await asyncio.sleep(0.05)
     hello = await dc.send_message_create(started["id"], dc.member, "hello")
     assert (await bot.answer_to(hello))["content"] == "echo: hello"
+    # a member's thread the bot was added to (a thread member, seen as `Thread.me`)
+    joined = await dc.send_message_create(dc.thread["id"], dc.member, "you are in here")
+    assert (await bot.answer_to(joined))["content"] == "echo: you are in here"
 
 
 async def test_dm_is_answered(bot: Bot) -> None:
