@@ -111,7 +111,12 @@ async def fake_discord(**kwargs: Any) -> AsyncIterator[FakeDiscord]:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    dc: FakeDiscord, openai: FakeOpenAI, tmp_path: Path, **overrides: Any
+    dc: FakeDiscord,
+    openai: FakeOpenAI,
+    tmp_path: Path,
+    *,
+    edit_interval: float = EDIT_INTERVAL,
+    **overrides: Any,
 ) -> AsyncIterator[Bot]:
     settings = make_settings(
         openai.base_url,
@@ -126,7 +131,7 @@ async def running_bot(
         settings,
         app.dispatcher,
         guild_ready_timeout=0.05,
-        edit_interval=EDIT_INTERVAL,
+        edit_interval=edit_interval,
         first_delay=0.05,
     )
     bot = Bot(dc, app, adapter)
@@ -372,6 +377,26 @@ async def test_edits_are_throttled_per_channel(bot: Bot, openai_fake: FakeOpenAI
         streamed = times[:-1]  # the final flush is not throttled
         gaps = [later - earlier for earlier, later in itertools.pairwise(streamed)]
         assert all(gap >= EDIT_INTERVAL * 0.8 for gap in gaps), gaps
+
+
+async def test_streaming_stays_within_the_channel_write_limit(
+    discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    # Discord's shared per-channel message-write bucket (5 per 5 s), scaled to 5 per second
+    # with the edit interval scaled the same way (1.2 s -> 0.25 s)
+    async with (
+        fake_discord() as dc,
+        running_bot(dc, openai_fake, tmp_path, edit_interval=0.25) as bot,
+    ):
+        dc.enable_message_rate_limit(limit=5, per=1.0)
+        openai_fake.delta_delay = 0.02
+        words = " ".join(f"w{i}" for i in range(100))  # ~2 s of streaming
+        incoming = await dc.send_message_create(
+            dc.text_channel["id"], dc.member, mention(dc, words)
+        )
+        answer = await bot.answer_to(incoming)
+        assert answer["content"] == f"echo: {words}" and len(answer["edits"]) >= 4
+        assert dc.rate_limited_count == 0
 
 
 async def test_dropped_gateway_resumes_and_keeps_serving(bot: Bot) -> None:

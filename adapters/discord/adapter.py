@@ -49,6 +49,7 @@ from bot.types import Actor, ConversationKey, OutFile, Reply
 
 log = logging.getLogger(__name__)
 
+READY_NOTICE = 30.0  # seconds between "still connecting" log lines at start-up
 INTERACTION_TTL = 14 * 60  # a follow-up token lives 15 minutes; keep a margin
 MAX_FILES_PER_MESSAGE = 10
 SHARDS_ENV = "SWITCHBOARD_DISCORD_SHARDS"
@@ -203,7 +204,15 @@ class DiscordAdapter:
         self._dispatcher.register_outbox(PLATFORM, self)
         self._task = asyncio.create_task(self.client.start(token), name="discord-client")
         ready = asyncio.create_task(self._ready.wait())
-        await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        waited = 0.0
+        while True:
+            done, _ = await asyncio.wait(
+                {self._task, ready}, timeout=READY_NOTICE, return_when=asyncio.FIRST_COMPLETED
+            )
+            if done:
+                break
+            waited += READY_NOTICE
+            log.warning("discord: still connecting after %.0f s (gateway reachable?)", waited)
         if not ready.done():
             ready.cancel()
             error = self._task.exception() if not self._task.cancelled() else None
