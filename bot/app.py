@@ -14,10 +14,12 @@ from bot.backends.responses import ResponsesBackend
 from bot.backends.retry import RetryPolicy
 from bot.capabilities.chat import ChatCapability
 from bot.capabilities.conversation import ConversationCommands
+from bot.capabilities.usage import UsageCommands
 from bot.config import Settings
 from bot.dispatcher import Command, Dispatcher
 from bot.lanes import Lanes
 from bot.pricing import PriceTable
+from bot.quota import Quota
 from storage import runs
 from storage.db import Database
 from storage.events import prune_events
@@ -69,10 +71,15 @@ class App:
         lanes = Lanes(settings.max_concurrency)
         chat = ChatCapability(db, settings, make_backend(settings, client, db), prices)
         conversation = ConversationCommands(db)
+        quota = Quota(db, settings)
+        usage = UsageCommands(
+            db, settings, quota, lambda actor: actor.is_admin or actor.id in settings.admin_ids
+        )
         commands = {
             "reset": Command(conversation.reset, "start a new conversation here"),
+            "usage": Command(usage.usage, "tokens and cost", ordered=False),
         }
-        dispatcher = Dispatcher(db, settings, lanes, chat, commands)
+        dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota)
         return cls(settings, db, client, lanes, dispatcher)
 
     async def shutdown(self) -> None:

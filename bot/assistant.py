@@ -25,6 +25,11 @@ class AssistantConfig:
     temperature: float | None = None
     max_output_tokens: int | None = None
     reply_mode: str = "mention"
+    vision_detail: str = "auto"  # low | high | auto, sent with every input image
+    voice: str = ""  # "" = the deployment's SWITCHBOARD_SPEECH_VOICE
+    voice_replies: bool = False  # every answer also comes back as an audio file
+    # Set by admins with `/usage budget`: this channel's monthly dollar limit (None = the default).
+    budget_monthly_usd: float | None = None
 
     @classmethod
     def defaults(cls, settings: Settings) -> AssistantConfig:

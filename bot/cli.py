@@ -31,7 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("platform", choices=["slack"])
     invite = sub.add_parser("invite", help="print the Discord invite URL")
     invite.add_argument("platform", choices=["discord"])
+    usage = sub.add_parser("usage", help="usage reports")
+    usage_sub = usage.add_subparsers(dest="usage_command", required=True)
+    export = usage_sub.add_parser("export", help="write every run since DATE as CSV")
+    export.add_argument("--since", required=True, type=_date, help="YYYY-MM-DD (UTC)")
+    export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     return parser
+
+
+def _date(value: str) -> float:
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-01") from None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_doctor(settings))
         if command == "console":
             return asyncio.run(_console(settings))
+        if command == "usage":
+            return _export_usage(settings, args.since, args.output)
         if command == "manifest":
             render_manifest = _adapter_function(
                 "Slack", "adapters.slack.manifest", "render_manifest"
@@ -71,6 +88,41 @@ def _adapter_function(platform: str, module_name: str, name: str):  # type: igno
         if exc.name is None or not module_name.startswith(exc.name):
             raise
         raise ConfigError(f"the {platform} adapter is not part of this build yet") from None
+
+
+async def _usage_rows(settings: Settings, since: float) -> list:  # type: ignore[type-arg]
+    from storage.db import Database
+    from storage.usage import export_rows
+
+    if not settings.database_path.exists():
+        raise ConfigError(f"no database at {settings.database_path} (DATABASE_URL)")
+    db = await Database.open(settings.database_path)
+    try:
+        return await export_rows(db, since)
+    finally:
+        await db.close()
+
+
+def _export_usage(settings: Settings, since: float, output: str) -> int:
+    import contextlib
+    import csv
+
+    from storage.usage import EXPORT_COLUMNS
+
+    rows = asyncio.run(_usage_rows(settings, since))
+    with contextlib.ExitStack() as stack:
+        stream = (
+            sys.stdout
+            if output == "-"
+            else stack.enter_context(open(output, "w", newline="", encoding="utf-8"))
+        )
+        writer = csv.writer(stream)
+        writer.writerow(EXPORT_COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])
+    if output != "-":
+        print(f"wrote {len(rows)} runs to {output}", file=sys.stderr)
+    return 0
 
 
 async def _doctor(settings: Settings) -> int:

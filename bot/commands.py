@@ -33,3 +33,6 @@ CONTRACT_COMMANDS: tuple[CommandInfo, ...] = (
 )
 
 COMMAND_NAMES = frozenset(c.name for c in CONTRACT_COMMANDS)
+
+# Commands that spend money at OpenAI: subject to rate limits and budgets like messages.
+METERED_COMMANDS = frozenset({"imagine", "edit", "variation", "speak", "transcribe", "translate"})

@@ -7,12 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from bot.assistant import resolve_assistant
 from bot.capabilities.chat import ChatCapability, check_message
-from bot.commands import COMMAND_NAMES
+from bot.commands import COMMAND_NAMES, METERED_COMMANDS
 from bot.config import Settings
 from bot.delivery import Outbox
 from bot.errors import UserError
 from bot.lanes import Lanes, LanesClosed
+from bot.quota import Quota
 from bot.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from storage import conversations, runs
 from storage.db import Database
@@ -45,12 +47,14 @@ class Dispatcher:
         lanes: Lanes,
         chat: ChatCapability,
         commands: Mapping[str, Command],
+        quota: Quota,
     ) -> None:
         self._db = db
         self._settings = settings
         self._lanes = lanes
         self._chat = chat
         self._commands = dict(commands)
+        self._quota = quota
         self._outboxes: dict[str, Outbox] = {}
 
     @property
@@ -99,6 +103,7 @@ class Dispatcher:
         its lane; an invalid one only gets its explanation, in order with the others."""
         try:
             check_message(event, self._settings)
+            await self._check_quota(event)
         except UserError as refusal:
             error = refusal
 
@@ -129,6 +134,8 @@ class Dispatcher:
                 raise UserError(f"I don't know /{call.name}. Commands here: {known}.")
             if command.admin and not self.is_admin(call.actor.id, call.actor.is_admin):
                 raise UserError(f"/{call.name} is for admins of this workspace or server only.")
+            if call.name in METERED_COMMANDS:
+                await self._check_quota(call)
             reply = await command.handler(call)
             if reply is not None:
                 await self._outbox(call).send(reply)
@@ -137,6 +144,10 @@ class Dispatcher:
             self._lanes.submit_unordered(lambda: self._guarded(call, job))
         else:
             self._lanes.submit(call.key, lambda: self._guarded(call, job))
+
+    async def _check_quota(self, event: Event) -> None:
+        config = await resolve_assistant(self._db, self._settings, event.key)
+        await self._quota.check(event.key, event.actor.id, config.budget_monthly_usd)
 
     def _outbox(self, event: Event) -> Outbox:
         return self._outboxes[event.key.platform]

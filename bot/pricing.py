@@ -38,9 +38,20 @@ class ModelPrice:
     characters_1m: Decimal = Decimal(0)
 
 
+TOOL_KEYS = frozenset({"file_search_call", "web_search_call", "container_session"})
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPrice:
+    file_search_call: Decimal = Decimal(0)
+    web_search_call: Decimal = Decimal(0)
+    container_session: Decimal = Decimal(0)
+
+
 @dataclass(slots=True)
 class PriceTable:
     models: dict[str, ModelPrice]
+    tools: ToolPrice = field(default_factory=ToolPrice)
     _warned: set[str] = field(default_factory=set)
 
     @classmethod
@@ -63,7 +74,14 @@ class PriceTable:
                 raise ConfigError(
                     f"price table {source}: model {name!r} has a non-number"
                 ) from None
-        return cls(models)
+        tools = raw.get("tools", {})
+        if not isinstance(tools, dict) or not set(tools) <= TOOL_KEYS:
+            raise ConfigError(f"price table {source}: [tools] takes only {sorted(TOOL_KEYS)}")
+        try:
+            tool_price = ToolPrice(**{k: Decimal(str(v)) for k, v in tools.items()})
+        except ArithmeticError:
+            raise ConfigError(f"price table {source}: [tools] has a non-number") from None
+        return cls(models, tool_price)
 
     def cost(self, usage: Usage) -> Decimal | None:
         """Dollars for one run's usage, or None when its model is not in the table."""
@@ -87,4 +105,9 @@ class PriceTable:
             + usage.characters * price.characters_1m
         ) / PER_MILLION
         audio = Decimal(str(usage.audio_seconds)) / 60 * price.audio_minute
-        return tokens + audio
+        fees = (
+            usage.file_search_calls * self.tools.file_search_call
+            + usage.web_search_calls * self.tools.web_search_call
+            + usage.container_sessions * self.tools.container_session
+        )
+        return tokens + audio + fees

@@ -116,3 +116,6 @@ class Usage:
     images: int = 0
     audio_seconds: float = 0.0
     characters: int = 0
+    file_search_calls: int = 0
+    web_search_calls: int = 0
+    container_sessions: int = 0

@@ -97,6 +97,28 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX processed_events_by_age ON processed_events (received_at);
         """,
     ),
+    (
+        "002_tool_fees_budgets_moderation",
+        """
+        ALTER TABLE usage ADD COLUMN file_search_calls INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage ADD COLUMN web_search_calls INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE usage ADD COLUMN container_sessions INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX runs_by_user ON runs (platform, workspace, user_id, created_at);
+        CREATE INDEX runs_by_time ON runs (created_at);
+
+        CREATE TABLE moderation_flags (
+            id          INTEGER PRIMARY KEY,
+            platform    TEXT NOT NULL,
+            workspace   TEXT NOT NULL,
+            channel     TEXT NOT NULL,
+            user_id     TEXT NOT NULL,
+            event_id    TEXT NOT NULL,
+            categories  TEXT NOT NULL,         -- JSON list of flagged category names
+            excerpt     TEXT NOT NULL,         -- the first 200 characters, for admins
+            created_at  REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

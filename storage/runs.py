@@ -102,7 +102,8 @@ async def record_usage(
     await conn.execute(
         "INSERT INTO usage (run_id, model, input_tokens, cached_tokens, output_tokens, "
         "reasoning_tokens, image_input_tokens, image_output_tokens, images, audio_seconds, "
-        "characters, cost_usd, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "characters, file_search_calls, web_search_calls, container_sessions, cost_usd, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             run_id,
             usage.model,
@@ -115,6 +116,9 @@ async def record_usage(
             usage.images,
             usage.audio_seconds,
             usage.characters,
+            usage.file_search_calls,
+            usage.web_search_calls,
+            usage.container_sessions,
             None if cost is None else float(cost),
             time.time(),
         ),
