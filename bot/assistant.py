@@ -30,6 +30,7 @@ class AssistantConfig:
     voice_replies: bool = False  # every answer also comes back as an audio file
     # Set by admins with `/usage budget`: this channel's monthly dollar limit (None = the default).
     budget_monthly_usd: float | None = None
+    moderation: bool = False  # screen incoming messages with the moderation model first
 
     @classmethod
     def defaults(cls, settings: Settings) -> AssistantConfig:

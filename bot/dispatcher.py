@@ -7,13 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from bot.assistant import resolve_assistant
+from bot.assistant import AssistantConfig, resolve_assistant
 from bot.capabilities.chat import ChatCapability, check_message
 from bot.commands import COMMAND_NAMES, METERED_COMMANDS
 from bot.config import Settings
 from bot.delivery import Outbox
 from bot.errors import UserError
 from bot.lanes import Lanes, LanesClosed
+from bot.moderation import Moderation
 from bot.quota import Quota
 from bot.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from storage import conversations, runs
@@ -48,6 +49,7 @@ class Dispatcher:
         chat: ChatCapability,
         commands: Mapping[str, Command],
         quota: Quota,
+        moderation: Moderation | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -55,6 +57,7 @@ class Dispatcher:
         self._chat = chat
         self._commands = dict(commands)
         self._quota = quota
+        self._moderation = moderation
         self._outboxes: dict[str, Outbox] = {}
 
     @property
@@ -103,7 +106,7 @@ class Dispatcher:
         its lane; an invalid one only gets its explanation, in order with the others."""
         try:
             check_message(event, self._settings)
-            await self._check_quota(event)
+            config = await self._check_quota(event)
         except UserError as refusal:
             error = refusal
 
@@ -117,6 +120,14 @@ class Dispatcher:
         )
 
         async def job() -> None:
+            if config.moderation and self._moderation is not None:
+                try:
+                    await self._moderation.screen(event)
+                except UserError as refusal:
+                    await runs.close_run(
+                        self._db, run_id, "failed", refusal.log_detail or "moderation"
+                    )
+                    raise
             await self._chat.answer(event, run_id, self._outbox(event))
 
         self._lanes.submit(event.key, lambda: self._guarded(event, job))
@@ -145,9 +156,10 @@ class Dispatcher:
         else:
             self._lanes.submit(call.key, lambda: self._guarded(call, job))
 
-    async def _check_quota(self, event: Event) -> None:
+    async def _check_quota(self, event: Event) -> AssistantConfig:
         config = await resolve_assistant(self._db, self._settings, event.key)
         await self._quota.check(event.key, event.actor.id, config.budget_monthly_usd)
+        return config
 
     def _outbox(self, event: Event) -> Outbox:
         return self._outboxes[event.key.platform]

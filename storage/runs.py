@@ -96,6 +96,14 @@ async def finish_run(
     )
 
 
+async def close_run(db: Database, run_id: int, status: RunStatus, error: str | None = None) -> None:
+    """Set a final status on its own (no usage to record with it)."""
+    await db.write(
+        "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+        (status, error, time.time(), run_id),
+    )
+
+
 async def record_usage(
     conn: aiosqlite.Connection, run_id: int, usage: Usage, cost: Decimal | None
 ) -> None:

@@ -224,6 +224,7 @@ class FakeOpenAI:
         self.models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_MODELS]
         self.requests: list[RecordedRequest] = []
         self.turns: list[FakeTurn] = []
+        self.flag_words: dict[str, str] = {"FLAGME": "violence"}  # moderation: word → category
         self.conversations: dict[str, list[dict[str, Any]]] = {}
         self.responses: dict[str, dict[str, Any]] = {}
         self.spec_problems: list[str] = []
@@ -262,6 +263,7 @@ class FakeOpenAI:
         r.add_post("/v1/chat/completions", self._chat_create)
         r.add_get("/v1/models", self._models_list)
         r.add_get("/v1/models/{id}", self._model_get)
+        r.add_post("/v1/moderations", self._moderations_create)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -904,8 +906,47 @@ class FakeOpenAI:
                 return self._json(request, model)
         return self._not_found_model(request, model_id)
 
+    # -- Moderations --------------------------------------------------------------------------
+
+    async def _moderations_create(self, request: web.Request) -> web.Response:
+        """Flags any input containing one of `flag_words` (word → category)."""
+        body = request[_BODY] if isinstance(request[_BODY], dict) else {}
+        raw = body.get("input", "")
+        texts = [raw] if isinstance(raw, str) else [t for t in raw if isinstance(t, str)]
+        results = []
+        for text in texts or [""]:
+            hits = {cat for word, cat in self.flag_words.items() if word in text}
+            results.append(
+                {
+                    "flagged": bool(hits),
+                    "categories": {c: c in hits for c in _MODERATION_CATEGORIES},
+                    "category_scores": {
+                        c: 0.99 if c in hits else 0.001 for c in _MODERATION_CATEGORIES
+                    },
+                    "category_applied_input_types": {c: ["text"] for c in _MODERATION_CATEGORIES},
+                }
+            )
+        payload = {"id": _new_id("modr"), "model": body.get("model", ""), "results": results}
+        return self._json(request, payload)
+
 
 # -- helpers ------------------------------------------------------------------------------------
+
+_MODERATION_CATEGORIES = (
+    "hate",
+    "hate/threatening",
+    "harassment",
+    "harassment/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
