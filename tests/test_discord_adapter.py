@@ -328,7 +328,7 @@ async def test_attachment_size_is_checked_before_and_after_download(
     assert dc.cdn[big["id"]].hits == 0  # refused from the declared size, never downloaded
     with pytest.raises(UserError, match=r"liar\.csv"):
         await table.fetch()
-    assert dc.cdn[liar["id"]].hits == 1
+    assert dc.cdn[liar["id"]].hits >= 1  # (the core may fetch it too)
     await bot.idle()
 
 
@@ -467,8 +467,11 @@ async def test_reset_is_deferred_then_answered_with_a_followup(bot: Bot) -> None
     assert call.key.channel == dc.text_channel["id"] and call.key.workspace == dc.guild["id"]
 
 
-async def test_imagine_not_available_yet_is_an_ephemeral_followup(bot: Bot) -> None:
+async def test_a_command_not_in_this_build_is_an_ephemeral_followup(bot: Bot) -> None:
     dc = bot.dc
+    # /imagine as a build without the images capability has it (independent of the core's
+    # progress: the dispatcher answers a contract command it has no handler for)
+    bot.app.dispatcher._commands.pop("imagine", None)
     inter = await dc.send_interaction(
         "imagine", {"prompt": "a lighthouse", "size": "1024x1024", "count": 2}, user=dc.member
     )
