@@ -14,6 +14,7 @@ from bot.backends.responses import ResponsesBackend
 from bot.backends.retry import RetryPolicy
 from bot.capabilities.chat import ChatCapability
 from bot.capabilities.conversation import ConversationCommands
+from bot.capabilities.media import MediaContext, media_commands
 from bot.capabilities.usage import UsageCommands
 from bot.config import Settings
 from bot.dispatcher import Command, Dispatcher
@@ -69,7 +70,9 @@ class App:
             log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
         await prune_events(db, EVENT_MEMORY_SECONDS)
         lanes = Lanes(settings.max_concurrency)
-        chat = ChatCapability(db, settings, make_backend(settings, client, db), prices)
+        media = MediaContext.create(db, settings, client, prices)
+        backend = make_backend(settings, client, db)
+        chat = ChatCapability(db, settings, backend, prices, media.message_media())
         conversation = ConversationCommands(db)
         quota = Quota(db, settings)
         usage = UsageCommands(
@@ -77,6 +80,7 @@ class App:
         )
         commands = {
             "reset": Command(conversation.reset, "start a new conversation here"),
+            **media_commands(media),
             "usage": Command(usage.usage, "tokens and cost", ordered=False),
         }
         dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota)

@@ -103,6 +103,27 @@ class Settings(BaseSettings):
     )
     shutdown_grace: float = Field(default=30.0, ge=0, alias="SWITCHBOARD_SHUTDOWN_GRACE")
 
+    # Media (issue #5).
+    max_images: int = Field(default=10, ge=0, alias="SWITCHBOARD_MAX_IMAGES")
+    image_max_side: int = Field(default=2048, ge=256, alias="SWITCHBOARD_IMAGE_MAX_SIDE")
+    image_max_mb: float = Field(default=20.0, gt=0, alias="SWITCHBOARD_IMAGE_MAX_MB")
+    audio_max_mb: float = Field(default=100.0, gt=0, alias="SWITCHBOARD_AUDIO_MAX_MB")
+    max_image_count: int = Field(default=4, ge=1, le=10, alias="SWITCHBOARD_MAX_IMAGE_COUNT")
+    image_variations_endpoint: bool = Field(
+        default=False, alias="SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT"
+    )
+    translation: Literal["endpoint", "fallback"] = Field(
+        default="fallback", alias="SWITCHBOARD_TRANSLATION"
+    )
+    # Only for SWITCHBOARD_TRANSLATION=endpoint: /audio/translations takes this one model and
+    # shuts down 2027-02-26 (not in the defaults table: the fallback needs no extra model).
+    translation_model: str = Field(default="whisper-1", alias="SWITCHBOARD_TRANSLATION_MODEL")
+    speech_engine: Literal["audio_speech"] = Field(
+        default="audio_speech", alias="SWITCHBOARD_SPEECH_ENGINE"
+    )
+    speech_format: str = Field(default="mp3", alias="SWITCHBOARD_SPEECH_FORMAT")
+    speech_voice: str = Field(default="alloy", alias="SWITCHBOARD_SPEECH_VOICE")
+
     @field_validator(
         "budget_user_daily_usd",
         "budget_channel_monthly_usd",

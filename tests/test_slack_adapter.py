@@ -311,8 +311,8 @@ async def test_without_chat_streaming_edits_are_throttled_and_the_text_is_whole(
 
 
 async def test_attachments_reach_the_core_with_a_working_fetch(env: Env) -> None:
-    """The core does not send images to the model yet (vision is a later issue), so this checks
-    that the attachments reach the core and that their `fetch` downloads with the token."""
+    """The attachments reach the core and their `fetch` downloads with the token (the core's
+    use of them is covered in tests/test_media_slack.py)."""
     image = env.slack.add_file("fox.png", PNG, "image/png")
     clip = env.slack.add_file(
         "audio_message.webm",
@@ -330,7 +330,7 @@ async def test_attachments_reach_the_core_with_a_working_fetch(env: Env) -> None
     assert await by_kind["image"].fetch() == PNG
     assert await by_kind["audio"].fetch() == b"\x1aE\xdf\xa3 audio clip"
     requests = env.slack.file_requests
-    assert [r["authorized"] for r in requests] == [True, True]
+    assert len(requests) >= 2 and all(r["authorized"] for r in requests)  # the core fetches too
     assert all("/download/" in r["path"] for r in requests)
 
 
@@ -396,7 +396,8 @@ async def test_slash_commands_are_acknowledged_and_answered(env: Env) -> None:
         "There was no conversation here yet; the next message starts one."
     ]
 
-    # not in this build yet: answered privately, to the one who asked
+    # a contract command this build has no handler for: answered privately, to the one who asked
+    env.app.dispatcher._commands.pop("imagine", None)
     await env.slack.send_slash_command("/imagine", "a red fox", user_id="UADMIN")
     await env.settle(2)
     assert env.submitted[-1].actor.is_admin  # users.info: is_admin
@@ -411,6 +412,7 @@ async def test_slash_commands_are_acknowledged_and_answered(env: Env) -> None:
 
 
 async def test_edit_image_shortcut_opens_a_modal_and_submits_an_edit(env: Env) -> None:
+    env.app.dispatcher._commands.pop("edit", None)  # the core's /edit has its own tests
     image = env.slack.add_file("sky.png", PNG, "image/png")
     message = P.message("my photo", files=[image])
     env.slack.record_event(message)

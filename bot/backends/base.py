@@ -23,6 +23,9 @@ class Turn:
     config: AssistantConfig
     conversation_id: int
     backend_conversation_id: str | None = None
+    # Images attached to the message, as data URLs, and the channel's vision detail setting.
+    images: tuple[str, ...] = ()
+    image_detail: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,14 @@ class ChatCompletionsBackend:
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         config = turn.config
         history = await recent_history(self._db, turn.conversation_id)
+        messages: list[dict[str, Any]] = list(
+            trim_history(config.instructions, history, turn.text, self._history_tokens)
+        )
+        if turn.images:  # sent with this turn only: the stored history keeps the text
+            messages[-1] = {"role": "user", "content": _content(turn)}
         params: dict[str, Any] = {
             "model": config.model,
-            "messages": trim_history(config.instructions, history, turn.text, self._history_tokens),
+            "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -81,6 +86,15 @@ class ChatCompletionsBackend:
             history=(HistoryMessage("user", turn.text), HistoryMessage("assistant", text)),
             notice=FINISH_NOTICES.get(outcome["finish_reason"], ""),
         )
+
+
+def _content(turn: Turn) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+    parts += [
+        {"type": "image_url", "image_url": {"url": url, "detail": turn.image_detail}}
+        for url in turn.images
+    ]
+    return parts
 
 
 def _usage(usage: Any, model: str) -> Usage:

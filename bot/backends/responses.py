@@ -60,7 +60,7 @@ class ResponsesBackend:
         params: dict[str, Any] = {
             "model": config.model,
             "instructions": config.instructions or None,
-            "input": [{"role": "user", "content": [{"type": "input_text", "text": turn.text}]}],
+            "input": [{"role": "user", "content": _content(turn)}],
             "conversation": conversation_id,
             "stream": True,
             "store": True,
@@ -122,6 +122,17 @@ class ResponsesBackend:
             response_id=final.id,
             notice=notice,
         )
+
+
+def _content(turn: Turn) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if turn.text or not turn.images:
+        parts.append({"type": "input_text", "text": turn.text})
+    parts += [
+        {"type": "input_image", "image_url": url, "detail": turn.image_detail}
+        for url in turn.images
+    ]
+    return parts
 
 
 def _usage(response: Any, model: str) -> Usage:

@@ -7,13 +7,14 @@ import logging
 
 import openai
 
-from bot.assistant import resolve_assistant
+from bot.assistant import AssistantConfig, resolve_assistant
 from bot.backends.base import Backend, Turn
+from bot.capabilities.inputs import MessageInputs, MessageMedia
 from bot.config import Settings
 from bot.delivery import Outbox
 from bot.errors import UserError, explain_error
 from bot.pricing import PriceTable
-from bot.types import Inbound
+from bot.types import Inbound, Reply
 from storage import conversations, runs
 from storage.db import Database
 from storage.messages import append_messages
@@ -35,11 +36,19 @@ def check_message(event: Inbound, settings: Settings) -> None:
 
 
 class ChatCapability:
-    def __init__(self, db: Database, settings: Settings, backend: Backend, prices: PriceTable):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        backend: Backend,
+        prices: PriceTable,
+        media: MessageMedia | None = None,
+    ):
         self._db = db
         self._settings = settings
         self._backend = backend
         self._prices = prices
+        self._media = media
 
     @property
     def backend_name(self) -> str:
@@ -55,16 +64,28 @@ class ChatCapability:
             model=config.model,
             conversation_id=conversation.id,
         )
+        inputs = MessageInputs(event.text)
+        if self._media is not None and event.attachments:
+            try:  # images and voice notes: refused or transcribed before the answer starts
+                inputs = await self._media.prepare(event, config)
+            except BaseException as exc:
+                await asyncio.shield(self._close_run(run_id, "failed", _describe(exc)))
+                raise
         turn = Turn(
             key=event.key,
             user_id=event.actor.id,
-            text=event.text,
+            text=inputs.text,
             config=config,
             conversation_id=conversation.id,
             backend_conversation_id=conversation.backend_conversation_id,
+            images=inputs.images,
+            image_detail=inputs.detail,
         )
         stream = outbox.open_stream(event.key, event.message_id, event.actor)
+        shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
         try:
+            if shown_before:
+                await stream.append(shown_before)
             result = await self._backend.reply(turn, stream.append)
         except asyncio.CancelledError:
             await asyncio.shield(
@@ -83,6 +104,7 @@ class ChatCapability:
         text = result.text or EMPTY_ANSWER
         if result.notice:
             text = f"{text}\n\n{result.notice}"
+        answer, text = text, shown_before + text
         try:
             await stream.finish(text)
         except Exception as exc:
@@ -94,6 +116,26 @@ class ChatCapability:
             await runs.record_usage(conn, run_id, result.usage, cost)
             if result.history:
                 await append_messages(conn, conversation.id, run_id, result.history)
+        if config.voice_replies and self._media is not None and result.text:
+            await self._voice_reply(event, config, answer, outbox)
+
+    async def _voice_reply(
+        self, event: Inbound, config: AssistantConfig, answer: str, outbox: Outbox
+    ) -> None:
+        """The answer, also as an audio file; a failure here costs only the audio."""
+        assert self._media is not None
+        try:
+            audio = await self._media.voice_reply(event, config, answer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            friendly = explain_error(exc)
+            log.warning("voice reply failed at %s: %s", event.key, _describe(exc))
+            note = friendly.message if friendly else "something went wrong"
+            reply = Reply(event.key, text=f"(No voice reply: {note})", in_reply_to=event.message_id)
+        else:
+            reply = Reply(event.key, text="", files=(audio,), in_reply_to=event.message_id)
+        await outbox.send(reply)
 
     async def _close_run(self, run_id: int, status: runs.RunStatus, error: str) -> None:
         async with self._db.transaction() as conn:

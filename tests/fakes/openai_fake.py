@@ -27,6 +27,17 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
 * ``GET /v1/models`` and ``/v1/models/{id}``; a request naming a model not in `FakeOpenAI.models`
   gets 404 ``model_not_found``; a missing/empty ``Authorization: Bearer`` gets 401; an unknown
   route gets OpenAI's 404 ``Invalid URL (METHOD /path)``. Every response has ``x-request-id``.
+* Media: ``POST /v1/images/generations`` (JSON), ``/v1/images/edits`` and
+  ``/v1/images/variations`` (multipart; the image must decode with Pillow as png/webp/jpeg, the
+  mask must be a PNG with alpha of the image's size, else 400 ``invalid_image``/
+  ``invalid_mask``), answered with ``b64_json`` PNGs (`FakeOpenAI.make_image`), ``usage`` and
+  ``revised_prompt`` when `FakeOpenAI.revise` returns one; a prompt for which `FakeOpenAI.refuse`
+  is true gets 400 ``moderation_blocked``. ``POST /v1/audio/transcriptions`` and
+  ``/v1/audio/translations`` (multipart: the file's extension must be one the API takes and the
+  file at most 25 MB, else 400) answer `FakeOpenAI.transcript` (filename, bytes) -> text with a
+  ``duration`` usage; ``POST /v1/audio/speech`` answers audio bytes (``audio/mpeg``).
+  Multipart requests are recorded with ``json`` = the form (file fields as
+  ``{"filename", "content_type", "size", "data"}``) in `FakeOpenAI.requests`.
 * Usage is estimated as ceil(chars / 4) per text; ``cached_tokens``, ``cache_write_tokens``
   and ``reasoning_tokens`` are 0.
 
@@ -120,7 +131,7 @@ FaultKind = Literal[
 ]
 _FAULT_KINDS = frozenset(get_args(FaultKind))
 _STREAM_FAULTS = frozenset({"break", "failed", "incomplete"})
-_ENDPOINTS = frozenset({None, "responses", "chat", "conversations", "models"})
+_ENDPOINTS = frozenset({None, "responses", "chat", "conversations", "models", "images", "audio"})
 _PARTIAL_DELTAS = 3  # deltas sent before "break"/"failed"
 _TIMEOUT_HANG = 60.0
 _SPEC = "openai-openapi.yaml"
@@ -228,6 +239,10 @@ class FakeOpenAI:
         self.conversations: dict[str, list[dict[str, Any]]] = {}
         self.responses: dict[str, dict[str, Any]] = {}
         self.spec_problems: list[str] = []
+        self.revise: Callable[[str], str | None] = lambda prompt: None
+        self.refuse: Callable[[str], bool] = lambda prompt: False
+        self.transcript: Callable[[str, bytes], str] = lambda name, data: "hello from " + name
+        self.speech_audio = b"ID3\x04\x00\x00\x00\x00\x00\x00fake speech"
         self._conversation_meta: dict[str, dict[str, Any]] = {}
         self._response_context: dict[str, list[dict[str, Any]]] = {}
         self._faults: list[_Fault] = []
@@ -261,6 +276,12 @@ class FakeOpenAI:
         r.add_get("/v1/conversations/{id}/items/{item}", self._item_get)
         r.add_delete("/v1/conversations/{id}/items/{item}", self._item_delete)
         r.add_post("/v1/chat/completions", self._chat_create)
+        r.add_post("/v1/images/generations", self._images_generate)
+        r.add_post("/v1/images/edits", self._images_edit)
+        r.add_post("/v1/images/variations", self._images_variation)
+        r.add_post("/v1/audio/transcriptions", self._audio_transcribe)
+        r.add_post("/v1/audio/translations", self._audio_translate)
+        r.add_post("/v1/audio/speech", self._audio_speech)
         r.add_get("/v1/models", self._models_list)
         r.add_get("/v1/models/{id}", self._model_get)
         r.add_post("/v1/moderations", self._moderations_create)
@@ -325,7 +346,10 @@ class FakeOpenAI:
         raw = await request.read()
         body: Any = None
         bad_json = False
-        if raw:
+        multipart = request.content_type == "multipart/form-data"
+        if multipart:
+            body = await _read_form(request)
+        elif raw:
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -341,7 +365,15 @@ class FakeOpenAI:
         )
         request[_BODY] = body
         if self._spec is not None and not bad_json and request.path.startswith("/v1/"):
-            self._problems(self._spec.check_request(request.method, request.path, body))
+            if multipart:
+                form = {k: v["filename"] if isinstance(v, dict) else v for k, v in body.items()}
+                self._problems(
+                    self._spec.check_request(
+                        request.method, request.path, form, "multipart/form-data"
+                    )
+                )
+            else:
+                self._problems(self._spec.check_request(request.method, request.path, body))
 
         auth = request.headers.get("Authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -894,6 +926,231 @@ class FakeOpenAI:
             pass
         return response
 
+    # -- Images and audio ---------------------------------------------------------------------
+
+    @staticmethod
+    def make_image(size: str = "1024x1024", color: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+        """A small PNG standing for a generated image (sizes are scaled down 16x)."""
+        import io
+
+        from PIL import Image
+
+        width, height = (int(v) // 16 for v in (size if "x" in size else "1024x1024").split("x"))
+        out = io.BytesIO()
+        Image.new("RGB", (width, height), color).save(out, "PNG")
+        return out.getvalue()
+
+    def _images_payload(self, body: dict[str, Any], prompt: str, n: int) -> dict[str, Any]:
+        import base64
+
+        size = body.get("size") if body.get("size") not in (None, "auto") else "1024x1024"
+        revised = self.revise(prompt)
+        data = []
+        for _ in range(n):
+            item: dict[str, Any] = {"b64_json": base64.b64encode(self.make_image(size)).decode()}
+            if revised:
+                item["revised_prompt"] = revised
+            data.append(item)
+        text_tokens = _tokens(len(prompt))
+        image_in = 0 if "image" not in body else 323 * max(1, len(_files_of(body, "image")))
+        payload = {
+            "created": int(time.time()),
+            "data": data,
+            "background": "transparent" if body.get("background") == "transparent" else "opaque",
+            "output_format": "png",
+            "size": size,
+            "quality": body.get("quality") if body.get("quality") in ("low", "high") else "medium",
+            "usage": {
+                "input_tokens": text_tokens + image_in,
+                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_in},
+                "output_tokens": 272 * n,
+                "output_tokens_details": {"text_tokens": 0, "image_tokens": 272 * n},
+                "total_tokens": text_tokens + image_in + 272 * n,
+            },
+        }
+        return payload
+
+    def _image_request_error(self, request: web.Request, body: Any) -> web.Response | None:
+        if not isinstance(body, dict):
+            return self._error(request, 400, _BAD_BODY, "invalid_request_error")
+        if (error := self._model_error(request, body)) is not None:
+            return error
+        prompt = body.get("prompt")
+        if request.path != "/v1/images/variations" and (not isinstance(prompt, str) or not prompt):
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'prompt'.",
+                "invalid_request_error",
+                param="prompt",
+                code="missing_required_parameter",
+            )
+        if isinstance(prompt, str) and self.refuse(prompt):
+            message = (
+                "Your request was rejected as a result of our safety system. Your request may "
+                "contain content that is not allowed by our safety system."
+            )
+            return self._error(
+                request, 400, message, "image_generation_user_error", code="moderation_blocked"
+            )
+        return None
+
+    async def _images_generate(self, request: web.Request) -> web.Response:
+        body = request[_BODY]
+        if (error := self._image_request_error(request, body)) is not None:
+            return error
+        return self._json(
+            request, self._images_payload(body, body["prompt"], int(body.get("n", 1)))
+        )
+
+    async def _images_edit(self, request: web.Request) -> web.Response:
+        return await self._image_from_files(request, needs_prompt=True)
+
+    async def _images_variation(self, request: web.Request) -> web.Response:
+        return await self._image_from_files(request, needs_prompt=False)
+
+    async def _image_from_files(self, request: web.Request, *, needs_prompt: bool) -> web.Response:
+        import io
+
+        from PIL import Image
+
+        body = request[_BODY]
+        if not isinstance(body, dict):
+            return self._error(
+                request, 400, "Expected multipart/form-data.", "invalid_request_error"
+            )
+        checked = needs_prompt or "model" in body
+        if checked and (error := self._image_request_error(request, body)) is not None:
+            return error
+        images = _files_of(body, "image")
+        if not images:
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'image'.",
+                "invalid_request_error",
+                param="image",
+                code="missing_required_parameter",
+            )
+        sizes = []
+        for image in images:
+            try:
+                with Image.open(io.BytesIO(image["data"])) as decoded:
+                    decoded.load()
+                    fmt, sizes_ = decoded.format, decoded.size
+            except Exception:
+                fmt, sizes_ = None, None
+            if fmt not in ("PNG", "WEBP", "JPEG"):
+                message = (
+                    f"Invalid file '{image['filename']}': unsupported mimetype "
+                    f"('{image['content_type']}'). Supported file formats are 'image/jpeg', "
+                    "'image/png', and 'image/webp'."
+                )
+                return self._error(
+                    request,
+                    400,
+                    message,
+                    "invalid_request_error",
+                    param="image",
+                    code="invalid_image_format",
+                )
+            sizes.append(sizes_)
+        masks = _files_of(body, "mask")
+        if masks:
+            try:
+                with Image.open(io.BytesIO(masks[0]["data"])) as mask:
+                    mask.load()
+                    ok = (
+                        mask.format == "PNG"
+                        and mask.mode in ("RGBA", "LA")
+                        and mask.size == sizes[0]
+                    )
+            except Exception:
+                ok = False
+            if not ok:
+                message = "Invalid mask: it must be a PNG with an alpha channel, the same size as the image."
+                return self._error(
+                    request,
+                    400,
+                    message,
+                    "invalid_request_error",
+                    param="mask",
+                    code="invalid_mask",
+                )
+        prompt = str(body.get("prompt") or "")
+        return self._json(request, self._images_payload(body, prompt, int(body.get("n", 1))))
+
+    def _audio_file_error(self, request: web.Request, body: Any) -> web.Response | None:
+        if not isinstance(body, dict):
+            return self._error(
+                request, 400, "Expected multipart/form-data.", "invalid_request_error"
+            )
+        if (error := self._model_error(request, body)) is not None:
+            return error
+        files = _files_of(body, "file")
+        if not files:
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'file'.",
+                "invalid_request_error",
+                param="file",
+                code="missing_required_parameter",
+            )
+        file = files[0]
+        ext = file["filename"].rsplit(".", 1)[-1].lower() if "." in file["filename"] else ""
+        if ext not in _AUDIO_EXTENSIONS:
+            message = f"Invalid file format. Supported formats: {sorted(_AUDIO_EXTENSIONS)}"
+            return self._error(
+                request,
+                400,
+                message,
+                "invalid_request_error",
+                param="file",
+                code="invalid_value",
+            )
+        if file["size"] > 25 * 1024 * 1024:
+            message = "Maximum content size limit (26214400) exceeded."
+            return self._error(request, 413, message, "invalid_request_error", param="file")
+        return None
+
+    async def _audio_transcribe(self, request: web.Request) -> web.Response:
+        body = request[_BODY]
+        if (error := self._audio_file_error(request, body)) is not None:
+            return error
+        file = _files_of(body, "file")[0]
+        text = self.transcript(file["filename"], file["data"])
+        payload = {"text": text, "usage": {"type": "duration", "seconds": 1}}
+        return self._json(request, payload)
+
+    async def _audio_translate(self, request: web.Request) -> web.Response:
+        body = request[_BODY]
+        if (error := self._audio_file_error(request, body)) is not None:
+            return error
+        file = _files_of(body, "file")[0]
+        return self._json(
+            request, {"text": "(English) " + self.transcript(file["filename"], file["data"])}
+        )
+
+    async def _audio_speech(self, request: web.Request) -> web.Response:
+        body = request[_BODY]
+        if not isinstance(body, dict):
+            return self._error(request, 400, _BAD_BODY, "invalid_request_error")
+        if (error := self._model_error(request, body)) is not None:
+            return error
+        if not body.get("input") or not body.get("voice"):
+            return self._error(
+                request,
+                400,
+                "Missing required parameter: 'input' or 'voice'.",
+                "invalid_request_error",
+                code="missing_required_parameter",
+            )
+        mime = {"mp3": "audio/mpeg", "opus": "audio/ogg", "wav": "audio/wav"}.get(
+            body.get("response_format", "mp3"), "application/octet-stream"
+        )
+        return web.Response(body=self.speech_audio, content_type=mime)
+
     # -- Models -------------------------------------------------------------------------------
 
     async def _models_list(self, request: web.Request) -> web.Response:
@@ -965,6 +1222,48 @@ _BAD_BODY = "The request body must be a JSON object."
 _BODY = web.RequestKey("body", object)
 _FAULT = web.RequestKey("fault", str)
 _WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+_AUDIO_EXTENSIONS = frozenset({"flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "wav", "webm"})
+
+
+async def _read_form(request: web.Request) -> dict[str, Any]:
+    """A multipart body: plain fields as strings (whole numbers as ints, as the spec types
+    them), files as dicts; ``image[]`` is stored as ``image`` (a list when repeated)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    raw = await request.read()
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + raw)
+    form: dict[str, Any] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        key = part.get_param("name", header="content-disposition") or ""
+        name = key[:-2] if key.endswith("[]") else key
+        content = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            item: Any = {
+                "filename": filename,
+                "content_type": part.get_content_type(),
+                "size": len(content),
+                "data": content,
+            }
+        else:
+            value = content.decode()
+            item = int(value) if value.isdigit() else value
+        if name in form:
+            previous = form[name]
+            form[name] = (previous if isinstance(previous, list) else [previous]) + [item]
+        else:
+            form[name] = item
+    return form
+
+
+def _files_of(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    value = body.get(name)
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, dict) and "data" in v]
 
 
 async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:

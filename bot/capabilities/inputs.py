@@ -1,0 +1,90 @@
+"""The media of a chat message: images for vision (data URLs, never a platform's private URL)
+and voice notes / audio files transcribed, ready for one `Turn`; plus voice replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bot.assistant import AssistantConfig
+from bot.capabilities.audio import AudioCommands, quote
+from bot.capabilities.media import MediaContext
+from bot.errors import UserError
+from bot.media import images as pictures
+from bot.media.files import check_attachment, fetch_checked
+from bot.types import Inbound, OutFile
+
+log = logging.getLogger(__name__)
+
+DETAILS = ("low", "high", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInputs:
+    text: str  # what the model is asked: the message text plus any transcripts
+    images: tuple[str, ...] = ()  # data URLs
+    detail: str = "auto"
+    shown_before: str = ""  # shown before the answer: quoted transcripts, notes
+
+
+class MessageMedia:
+    def __init__(self, media: MediaContext, audio: AudioCommands) -> None:
+        self._media = media
+        self._audio = audio
+
+    async def prepare(self, event: Inbound, config: AssistantConfig) -> MessageInputs:
+        if not event.attachments:
+            return MessageInputs(event.text)
+        limits = self._media.limits
+        images, audio = [], []
+        for attachment in event.attachments:
+            if attachment.kind == "document":
+                continue  # documents are for the hosted tools, not read here
+            kind = check_attachment(attachment, None, limits)
+            (images if kind == "image" else audio).append(attachment)
+        notes: list[str] = []
+        most = self._media.settings.max_images
+        if len(images) > most:
+            notes.append(f"(I looked at the first {most} of your {len(images)} images.)")
+            images = images[:most]
+        urls = []
+        for attachment in images:
+            data = await fetch_checked(attachment, "image", limits)
+            prepared = await asyncio.to_thread(
+                pictures.prepare_for_vision,
+                data,
+                attachment.name,
+                max_side=self._media.settings.image_max_side,
+                max_bytes=limits.image_bytes,
+            )
+            urls.append(prepared.data_url())
+        transcripts = []
+        for attachment in audio:
+            text = await self._audio.transcribe_attachment(
+                attachment, event.key, user_id=event.actor.id, event_id=event.event_id
+            )
+            transcripts.append(text.strip())
+        heard = "\n".join(t for t in transcripts if t)
+        if audio and not heard:
+            if not event.text.strip() and not urls:
+                raise UserError("I couldn't hear any speech in that recording.")
+            notes.append("(I heard no speech in the recording.)")
+        shown = [quote(heard)] if heard else []
+        text = "\n\n".join(part for part in (event.text.strip(), heard) if part)
+        detail = config.vision_detail if config.vision_detail in DETAILS else "auto"
+        return MessageInputs(
+            text=text,
+            images=tuple(urls),
+            detail=detail,
+            shown_before="\n".join(shown + notes),
+        )
+
+    async def voice_reply(self, event: Inbound, config: AssistantConfig, text: str) -> OutFile:
+        return await self._audio.synthesize(
+            text[:4096],
+            event.key,
+            user_id=event.actor.id,
+            event_id=event.event_id,
+            voice=config.voice,
+        )

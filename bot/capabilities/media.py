@@ -1,0 +1,133 @@
+"""Shared plumbing of the media capabilities: one metered run per OpenAI media call (kind,
+model, usage, cost), friendly errors, and the wiring `app.py` uses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import openai
+from openai import AsyncOpenAI
+
+from bot.backends.retry import RetryPolicy
+from bot.config import Settings
+from bot.errors import UserError, explain_error
+from bot.media.files import MB, Limits
+from bot.pricing import PriceTable
+from bot.speech import SpeechEngine, make_speech_engine
+from bot.types import ConversationKey, Usage
+from storage import runs
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.capabilities.inputs import MessageMedia
+    from bot.dispatcher import Command
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+
+
+@dataclass(slots=True)
+class MediaContext:
+    db: Database
+    settings: Settings
+    client: AsyncOpenAI
+    prices: PriceTable
+    retry: RetryPolicy
+    speech: SpeechEngine
+
+    @classmethod
+    def create(
+        cls, db: Database, settings: Settings, client: AsyncOpenAI, prices: PriceTable
+    ) -> MediaContext:
+        retry = RetryPolicy(
+            attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
+        )
+        speech = make_speech_engine(settings.speech_engine, client, settings.speech_model, retry)
+        return cls(db, settings, client, prices, retry, speech)
+
+    def message_media(self) -> MessageMedia:
+        from bot.capabilities.audio import AudioCommands
+        from bot.capabilities.inputs import MessageMedia
+
+        return MessageMedia(self, AudioCommands(self))
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            image_bytes=int(self.settings.image_max_mb * MB),
+            audio_bytes=int(self.settings.audio_max_mb * MB),
+        )
+
+    async def metered(
+        self,
+        key: ConversationKey,
+        *,
+        user_id: str,
+        event_id: str,
+        kind: str,
+        model: str,
+        work: Callable[[], Awaitable[tuple[T, Usage]]],
+    ) -> T:
+        """Run `work` as one run of `kind`: queued → in_progress → completed with its usage and
+        cost, or failed with a friendly error raised."""
+        run_id = await runs.create_run(self.db, key, user_id=user_id, event_id=event_id, kind=kind)
+        await runs.start_run(self.db, run_id, backend="openai", model=model, conversation_id=None)
+        try:
+            result, usage = await work()
+        except asyncio.CancelledError:
+            await asyncio.shield(self._close(run_id, "interrupted", "shutdown during the call"))
+            raise
+        except Exception as exc:
+            friendly = explain_media_error(exc, model=model)
+            detail = friendly.log_detail or friendly.message if friendly else type(exc).__name__
+            await self._close(run_id, "failed", detail[:500])
+            if friendly is None or friendly is exc:
+                raise
+            raise friendly from exc
+        cost = self.prices.cost(usage)
+        async with self.db.transaction() as conn:
+            await runs.finish_run(conn, run_id, "completed")
+            await runs.record_usage(conn, run_id, usage, cost)
+        return result
+
+    async def _close(self, run_id: int, status: runs.RunStatus, error: str) -> None:
+        async with self.db.transaction() as conn:
+            await runs.finish_run(conn, run_id, status, error=error)
+
+
+def explain_media_error(exc: BaseException, *, model: str) -> UserError | None:
+    """`explain_error`, plus the image safety refusals."""
+    if isinstance(exc, openai.BadRequestError) and (
+        exc.code in REFUSAL_CODES or "safety system" in (exc.message or "")
+    ):
+        return UserError(
+            "OpenAI's safety system declined this request, so no image was made. "
+            "Please rephrase it (or use another image) and try again.",
+            log_detail=f"content policy refusal: {exc.code}",
+        )
+    return explain_error(exc, model=model)
+
+
+def media_commands(media: MediaContext) -> dict[str, Command]:
+    """The media slash commands, all stateless (`ordered=False`): they skip the conversation's
+    lane and take only the global concurrency limit."""
+    from bot.capabilities.audio import AudioCommands
+    from bot.capabilities.images import ImageCommands
+    from bot.dispatcher import Command
+
+    images = ImageCommands(media)
+    audio = AudioCommands(media)
+    return {
+        "imagine": Command(images.imagine, "generate images", ordered=False),
+        "edit": Command(images.edit, "edit an image", ordered=False),
+        "variation": Command(images.variation, "variations of an image", ordered=False),
+        "speak": Command(audio.speak, "text to speech", ordered=False),
+        "transcribe": Command(audio.transcribe, "speech to text", ordered=False),
+        "translate": Command(audio.translate, "speech to English text", ordered=False),
+    }

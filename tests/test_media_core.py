@@ -1,0 +1,266 @@
+"""Core layer of the media capabilities: dispatcher + capabilities + storage with the loopback
+OpenAI fake and a recording adapter."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.types import Attachment, CommandCall, Reply
+from storage import runs
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import KEY, USER, Harness, make_settings
+from tests.media_fixtures import CORRUPT_PNG, OGG, WAV, attachment, bw_mask, png
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as server:
+        yield server
+    assert server.spec_problems == []
+
+
+async def harness(fake: FakeOpenAI, tmp_path: Path, **overrides: Any) -> Harness:
+    return await Harness.start(make_settings(fake.base_url, tmp_path, **overrides))
+
+
+async def command(
+    h: Harness,
+    name: str,
+    text: str = "",
+    *,
+    options: dict[str, str] | None = None,
+    attachments: tuple[Attachment, ...] = (),
+) -> Reply:
+    before = len(h.outbox.replies)
+    call = CommandCall(
+        KEY,
+        USER,
+        name,
+        f"cmd{next(_ids)}",
+        text=text,
+        options=options or {},
+        attachments=attachments,
+    )
+    assert await h.app.dispatcher.submit(call)
+    await h.app.dispatcher.wait_idle()
+    (reply,) = h.outbox.replies[before:]
+    return reply
+
+
+async def media_runs(h: Harness) -> list[dict[str, Any]]:
+    rows = await h.app.db.fetchall(
+        "SELECT r.kind, r.status, r.model, u.images, u.image_output_tokens, u.audio_seconds, "
+        "u.characters, u.cost_usd FROM runs r LEFT JOIN usage u ON u.run_id = r.id "
+        "WHERE r.kind != 'chat' ORDER BY r.id"
+    )
+    return [dict(row) for row in rows]
+
+
+async def test_imagine_posts_images_and_records_the_run(fake: FakeOpenAI, tmp_path: Path) -> None:
+    h = await harness(fake, tmp_path)
+    fake.revise = lambda prompt: f"A detailed {prompt}"
+    try:
+        reply = await command(h, "imagine", "a red fox size=1536x1024 quality=high count=2")
+        assert [f.name for f in reply.files] == ["image-1.png", "image-2.png"]
+        assert reply.files[0].data.startswith(b"\x89PNG")
+        assert "Revised prompt: A detailed a red fox" in reply.text
+        (request,) = [r for r in fake.requests if r.path == "/v1/images/generations"]
+        assert request.json["n"] == 2 and request.json["size"] == "1536x1024"
+        assert request.json["model"] == h.app.settings.image_model
+        (run,) = await media_runs(h)
+        assert (run["kind"], run["status"], run["images"]) == ("image", "completed", 2)
+        assert run["image_output_tokens"] == 544 and run["cost_usd"] > 0
+
+        bad = await command(h, "imagine", "a fox size=7x7")
+        assert "Unknown size “7x7”" in bad.text and bad.ephemeral
+        empty = await command(h, "imagine", "   ")
+        assert "Tell me what to draw" in empty.text
+        fake.refuse = lambda prompt: "forbidden" in prompt
+        refused = await command(h, "imagine", "something forbidden")
+        assert "safety system declined" in refused.text
+        assert (await media_runs(h))[-1]["status"] == "failed"
+        again = await command(h, "imagine", "a calm lake")
+        assert len(again.files) == 1
+    finally:
+        await h.close()
+
+
+async def test_edit_converts_a_black_and_white_mask_and_refuses_a_wrong_size(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    h = await harness(fake, tmp_path)
+    try:
+        source = attachment("photo.png", png((64, 48)), "image/png")
+        mask = attachment("mask.png", bw_mask((64, 48)), "image/png")
+        reply = await command(
+            h,
+            "edit",
+            "add a hat",
+            options={"prompt": "add a hat", "image": "photo.png", "mask": "mask.png"},
+            attachments=(source, mask),
+        )
+        assert [f.name for f in reply.files] == ["edited-1.png"]
+        (request,) = [r for r in fake.requests if r.path == "/v1/images/edits"]
+        assert request.json["prompt"] == "add a hat" and request.json["mask"]["size"] > 0
+        wrong = attachment("mask.png", bw_mask((32, 32)), "image/png")
+        refused = await command(h, "edit", "add a hat", attachments=(source, wrong))
+        assert "must be the same size" in refused.text
+        broken = attachment("broken.png", CORRUPT_PNG, "image/png")
+        corrupt = await command(h, "edit", "fix it", attachments=(broken,))
+        assert "looks damaged" in corrupt.text
+        none = await command(h, "edit", "fix it")
+        assert "needs an image" in none.text
+        kinds = [r["kind"] for r in await media_runs(h)]
+        assert kinds == ["edit"]
+    finally:
+        await h.close()
+
+
+async def test_variation_is_an_edit_unless_the_endpoint_is_enabled(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    h = await harness(fake, tmp_path)
+    try:
+        source = attachment("cat.jpg", png((40, 40)), "image/jpeg")
+        reply = await command(h, "variation", "count=2", attachments=(source,))
+        assert len(reply.files) == 2 and "2 variations" in reply.text
+        assert [r.path for r in fake.requests if "images" in r.path] == ["/v1/images/edits"]
+    finally:
+        await h.close()
+    h = await harness(fake, tmp_path / "v", SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT="true")
+    try:
+        reply = await command(h, "variation", attachments=(source,))
+        assert len(reply.files) == 1
+        assert fake.requests[-1].path == "/v1/images/variations"
+    finally:
+        await h.close()
+
+
+async def test_transcribe_translate_and_speak(fake: FakeOpenAI, tmp_path: Path) -> None:
+    h = await harness(fake, tmp_path)
+    try:
+        voice = attachment("voice.ogg", OGG, "audio/ogg")
+        reply = await command(h, "transcribe", "fr", attachments=(voice,))
+        assert reply.text == "Transcript of “voice.ogg”:\n> hello from voice.ogg"
+        request = [r for r in fake.requests if r.path == "/v1/audio/transcriptions"][-1]
+        assert request.json["language"] == "fr" and request.json["file"]["data"] == OGG
+
+        fake.transcript = lambda name, data: "bonjour " * 300
+        long = await command(h, "translate", attachments=(attachment("a.wav", WAV, "audio/wav"),))
+        assert long.files[0].name == "translation.txt"
+        assert [r.path for r in fake.requests if r.path.startswith("/v1/audio")][-1] == (
+            "/v1/audio/transcriptions"
+        )
+        assert "Translate the user's text into English" in fake.turns[-1].instructions
+
+        spoken = await command(h, "speak", "Good morning voice=nova")
+        (audio,) = spoken.files
+        assert (audio.name, audio.mime, audio.data) == (
+            "speech.mp3",
+            "audio/mpeg",
+            fake.speech_audio,
+        )
+        assert fake.requests[-1].json["voice"] == "nova"
+        assert fake.requests[-1].json["input"] == "Good morning"
+        unknown = await command(h, "speak", "hi voice=robot")
+        assert "Unknown voice “robot”" in unknown.text
+        exe = await command(
+            h, "transcribe", attachments=(attachment("x.exe", b"MZ", "application/octet-stream"),)
+        )
+        assert "I can read images (png, jpg, webp, gif" in exe.text
+
+        kinds = [(r["kind"], r["status"]) for r in await media_runs(h)]
+        assert kinds == [
+            ("transcription", "completed"),
+            ("transcription", "completed"),
+            ("translation", "completed"),
+            ("speech", "completed"),
+        ]
+        rows = await media_runs(h)
+        assert rows[0]["audio_seconds"] == pytest.approx(1.0, abs=0.05)
+        assert rows[0]["cost_usd"] > 0 and rows[3]["characters"] == len("Good morning")
+    finally:
+        await h.close()
+
+
+async def test_translation_through_the_endpoint_when_configured(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake.models.append({"id": "whisper-1", "object": "model", "created": 0, "owned_by": "system"})
+    h = await harness(fake, tmp_path, SWITCHBOARD_TRANSLATION="endpoint")
+    try:
+        reply = await command(h, "translate", attachments=(attachment("v.ogg", OGG, "audio/ogg"),))
+        assert "(English) hello from v.ogg" in reply.text
+        assert fake.requests[-1].path == "/v1/audio/translations"
+    finally:
+        await h.close()
+
+
+async def test_messages_with_images_and_voice_notes(fake: FakeOpenAI, tmp_path: Path) -> None:
+    h = await harness(fake, tmp_path)
+    try:
+        photo = attachment("a.png", png(), "image/png")
+        answer = await h.say("what is this?", attachments=(photo, photo))
+        assert answer == "echo: what is this?"
+        turn = fake.turns[-1]
+        assert len(turn.images) == 2 and turn.images[0].startswith("data:image/png;base64,")
+        parts = fake.requests[-1].json["input"][0]["content"]
+        assert parts[1] == {"type": "input_image", "image_url": turn.images[0], "detail": "auto"}
+
+        voice = attachment("voice.ogg", OGG, "audio/ogg")
+        answer = await h.say("", attachments=(voice,))
+        assert answer == "> hello from voice.ogg\n\necho: hello from voice.ogg"
+
+        broken = await h.say("look", attachments=(attachment("b.png", CORRUPT_PNG, "image/png"),))
+        assert "looks damaged" in broken
+        exe = await h.say(
+            "run this", attachments=(attachment("setup.exe", b"MZ", "application/x-msdownload"),)
+        )
+        assert "I can read images (png, jpg, webp, gif" in exe
+        assert await h.say("still there?") == "echo: still there?"
+        statuses = [r.status for r in [await runs.get_run(h.app.db, i) for i in range(1, 9)] if r]
+        assert "queued" not in statuses and "in_progress" not in statuses
+    finally:
+        await h.close()
+
+
+async def test_chat_backend_sends_image_parts_and_keeps_text_history(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    h = await harness(fake, tmp_path, SWITCHBOARD_BACKEND="chat")
+    try:
+        photo = attachment("a.png", png(), "image/png")
+        assert await h.say("describe", attachments=(photo,)) == "echo: describe"
+        last = fake.requests[-1].json["messages"][-1]
+        assert last["content"][0] == {"type": "text", "text": "describe"}
+        assert last["content"][1]["type"] == "image_url"
+        assert last["content"][1]["image_url"]["detail"] == "auto"
+        assert await h.say("and now?") == "echo: and now?"
+        history = fake.requests[-1].json["messages"]
+        assert history[-3] == {"role": "user", "content": "describe"}  # text only in history
+    finally:
+        await h.close()
+
+
+async def test_voice_replies_add_an_audio_file(fake: FakeOpenAI, tmp_path: Path) -> None:
+    from storage.configs import save_overrides
+
+    h = await harness(fake, tmp_path)
+    try:
+        settings = {"voice_replies": True, "voice": "sage"}
+        await save_overrides(h.app.db, KEY, settings, updated_by="U1")
+        await h.app.dispatcher.submit(h.message("hello"))
+        await h.app.dispatcher.wait_idle()
+        assert h.outbox.streams[-1].final == "echo: hello"
+        voice_reply = h.outbox.replies[-1]
+        assert voice_reply.files[0].name == "speech.mp3"
+        assert fake.requests[-1].json["voice"] == "sage"
+    finally:
+        await h.close()
