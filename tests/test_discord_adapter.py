@@ -725,3 +725,14 @@ async def test_invite_url_asks_discord_when_the_token_has_no_id(
         url = await invite_url(settings)
     assert f"client_id={dc.application_id}" in url
     assert "scope=bot+applications.commands" in url
+
+
+async def test_usage_is_deferred_privately_and_answered_privately(bot: Bot) -> None:
+    dc = bot.dc
+    inter = await dc.send_interaction("usage", {"scope": "me", "period": "7d"}, user=dc.member)
+    followup = await wait_followup(dc, inter)
+    assert dc.interaction_responses[inter["id"]]["data"].get("flags", 0) & MsgFlag.EPHEMERAL
+    assert followup["flags"] & MsgFlag.EPHEMERAL
+    assert followup not in dc.messages[dc.text_channel["id"]]
+    call = await bot.wait_event(lambda e: isinstance(e, CommandCall))
+    assert isinstance(call, CommandCall) and call.text == "me 7d"
