@@ -127,3 +127,10 @@ async def export_rows(db: Database, since: float) -> list[Row]:
         "ORDER BY runs.id",
         (since,),
     )
+
+
+async def flagged_count(db: Database, scope: UsageScope, since: float) -> int:
+    """Messages refused by moderation in scope since `since`."""
+    where, params = scope.where(since)
+    row = await db.fetchone(f"SELECT count(*) FROM moderation_flags AS runs WHERE {where}", params)
+    return int(row[0]) if row else 0

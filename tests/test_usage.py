@@ -256,3 +256,45 @@ async def test_concurrent_same_user_requests_all_counted(fake: FakeOpenAI, tmp_p
         assert "Runs: 3" in report
     finally:
         await bot.close()
+
+
+# ----------------------------------------------------------------------------- moderation
+
+
+async def test_moderation_refuses_flagged_messages_and_records_them(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    from storage import configs
+
+    bot = await start(fake, tmp_path)
+    try:
+        await configs.save_overrides(bot.app.db, KEY, {"moderation": True}, updated_by="UADMIN")
+        refusal = await bot.say("please FLAGME now")
+        assert "flagged by moderation (violence)" in refusal
+        assert fake.turns == []
+        assert await bot.say("a fine question") == "echo: a fine question"
+        rows = await bot.app.db.fetchall(
+            "SELECT user_id, categories, excerpt FROM moderation_flags"
+        )
+        assert [tuple(r) for r in rows] == [(USER.id, '["violence"]', "please FLAGME now")]
+        statuses = [
+            r["status"] for r in await bot.app.db.fetchall("SELECT status FROM runs ORDER BY id")
+        ]
+        assert statuses == ["failed", "completed"]
+        assert "Flagged by moderation: 1" in await bot.command("usage", "channel", actor=ADMIN)
+        other = ConversationKey(KEY.platform, KEY.workspace, "C-unmoderated")
+        assert await bot.say("FLAGME elsewhere", key=other) == "echo: FLAGME elsewhere"
+    finally:
+        await bot.close()
+
+
+async def test_moderation_outage_lets_messages_through(fake: FakeOpenAI, tmp_path: Path) -> None:
+    from storage import configs
+
+    bot = await start(fake, tmp_path, SWITCHBOARD_OPENAI_MAX_RETRIES=0)
+    try:
+        await configs.save_overrides(bot.app.db, KEY, {"moderation": True}, updated_by="UADMIN")
+        fake.fail_next("server_error")
+        assert await bot.say("hello") == "echo: hello"
+    finally:
+        await bot.close()

@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import slack_payloads as P
+from tests.fakes.discord_payloads import MsgFlag
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
+    discord_seams,
+    fake_discord,
+    mention,
+    openai_fake,
+    running_bot,
+    wait_followup,
+)
 from tests.test_slack_adapter import Env, start_env, stop_env, until
 
 
@@ -38,3 +48,31 @@ async def test_usage_on_slack_is_private_for_me_and_admin_only_for_the_channel(
     await env.slack.send_slash_command("/usage", "channel 30d", user_id="UADMIN")
     await env.settle(4)
     await until(lambda: any("Top users" in m["text"] for m in env.slack.ephemeral))
+
+
+async def test_usage_on_discord_is_an_ephemeral_followup_and_admin_gated(
+    discord_seams: None,  # noqa: F811
+    openai_fake: FakeOpenAI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        incoming = await dc.send_message_create(
+            dc.text_channel["id"], dc.member, mention(dc, "hello")
+        )
+        await bot.answer_to(incoming)
+
+        mine = await dc.send_interaction(
+            "usage", {"scope": "me", "period": "today"}, user=dc.member
+        )
+        followup = await wait_followup(dc, mine)
+        assert "Runs: 1" in followup["content"] and "Cost: $" in followup["content"]
+        assert followup["flags"] & MsgFlag.EPHEMERAL
+
+        refused = await dc.send_interaction("usage", {"scope": "channel"}, user=dc.member)
+        assert "for admins" in (await wait_followup(dc, refused))["content"]
+
+        admin = await dc.send_interaction(
+            "usage", {"scope": "channel", "period": "30d"}, user=dc.admin
+        )
+        report = (await wait_followup(dc, admin))["content"]
+        assert "Top users" in report and dc.member["id"] in report

@@ -12,7 +12,7 @@ from bot.quota import Quota, day_start, describe_reset
 from bot.types import Actor, CommandCall, Reply
 from storage import configs
 from storage.db import Database
-from storage.usage import UsageScope, UsageTotals, spent, top, totals
+from storage.usage import UsageScope, UsageTotals, flagged_count, spent, top, totals
 
 SCOPES = ("me", "channel", "workspace")
 PERIODS = {"today": "today", "7d": "the last 7 days", "30d": "the last 30 days", "all": "all time"}
@@ -101,6 +101,9 @@ class UsageCommands:
                 + ", ".join(f"{m.name} {money(m.cost_usd)} ({m.runs} runs)" for m in models)
             )
         if scope_name != "me":
+            flagged = await flagged_count(self._db, scope, start)
+            if flagged:
+                lines.append(f"Flagged by moderation: {flagged}")
             users = await top(self._db, scope, start, "user_id")
             if users:
                 lines.append(
