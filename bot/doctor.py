@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -105,6 +106,13 @@ async def run_doctor(
         report.ok(f"{name} is {'set' if secret and secret.get_secret_value() else 'not set'}")
     if not (settings.slack_bot_token or settings.discord_token):
         report.warn("no chat platform configured: set SLACK_BOT_TOKEN or DISCORD_TOKEN")
+    for module_name in ("adapters.slack.doctor", "adapters.discord.doctor"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        for level, text in await module.check(settings):
+            {"ok": report.ok, "warn": report.warn, "error": report.error}[level](text)
 
     prices: PriceTable | None = None
     try:
