@@ -34,17 +34,26 @@ async def save_overrides(
     workspace_wide: bool = False,
 ) -> None:
     channel = WORKSPACE if workspace_wide else key.channel
-    async with db.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO channel_configs (platform, workspace, channel, settings, updated_at, updated_by) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel) DO UPDATE SET "
-            "settings = excluded.settings, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-            (
-                key.platform,
-                key.workspace,
-                channel,
-                json.dumps(settings, sort_keys=True),
-                time.time(),
-                updated_by,
-            ),
-        )
+    await db.write(
+        "INSERT INTO channel_configs (platform, workspace, channel, settings, updated_at, "
+        "updated_by) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel) DO "
+        "UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at, "
+        "updated_by = excluded.updated_by",
+        (
+            key.platform,
+            key.workspace,
+            channel,
+            json.dumps(settings, sort_keys=True),
+            time.time(),
+            updated_by,
+        ),
+    )
+    # Forget the cached copies this write makes stale: one channel, or (for a workspace
+    # default) every channel of the workspace.
+    for memo_key in list(db.memo):
+        if (
+            isinstance(memo_key, tuple)
+            and memo_key[:3] == ("channel_configs", key.platform, key.workspace)
+            and (workspace_wide or memo_key[3] == key.channel)
+        ):
+            del db.memo[memo_key]

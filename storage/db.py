@@ -29,6 +29,9 @@ class Database:
         self._reader = reader
         self._write_lock = _lock()
         self._closed = False
+        # Process-local copies of rarely written rows (channel settings), read on every turn.
+        # Their writers go through this process and refresh the copy in the same step.
+        self.memo: dict[object, object] = {}
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
