@@ -19,6 +19,7 @@ from bot.capabilities.usage import UsageCommands
 from bot.config import Settings
 from bot.dispatcher import Command, Dispatcher
 from bot.lanes import Lanes
+from bot.moderation import Moderation
 from bot.pricing import PriceTable
 from bot.quota import Quota
 from storage import runs
@@ -41,10 +42,14 @@ def make_openai_client(settings: Settings) -> AsyncOpenAI:
     )
 
 
-def make_backend(settings: Settings, client: AsyncOpenAI, db: Database) -> Backend:
-    retry = RetryPolicy(
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
         attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
     )
+
+
+def make_backend(settings: Settings, client: AsyncOpenAI, db: Database) -> Backend:
+    retry = retry_policy(settings)
     if settings.backend == "chat":
         return ChatCompletionsBackend(client, db, retry, history_tokens=settings.history_tokens)
     return ResponsesBackend(client, db, retry)
@@ -83,7 +88,8 @@ class App:
             **media_commands(media),
             "usage": Command(usage.usage, "tokens and cost", ordered=False),
         }
-        dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota)
+        moderation = Moderation(client, db, settings, retry_policy(settings))
+        dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota, moderation)
         return cls(settings, db, client, lanes, dispatcher)
 
     async def shutdown(self) -> None:
