@@ -34,7 +34,11 @@ class AssistantConfig:
 
     @classmethod
     def defaults(cls, settings: Settings) -> AssistantConfig:
-        return cls(model=settings.chat_model, instructions=settings.instructions)
+        return cls(
+            model=settings.chat_model,
+            instructions=settings.instructions,
+            moderation=settings.moderation,
+        )
 
     def merged(self, overrides: dict[str, Any]) -> AssistantConfig:
         known = {f.name for f in dataclasses.fields(self)}

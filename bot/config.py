@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         default=20.0, ge=0, alias="SWITCHBOARD_OPENAI_RETRY_MAX_WAIT"
     )
     shutdown_grace: float = Field(default=30.0, ge=0, alias="SWITCHBOARD_SHUTDOWN_GRACE")
+    moderation: bool = Field(default=False, alias="SWITCHBOARD_MODERATION")
+    discord_shards: str = Field(default="", alias="SWITCHBOARD_DISCORD_SHARDS")
+    discord_max_attachment_mb: float = Field(
+        default=25.0, gt=0, alias="SWITCHBOARD_DISCORD_MAX_ATTACHMENT_MB"
+    )
 
     # Media (issue #5).
     max_images: int = Field(default=10, ge=0, alias="SWITCHBOARD_MAX_IMAGES")

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from adapters.discord.commands import (
     sync_if_changed,
 )
 from adapters.discord.normalise import (
-    DEFAULT_MAX_ATTACHMENT_BYTES,
     DM_WORKSPACE,
     PLATFORM,
     command_from_interaction,
@@ -53,7 +51,6 @@ READY_NOTICE = 30.0  # seconds between "still connecting" log lines at start-up
 INTERACTION_TTL = 14 * 60  # a follow-up token lives 15 minutes; keep a margin
 MAX_FILES_PER_MESSAGE = 10
 SHARDS_ENV = "SWITCHBOARD_DISCORD_SHARDS"
-MAX_ATTACHMENT_ENV = "SWITCHBOARD_DISCORD_MAX_ATTACHMENT_MB"
 NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 
 
@@ -100,14 +97,8 @@ def shard_setting(value: str | None) -> int | bool | None:
     return count
 
 
-def max_attachment_bytes() -> int:
-    raw = os.environ.get(MAX_ATTACHMENT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_ATTACHMENT_BYTES
-    try:
-        return max(1, int(float(raw) * 1024 * 1024))
-    except ValueError:
-        raise ConfigError(f"{MAX_ATTACHMENT_ENV} must be a number of megabytes") from None
+def max_attachment_bytes(settings: Settings) -> int:
+    return max(1, int(settings.discord_max_attachment_mb * 1024 * 1024))
 
 
 @dataclass
@@ -162,8 +153,8 @@ class DiscordAdapter:
         self._guild_ready_timeout = guild_ready_timeout
         self._first_delay = first_delay
         self.throttle = ChannelThrottle(edit_interval)
-        self.max_attachment_bytes = max_attachment_bytes()
-        self._shards = shard_setting(os.environ.get(SHARDS_ENV))
+        self.max_attachment_bytes = max_attachment_bytes(settings)
+        self._shards = shard_setting(settings.discord_shards)
         self.client: discord.Client | None = None
         self.tree: discord.app_commands.CommandTree | None = None
         self.message_content: bool | None = None
