@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bot.assistant import AssistantConfig, resolve_assistant
 from bot.capabilities.chat import ChatCapability, check_message
+from bot.capabilities.media import message_command
 from bot.commands import COMMAND_NAMES, METERED_COMMANDS
 from bot.config import Settings
 from bot.delivery import Outbox
@@ -86,6 +87,8 @@ class Dispatcher:
             event.is_self or event.actor.is_bot or not event.addressed
         ):
             return False
+        if isinstance(event, Inbound):
+            event = message_command(event) or event
         if self._lanes.closed:
             log.info("shutting down; not accepting event %s at %s", event.event_id, event.key)
             return False

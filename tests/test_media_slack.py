@@ -95,7 +95,23 @@ async def test_transcribe_without_a_file_says_how(env: Env) -> None:
     await env.slack.send_slash_command("/transcribe", "")
     await env.settle(1)
     (note,) = env.slack.ephemeral
-    assert "needs an audio file" in note["text"]
+    assert "needs an audio file" in note["text"] and "mention me with `/transcribe`" in note["text"]
+
+
+async def test_a_mention_spelling_a_command_runs_it_with_the_files(env: Env) -> None:
+    memo = env.slack.add_file("memo.wav", WAV, "audio/wav")
+    mention = P.app_mention("/transcribe fr", files=[memo])
+    texts = await answer_in_thread(env, mention, 1)
+    assert texts == ["Transcript of “memo.wav”:\n> hello from memo.wav"]
+    request = next(r for r in env.openai.requests if r.path == "/v1/audio/transcriptions")
+    assert request.json["language"] == "fr"
+
+    photo = env.slack.add_file("cat.png", png(), "image/png")
+    mention = P.app_mention("/variation count=2", files=[photo])
+    await env.slack.send_event(mention)
+    await env.settle(2)
+    await until(lambda: len(env.slack.uploads) == 2)
+    assert [u.filename for u in env.slack.uploads] == ["variation-1.png", "variation-2.png"]
 
 
 async def test_edit_shortcut_with_a_mask(env: Env) -> None:

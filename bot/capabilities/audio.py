@@ -217,7 +217,10 @@ class AudioCommands:
 
 def _audio_of(call: CommandCall) -> Attachment:
     if not call.attachments:
-        raise UserError(f"/{call.name} needs an audio file or voice note attached to the command.")
+        raise UserError(
+            f"/{call.name} needs an audio file or voice note attached to the command. "
+            f"(On Slack: mention me with `/{call.name}` and attach the file to that message.)"
+        )
     return call.attachments[0]
 
 

@@ -178,8 +178,9 @@ def _image_and_mask(call: CommandCall) -> tuple[Attachment, Attachment | None]:
     attachments = list(call.attachments)
     if not attachments:
         raise UserError(
-            f"/{call.name} needs an image: attach one to the command "
-            "(on Slack, use the “Edit image” shortcut on a message with the image)."
+            f"/{call.name} needs an image: attach one to the command. (On Slack: mention me "
+            f"with `/{call.name} …` and attach the image to that message, or use the "
+            "“Edit image” shortcut.)"
         )
     mask_name = call.options.get("mask")
     image_name = call.options.get("image")

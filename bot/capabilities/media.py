@@ -18,7 +18,7 @@ from bot.errors import UserError, explain_error
 from bot.media.files import MB, Limits
 from bot.pricing import PriceTable
 from bot.speech import SpeechEngine, make_speech_engine
-from bot.types import ConversationKey, Usage
+from bot.types import CommandCall, ConversationKey, Inbound, Usage
 from storage import runs
 from storage.db import Database
 
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+# Typed at the start of a message to the bot (`@Switchboard /transcribe fr` + a file), these run
+# as the command with the message's files: Slack's slash commands cannot carry files.
+MESSAGE_COMMANDS = frozenset({"imagine", "edit", "variation", "speak", "transcribe", "translate"})
 
 
 @dataclass(slots=True)
@@ -131,3 +134,22 @@ def media_commands(media: MediaContext) -> dict[str, Command]:
         "transcribe": Command(audio.transcribe, "speech to text", ordered=False),
         "translate": Command(audio.translate, "speech to English text", ordered=False),
     }
+
+
+def message_command(event: Inbound) -> CommandCall | None:
+    """The command a message spells (`/transcribe fr` with a file attached), or None."""
+    text = event.text.strip()
+    if not text.startswith("/"):
+        return None
+    name, _, rest = text[1:].partition(" ")
+    if name.lower() not in MESSAGE_COMMANDS:
+        return None
+    return CommandCall(
+        event.key,
+        event.actor,
+        name.lower(),
+        event.event_id,
+        text=rest.strip(),
+        attachments=event.attachments,
+        received_at=event.received_at,
+    )
