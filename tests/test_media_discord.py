@@ -160,3 +160,30 @@ async def test_transcribe_translate_and_speak(bot: Bot, openai_fake: FakeOpenAI)
     inter = await dc.send_interaction("speak", {"text": "Hello", "voice": "robot"})
     followup = await wait_followup(dc, inter)
     assert "Unknown voice “robot”" in followup["content"]
+
+
+async def test_channel_settings_vision_detail_and_voice_replies(
+    bot: Bot, openai_fake: FakeOpenAI
+) -> None:
+    from bot.types import ConversationKey
+    from storage.configs import save_overrides
+
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    key = ConversationKey("discord", dc.guild["id"], cid, "")
+    overrides = {"vision_detail": "high", "voice_replies": True, "voice": "verse"}
+    await save_overrides(bot.app.db, key, overrides, updated_by="admin")
+    image = dc.add_attachment("chart.png", png(), "image/png")
+    incoming = await dc.send_message_create(
+        cid, dc.member, mention(dc, "explain"), attachments=[image]
+    )
+    assert (await bot.answer_to(incoming))["content"] == "echo: explain"
+    parts = next(r for r in openai_fake.requests if r.path == "/v1/responses").json["input"]
+    assert parts[0]["content"][1]["detail"] == "high"
+    await dc.wait_for(
+        lambda: any(m.get("attachments") for m in bot.bot_messages(cid)), 5, "the voice reply"
+    )
+    voice = next(m for m in bot.bot_messages(cid) if m.get("attachments"))
+    assert [a["filename"] for a in voice["attachments"]] == ["speech.mp3"]
+    speech = next(r for r in openai_fake.requests if r.path == "/v1/audio/speech")
+    assert speech.json["voice"] == "verse" and speech.json["input"] == "echo: explain"

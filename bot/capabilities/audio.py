@@ -7,7 +7,7 @@ import asyncio
 import re
 from typing import Any
 
-from bot.capabilities.media import MediaContext
+from bot.capabilities.media import MediaContext, retired
 from bot.errors import UserError
 from bot.media.audio import AudioPart, prepare_for_transcription
 from bot.media.files import fetch_checked
@@ -124,8 +124,10 @@ class AudioCommands:
             texts = []
             for part in parts:
                 result = await self._media.retry.call(
-                    lambda part=part: self._media.client.audio.translations.create(
-                        model=model, file=(part.name, part.data, part.mime)
+                    lambda part=part: retired(
+                        lambda: self._media.client.audio.translations.create(
+                            model=model, file=(part.name, part.data, part.mime)
+                        )
                     )
                 )
                 texts.append((getattr(result, "text", "") or "").strip())

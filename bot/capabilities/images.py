@@ -7,7 +7,7 @@ import base64
 import binascii
 from typing import Any
 
-from bot.capabilities.media import MediaContext
+from bot.capabilities.media import MediaContext, retired
 from bot.errors import UserError
 from bot.media import images as pictures
 from bot.media.files import fetch_checked
@@ -125,8 +125,10 @@ class ImageCommands:
 
             async def work() -> tuple[Any, Usage]:
                 response = await self._media.retry.call(
-                    lambda: self._media.client.images.create_variation(
-                        image=(square.name, square.data, square.mime), n=count
+                    lambda: retired(
+                        lambda: self._media.client.images.create_variation(
+                            image=(square.name, square.data, square.mime), n=count
+                        )
                     )
                 )
                 return response, Usage(model=self._model, images=count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -102,6 +103,14 @@ class MediaContext:
     async def _close(self, run_id: int, status: runs.RunStatus, error: str) -> None:
         async with self.db.transaction() as conn:
             await runs.finish_run(conn, run_id, status, error=error)
+
+
+def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """Start an SDK call marked deprecated (the variations and translations endpoints, used
+    only when an operator opts in) without its DeprecationWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return call()
 
 
 def explain_media_error(exc: BaseException, *, model: str) -> UserError | None:
