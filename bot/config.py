@@ -126,7 +126,9 @@ class Settings(BaseSettings):
     speech_engine: Literal["audio_speech"] = Field(
         default="audio_speech", alias="SWITCHBOARD_SPEECH_ENGINE"
     )
-    speech_format: str = Field(default="mp3", alias="SWITCHBOARD_SPEECH_FORMAT")
+    speech_format: Literal["mp3", "opus", "aac", "flac", "wav"] = Field(
+        default="mp3", alias="SWITCHBOARD_SPEECH_FORMAT"
+    )
     speech_voice: str = Field(default="alloy", alias="SWITCHBOARD_SPEECH_VOICE")
 
     @field_validator(

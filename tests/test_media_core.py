@@ -264,3 +264,56 @@ async def test_voice_replies_add_an_audio_file(fake: FakeOpenAI, tmp_path: Path)
         assert fake.requests[-1].json["voice"] == "sage"
     finally:
         await h.close()
+
+
+async def test_an_unknown_image_model_names_its_setting(fake: FakeOpenAI, tmp_path: Path) -> None:
+    h = await harness(fake, tmp_path, SWITCHBOARD_IMAGE_MODEL="no-such-image-model")
+    try:
+        reply = await command(h, "imagine", "a boat")
+        assert "`no-such-image-model` is not available" in reply.text
+        assert "SWITCHBOARD_IMAGE_MODEL" in reply.text
+    finally:
+        await h.close()
+
+
+def test_a_bad_speech_format_is_a_config_error() -> None:
+    from bot.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="SWITCHBOARD_SPEECH_FORMAT"):
+        load_settings(SWITCHBOARD_SPEECH_FORMAT="midi")
+
+
+async def test_the_fake_refuses_what_the_api_refuses(fake: FakeOpenAI) -> None:
+    """The fake's media endpoints, driven by the real SDK: what the real API would refuse."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+    try:
+        with pytest.raises(openai.BadRequestError) as bad_mask:
+            await client.images.edit(
+                model="gpt-image-2.6-sunburst",
+                prompt="x",
+                image=("a.png", png((64, 48)), "image/png"),
+                mask=("m.png", bw_mask((64, 48)), "image/png"),  # no alpha channel
+            )
+        assert bad_mask.value.code == "invalid_mask"
+        with pytest.raises(openai.BadRequestError) as bad_image:
+            await client.images.edit(
+                model="gpt-image-2.6-sunburst",
+                prompt="x",
+                image=("a.png", CORRUPT_PNG, "image/png"),
+            )
+        assert bad_image.value.code == "invalid_image_format"
+        with pytest.raises(openai.BadRequestError):
+            await client.audio.transcriptions.create(
+                model="gpt-transcribe", file=("a.exe", b"MZ", "application/octet-stream")
+            )
+        with pytest.raises(openai.APIStatusError) as too_big:
+            await client.audio.transcriptions.create(
+                model="gpt-transcribe", file=("a.wav", b"\0" * (25 * 1024 * 1024 + 1), "audio/wav")
+            )
+        assert too_big.value.status_code == 413
+        speech = await client.audio.speech.create(model="gpt-4o-mini-tts", voice="nova", input="hi")
+        assert speech.content == fake.speech_audio
+    finally:
+        await client.close()

@@ -88,7 +88,7 @@ class MediaContext:
             await asyncio.shield(self._close(run_id, "interrupted", "shutdown during the call"))
             raise
         except Exception as exc:
-            friendly = explain_media_error(exc, model=model)
+            friendly = explain_media_error(exc, model=model, kind=kind)
             detail = friendly.log_detail or friendly.message if friendly else type(exc).__name__
             await self._close(run_id, "failed", detail[:500])
             if friendly is None or friendly is exc:
@@ -113,8 +113,27 @@ def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         return call()
 
 
-def explain_media_error(exc: BaseException, *, model: str) -> UserError | None:
-    """`explain_error`, plus the image safety refusals."""
+MODEL_SETTINGS = {
+    "image": "SWITCHBOARD_IMAGE_MODEL",
+    "edit": "SWITCHBOARD_IMAGE_MODEL",
+    "variation": "SWITCHBOARD_IMAGE_MODEL",
+    "transcription": "SWITCHBOARD_TRANSCRIBE_MODEL",
+    "speech": "SWITCHBOARD_SPEECH_MODEL",
+}
+
+
+def explain_media_error(exc: BaseException, *, model: str, kind: str = "") -> UserError | None:
+    """`explain_error`, plus the image safety refusals and the setting naming each model."""
+    if (
+        isinstance(exc, openai.APIStatusError)
+        and kind in MODEL_SETTINGS
+        and (exc.code == "model_not_found" or getattr(exc, "param", None) == "model")
+    ):
+        return UserError(
+            f"The model `{model}` is not available on this OpenAI endpoint. An admin can "
+            f"choose another with {MODEL_SETTINGS[kind]}.",
+            log_detail=f"{type(exc).__name__}: {exc.code or ''}",
+        )
     if isinstance(exc, openai.BadRequestError) and (
         exc.code in REFUSAL_CODES or "safety system" in (exc.message or "")
     ):
