@@ -264,11 +264,10 @@ async def test_concurrent_same_user_requests_all_counted(fake: FakeOpenAI, tmp_p
 async def test_moderation_refuses_flagged_messages_and_records_them(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    from storage import configs
-
     bot = await start(fake, tmp_path)
     try:
-        await configs.save_overrides(bot.app.db, KEY, {"moderation": True}, updated_by="UADMIN")
+        assert "Only admins" in await bot.command("usage", "moderation on")
+        assert "is on in this channel" in await bot.command("usage", "moderation on", actor=ADMIN)
         refusal = await bot.say("please FLAGME now")
         assert "flagged by moderation (violence)" in refusal
         assert fake.turns == []
@@ -284,6 +283,8 @@ async def test_moderation_refuses_flagged_messages_and_records_them(
         assert "Flagged by moderation: 1" in await bot.command("usage", "channel", actor=ADMIN)
         other = ConversationKey(KEY.platform, KEY.workspace, "C-unmoderated")
         assert await bot.say("FLAGME elsewhere", key=other) == "echo: FLAGME elsewhere"
+        assert "is off" in await bot.command("usage", "moderation off", actor=ADMIN)
+        assert await bot.say("FLAGME again") == "echo: FLAGME again"
     finally:
         await bot.close()
 

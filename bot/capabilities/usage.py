@@ -78,8 +78,11 @@ class UsageCommands:
         self._clock = clock
 
     async def usage(self, call: CommandCall) -> Reply:
-        if call.text.strip().lower().startswith("budget") or call.options.get("scope") == "budget":
+        first = (call.text.split() or [call.options.get("scope", "")])[0].lower()
+        if first == "budget":
             return await self._budget(call)
+        if first == "moderation":
+            return await self._moderation(call)
         scope_name, period = parse_usage_args(call)
         if scope_name != "me" and not self._is_admin(call.actor):
             raise UserError(f"/usage {scope_name} is for admins; try /usage me.")
@@ -124,6 +127,28 @@ class UsageCommands:
         return Reply(
             key=call.key,
             text=await self._describe_budgets(call),
+            actor_id=call.actor.id,
+            ephemeral=True,
+        )
+
+    async def _moderation(self, call: CommandCall) -> Reply:
+        words = call.text.lower().split()[1:]
+        if words:
+            if not self._is_admin(call.actor):
+                raise UserError("Only admins can turn moderation on or off for this channel.")
+            if words[0] not in ("on", "off", "default"):
+                raise UserError(f"`{words[0]}`: say on, off or default. {USAGE_HELP}")
+            _, channel = await configs.load_overrides(self._db, call.key)
+            if words[0] == "default":
+                channel.pop("moderation", None)
+            else:
+                channel["moderation"] = words[0] == "on"
+            await configs.save_overrides(self._db, call.key, channel, updated_by=call.actor.id)
+        config = await resolve_assistant(self._db, self._settings, call.key)
+        state = "on" if config.moderation else "off"
+        return Reply(
+            key=call.key,
+            text=f"Moderation of incoming messages is {state} in this channel.",
             actor_id=call.actor.id,
             ephemeral=True,
         )
