@@ -445,7 +445,10 @@ async def test_every_contract_command_is_registered_once(bot: Bot) -> None:
         "me",
         "channel",
         "workspace",
+        "budget",
+        "moderation",
     ]
+    assert options("usage")["value"]["type"] == 3
     assert [c["value"] for c in options("usage")["period"]["choices"]] == [
         "today",
         "7d",

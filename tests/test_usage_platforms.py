@@ -76,3 +76,24 @@ async def test_usage_on_discord_is_an_ephemeral_followup_and_admin_gated(
         )
         report = (await wait_followup(dc, admin))["content"]
         assert "Top users" in report and dc.member["id"] in report
+
+
+async def test_budget_and_moderation_settings_on_discord(
+    discord_seams: None,  # noqa: F811
+    openai_fake: FakeOpenAI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        assert bot is not None
+        budget = await dc.send_interaction(
+            "usage", {"scope": "budget", "value": "12.5"}, user=dc.admin
+        )
+        assert "$12.50" in (await wait_followup(dc, budget))["content"]
+        refused = await dc.send_interaction(
+            "usage", {"scope": "moderation", "value": "on"}, user=dc.member
+        )
+        assert "Only admins" in (await wait_followup(dc, refused))["content"]
+        switched = await dc.send_interaction(
+            "usage", {"scope": "moderation", "value": "on"}, user=dc.admin
+        )
+        assert "is on" in (await wait_followup(dc, switched))["content"]

@@ -31,7 +31,7 @@ TEXT_OPTIONS: dict[str, tuple[str, ...]] = {
     "edit": ("prompt",),
     "speak": ("text",),
     "assistant": ("args",),
-    "usage": ("scope", "period"),
+    "usage": ("scope", "period", "value"),
 }
 # Commands whose answer is for the caller only: deferred ephemerally.
 EPHEMERAL_COMMANDS = frozenset({"usage"})
@@ -134,11 +134,16 @@ def _commands(handler: Handler) -> list[app_commands.Command[Any, Any, Any]]:
     ) -> None:
         await handler(interaction, "assistant")
 
-    @app_commands.describe(scope="Whose usage (default: me)", period="Which period (default: 30d)")
+    @app_commands.describe(
+        scope="Whose usage (default: me), or budget / moderation settings",
+        period="Which period (default: 30d)",
+        value="budget: dollars or off; moderation: on, off or default (admins)",
+    )
     async def usage(
         interaction: discord.Interaction,
-        scope: Literal["me", "channel", "workspace"] | None = None,
+        scope: Literal["me", "channel", "workspace", "budget", "moderation"] | None = None,
         period: Literal["today", "7d", "30d", "all"] | None = None,
+        value: str | None = None,
     ) -> None:
         await handler(interaction, "usage")
 
