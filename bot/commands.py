@@ -29,7 +29,11 @@ CONTRACT_COMMANDS: tuple[CommandInfo, ...] = (
         "[set FIELD VALUE | reset | knowledge add/list/remove]",
         "Show or configure this channel's assistant (changes: admins)",
     ),
-    CommandInfo("usage", "[me|channel|workspace] [today|7d|30d|all]", "Tokens and cost"),
+    CommandInfo(
+        "usage",
+        "[me|channel|workspace] [today|7d|30d|all] | budget [AMOUNT|off] | moderation [on|off]",
+        "Tokens and cost; budget and moderation settings (changes: admins)",
+    ),
 )
 
 COMMAND_NAMES = frozenset(c.name for c in CONTRACT_COMMANDS)
