@@ -317,3 +317,38 @@ async def test_the_fake_refuses_what_the_api_refuses(fake: FakeOpenAI) -> None:
         assert speech.content == fake.speech_audio
     finally:
         await client.close()
+
+
+async def test_a_30_mb_recording_is_converted_before_upload(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Over the endpoint's 25 MB: re-encoded (mono 16 kHz mp3) instead of refused, when the
+    platform let it through (the adapters' own download limits are tested at the wire)."""
+    import array
+    import io
+    import math
+    import wave
+
+    rate = 48_000
+    second = array.array(
+        "h", (int(math.sin(2 * math.pi * 440 * i / rate) * 9000) for i in range(rate))
+    ).tobytes()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(second * 330)
+    big = out.getvalue()
+    assert len(big) > 30 * 1024 * 1024
+    h = await harness(fake, tmp_path)
+    try:
+        answer = await h.say("", attachments=(attachment("meeting.wav", big, "audio/wav"),))
+        assert answer == "> hello from meeting.mp3\n\necho: hello from meeting.mp3"
+        upload = next(r for r in fake.requests if r.path == "/v1/audio/transcriptions")
+        assert upload.json["file"]["content_type"] == "audio/mpeg"
+        assert upload.json["file"]["size"] < 25 * 1024 * 1024
+        (run,) = await media_runs(h)
+        assert run["audio_seconds"] == pytest.approx(330, abs=1)
+    finally:
+        await h.close()

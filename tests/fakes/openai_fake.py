@@ -1120,7 +1120,7 @@ class FakeOpenAI:
             return error
         file = _files_of(body, "file")[0]
         text = self.transcript(file["filename"], file["data"])
-        payload = {"text": text, "usage": {"type": "duration", "seconds": 1}}
+        payload = {"text": text, "usage": {"type": "duration", "seconds": _seconds(file["data"])}}
         return self._json(request, payload)
 
     async def _audio_translate(self, request: web.Request) -> web.Response:
@@ -1258,6 +1258,19 @@ async def _read_form(request: web.Request) -> dict[str, Any]:
         else:
             form[name] = item
     return form
+
+
+def _seconds(data: bytes) -> float:
+    """The recording's length in seconds (1 when PyAV cannot read it)."""
+    import io
+
+    try:
+        import av
+
+        with av.open(io.BytesIO(data)) as container:
+            return round((container.duration or 0) / av.time_base, 2) or 1.0
+    except Exception:
+        return 1.0
 
 
 def _files_of(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
