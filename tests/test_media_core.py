@@ -352,3 +352,16 @@ async def test_a_30_mb_recording_is_converted_before_upload(
         assert run["audio_seconds"] == pytest.approx(330, abs=1)
     finally:
         await h.close()
+
+
+async def test_images_over_the_limit_are_left_out_with_a_note(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    h = await harness(fake, tmp_path, SWITCHBOARD_MAX_IMAGES=1)
+    try:
+        photo = attachment("a.png", png(), "image/png")
+        answer = await h.say("compare", attachments=(photo, photo))
+        assert answer == "(I looked at the first 1 of your 2 images.)\n\necho: compare"
+        assert len(fake.turns[-1].images) == 1
+    finally:
+        await h.close()
