@@ -15,7 +15,20 @@ WORKSPACE = ""
 async def load_overrides(
     db: Database, key: ConversationKey
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(workspace defaults, channel overrides) for the channel of `key`."""
+    """(workspace defaults, channel overrides) for the channel of `key`, as fresh copies. Cached
+    in the process (read on every turn, written rarely); `save_overrides` drops stale copies."""
+    memo_key = ("channel_configs", key.platform, key.workspace, key.channel)
+    cached = db.memo.get(memo_key)
+    if cached is None:
+        cached = await _read_overrides(db, key)
+        db.remember(memo_key, cached)
+    workspace, channel = cached  # type: ignore[misc]
+    return dict(workspace), dict(channel)
+
+
+async def _read_overrides(
+    db: Database, key: ConversationKey
+) -> tuple[dict[str, Any], dict[str, Any]]:
     rows = await db.fetchall(
         "SELECT channel, settings FROM channel_configs WHERE platform = ? AND workspace = ? "
         "AND channel IN (?, ?)",

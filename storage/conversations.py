@@ -3,6 +3,7 @@ Conversations API id (responses backend). `/reset` archives; the next message st
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -36,9 +37,22 @@ def _params(key: ConversationKey, backend: str) -> tuple[str, ...]:
     return (key.platform, key.workspace, key.channel, key.thread, backend)
 
 
+def _memo_key(key: ConversationKey, backend: str) -> tuple[str, ConversationKey, str]:
+    return ("conversations", key, backend)
+
+
 async def get_active(db: Database, key: ConversationKey, backend: str) -> ConversationRecord | None:
+    """The active conversation at `key`. Records are cached in the process (read on every turn);
+    every function here that changes one refreshes the copy."""
+    cached = db.memo.get(_memo_key(key, backend))
+    if isinstance(cached, ConversationRecord):
+        return cached
     row = await db.fetchone(_SELECT_ACTIVE, _params(key, backend))
-    return _record(row) if row else None
+    if row is None:
+        return None
+    record = _record(row)
+    db.remember(_memo_key(key, backend), record)
+    return record
 
 
 async def ensure_active(db: Database, key: ConversationKey, backend: str) -> ConversationRecord:
@@ -55,7 +69,9 @@ async def ensure_active(db: Database, key: ConversationKey, backend: str) -> Con
         async with conn.execute(_SELECT_ACTIVE, _params(key, backend)) as cursor:
             row = await cursor.fetchone()
     assert row is not None
-    return _record(row)
+    record = _record(row)
+    db.remember(_memo_key(key, backend), record)
+    return record
 
 
 async def set_backend_id(db: Database, conversation_id: int, backend_id: str) -> None:
@@ -63,6 +79,9 @@ async def set_backend_id(db: Database, conversation_id: int, backend_id: str) ->
         "UPDATE conversations SET backend_conversation_id = ? WHERE id = ?",
         (backend_id, conversation_id),
     )
+    for memo_key, record in list(db.memo.items()):
+        if isinstance(record, ConversationRecord) and record.id == conversation_id:
+            db.memo[memo_key] = dataclasses.replace(record, backend_conversation_id=backend_id)
 
 
 async def archive(db: Database, key: ConversationKey) -> int:
@@ -72,4 +91,8 @@ async def archive(db: Database, key: ConversationKey) -> int:
         "AND channel = ? AND thread = ? AND archived_at IS NULL",
         (time.time(), key.platform, key.workspace, key.channel, key.thread),
     )
+    for memo_key in [
+        k for k in db.memo if isinstance(k, tuple) and k[:2] == ("conversations", key)
+    ]:
+        del db.memo[memo_key]
     return cursor.rowcount

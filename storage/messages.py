@@ -6,9 +6,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +27,7 @@ async def recent_history(
 
 
 async def append_messages(
-    conn: aiosqlite.Connection,
+    conn: Executor,
     conversation_id: int,
     run_id: int | None,
     messages: Iterable[HistoryMessage],

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-import aiosqlite
-
 from bot.types import ConversationKey, Usage
-from storage.db import Database
+from storage.db import Database, Executor
 
 RunStatus = Literal[
     "queued",
@@ -81,7 +79,7 @@ async def start_run(
 
 
 async def finish_run(
-    conn: aiosqlite.Connection,
+    conn: Executor,
     run_id: int,
     status: RunStatus,
     *,
@@ -104,9 +102,7 @@ async def close_run(db: Database, run_id: int, status: RunStatus, error: str | N
     )
 
 
-async def record_usage(
-    conn: aiosqlite.Connection, run_id: int, usage: Usage, cost: Decimal | None
-) -> None:
+async def record_usage(conn: Executor, run_id: int, usage: Usage, cost: Decimal | None) -> None:
     await conn.execute(
         "INSERT INTO usage (run_id, model, input_tokens, cached_tokens, output_tokens, "
         "reasoning_tokens, image_input_tokens, image_output_tokens, images, audio_seconds, "

@@ -51,3 +51,35 @@ async def test_migration_names_are_unique_and_ordered() -> None:
     names = [name for name, _ in MIGRATIONS]
     assert len(names) == len(set(names))
     assert names == sorted(names)
+
+
+async def test_a_batch_is_all_or_nothing_in_one_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = await Database.open(tmp_path / "db.sqlite")
+    try:
+        async with db.batch() as batch:
+            await batch.execute(
+                "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', 'a', 0)"
+            )
+            await batch.executemany(
+                "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', ?, 0)",
+                [("b",), ("c",)],
+            )
+        assert len(await db.fetchall("SELECT * FROM processed_events")) == 3
+        try:
+            async with db.batch() as batch:
+                await batch.execute(
+                    "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', 'd', 0)"
+                )
+                await batch.execute(  # a duplicate key: the whole batch must roll back
+                    "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', 'a', 0)"
+                )
+        except Exception as exc:
+            assert "UNIQUE" in str(exc)
+        else:
+            raise AssertionError("the duplicate did not fail")
+        assert len(await db.fetchall("SELECT * FROM processed_events")) == 3
+        async with db.transaction() as conn:  # the writer is usable after a failed batch
+            await conn.execute("DELETE FROM processed_events WHERE event_id = 'a'")
+        assert len(await db.fetchall("SELECT * FROM processed_events")) == 2
+    finally:
+        await db.close()

@@ -111,12 +111,12 @@ class ChatCapability:
             await self._close_run(run_id, "failed", f"delivery failed: {type(exc).__name__}")
             raise
         cost = self._prices.cost(result.usage)
-        async with self._db.transaction() as conn:
+        async with self._db.batch() as conn:
             await runs.finish_run(conn, run_id, "completed", response_id=result.response_id)
             await runs.record_usage(conn, run_id, result.usage, cost)
             if result.history:
                 await append_messages(conn, conversation.id, run_id, result.history)
-        if config.voice_replies and self._media is not None and result.text:
+        if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
 
     async def _voice_reply(
@@ -138,8 +138,14 @@ class ChatCapability:
         await outbox.send(reply)
 
     async def _close_run(self, run_id: int, status: runs.RunStatus, error: str) -> None:
-        async with self._db.transaction() as conn:
-            await runs.finish_run(conn, run_id, status, error=error)
+        await runs.close_run(self._db, run_id, status, error)
+
+
+def _switched_on(value: object) -> bool:
+    """A boolean channel setting, also when an admin stored it as text ("on", "false"…)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "on", "yes")
+    return bool(value)
 
 
 def _describe(exc: BaseException) -> str:

@@ -95,14 +95,13 @@ class MediaContext:
                 raise
             raise friendly from exc
         cost = self.prices.cost(usage)
-        async with self.db.transaction() as conn:
+        async with self.db.batch() as conn:
             await runs.finish_run(conn, run_id, "completed")
             await runs.record_usage(conn, run_id, usage, cost)
         return result
 
     async def _close(self, run_id: int, status: runs.RunStatus, error: str) -> None:
-        async with self.db.transaction() as conn:
-            await runs.finish_run(conn, run_id, status, error=error)
+        await runs.close_run(self.db, run_id, status, error)
 
 
 def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
