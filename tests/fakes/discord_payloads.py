@@ -5,7 +5,7 @@ object Discord sends (field names, snowflakes as strings, ISO-8601 timestamps,
 permission bit sets as decimal strings). Used by :mod:`tests.fakes.discord_fake`
 and usable on their own in unit tests that feed discord.py parsers directly.
 
-Shapes follow the official OpenAPI spec (``/work/shared/specs/discord-openapi.json``)
+Shapes follow the official OpenAPI spec (``../shared/specs/discord-openapi.json``)
 for REST objects and discord.py 2.7.1's ``discord/types/*.py`` for gateway-only
 objects (READY, GUILD_CREATE, INTERACTION_CREATE), which the spec does not cover.
 """
