@@ -8,14 +8,13 @@ so every part renders on its own. Pure functions, no Discord types.
 
 from __future__ import annotations
 
-import re
+from bot.markdown import open_fence
 
 MESSAGE_LIMIT = 2_000
 # A cut is looked for only near the end of the window: a paragraph or line break in its last
 # half, else a space in its last `CUT_SEARCH` characters, else a hard cut.
 CUT_SEARCH = 500
 _CLOSE = "\n```"
-_FENCE_LINE = re.compile(r"^[ \t]{0,3}```", re.MULTILINE)
 
 
 def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -59,16 +58,3 @@ def _find_cut(text: str, budget: int, floor: int) -> int:
         if at >= earliest:
             return at + len(separator)
     return budget
-
-
-def open_fence(piece: str) -> str | None:
-    """The opening line (e.g. ```` ```python ````) of a code block left open at the end of
-    `piece`, or None when every block is closed."""
-    opening: str | None = None
-    for match in _FENCE_LINE.finditer(piece):
-        end = piece.find("\n", match.start())
-        line = piece[match.start() : end if end != -1 else len(piece)].strip()
-        if line.count("```") % 2 == 0:
-            continue  # ```inline``` opens and closes on one line
-        opening = None if opening is not None else line
-    return opening

@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
+
+from bot.markdown import open_fence
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_chat_stream import AsyncChatStream
@@ -51,8 +52,6 @@ UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
 FIRST_FLUSH = 0.3  # the first text shows this soon after it arrives
 INTERRUPTED = " …(interrupted)"
 THINKING = "is thinking…"
-
-_FENCE_LINE = re.compile(r"^[ \t]{0,3}```", re.MULTILINE)
 
 
 def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -77,7 +76,7 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
             return parts
         cut = _find_cut(candidate, budget, max(budget - search, len(prefix) + 1))
         piece = candidate[:cut]
-        fence = _open_fence(piece)
+        fence = open_fence(piece)
         if fence is not None:
             piece += ("" if piece.endswith("\n") else "\n") + "```"
             prefix = fence + "\n"
@@ -94,18 +93,6 @@ def _find_cut(text: str, budget: int, earliest: int) -> int:
         if at >= earliest:
             return at + len(separator)
     return budget
-
-
-def _open_fence(piece: str) -> str | None:
-    """The opening line of a ``` block left open at the end of `piece`, or None."""
-    opening: str | None = None
-    for match in _FENCE_LINE.finditer(piece):
-        line_end = piece.find("\n", match.start())
-        line = piece[match.start() : line_end if line_end != -1 else len(piece)].strip()
-        if line.count("```") % 2 == 0:
-            continue  # ```inline``` opens and closes on one line
-        opening = None if opening is not None else line
-    return opening
 
 
 def display_parts(text: str, *, final: bool) -> list[str]:
