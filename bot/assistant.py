@@ -31,6 +31,12 @@ class AssistantConfig:
     # Set by admins with `/usage budget`: this channel's monthly dollar limit (None = the default).
     budget_monthly_usd: float | None = None
     moderation: bool = False  # screen incoming messages with the moderation model first
+    # Tools the model may use: "code_interpreter", "file_search", "web_search",
+    # "image_generation", and "functions:<name>,<name>" (names from the tool registry).
+    tools: tuple[str, ...] = ()
+    # Answer format: "text", "json" (any JSON object), or a JSON schema given as text.
+    format: str = "text"
+    seed: int | None = None  # chat backend only (the Responses API has no seed)
 
     @classmethod
     def defaults(cls, settings: Settings) -> AssistantConfig:
@@ -45,7 +51,10 @@ class AssistantConfig:
         unknown = set(overrides) - known
         if unknown:
             log.warning("ignoring unknown assistant settings %s", sorted(unknown))
-        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if k in known})
+        values = {k: v for k, v in overrides.items() if k in known}
+        if isinstance(values.get("tools"), list):  # stored as a JSON array
+            values["tools"] = tuple(values["tools"])
+        return dataclasses.replace(self, **values)
 
 
 async def resolve_assistant(

@@ -24,6 +24,7 @@ CONTRACT_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("translate", "audio", "Speech to English text"),
     CommandInfo("reset", "", "Start a new conversation here"),
     CommandInfo("cancel", "", "Stop the answer in progress here"),
+    CommandInfo("steps", "", "What the assistant did for the last answer here (code, tools)"),
     CommandInfo(
         "assistant",
         "[set FIELD VALUE | reset | knowledge add/list/remove]",

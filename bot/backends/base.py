@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.assistant import AssistantConfig
-from bot.types import ConversationKey, Usage
+from bot.types import ConversationKey, OutFile, Usage
 from storage.messages import HistoryMessage
 
 OnDelta = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """A data file attached to the message (CSV, XLSX, PDF…), for code interpreter."""
+
+    name: str
+    mime: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing the model did on the way to an answer, for `/steps`: `kind` is the item type
+    (code_interpreter_call, function_call, file_search_call, web_search_call, …), `title` one
+    line (the function and its arguments, the search queries), `detail` the code or the output."""
+
+    kind: str
+    title: str
+    detail: str = ""
+
+
+class TurnObserver(Protocol):
+    """What the run lifecycle wants to hear from a backend while it answers."""
+
+    async def response_started(self, response_id: str) -> None:
+        """A response exists server-side (recorded, so it can be cancelled or recovered)."""
+        ...
+
+    async def tools_running(self, names: Sequence[str]) -> None:
+        """The model asked for function tools: the run is `requires_action` until they return."""
+        ...
+
+    async def tools_done(self) -> None:
+        """Tool outputs went back to the model: the run is `in_progress` again."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +62,9 @@ class Turn:
     # Images attached to the message, as data URLs, and the channel's vision detail setting.
     images: tuple[str, ...] = ()
     image_detail: str = "auto"
+    # Data files for code interpreter (when the assistant has that tool).
+    data_files: tuple[InputFile, ...] = ()
+    observer: TurnObserver | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +79,13 @@ class TurnResult:
     # Shown after the answer, e.g. "(cut short: the answer hit the output token limit)".
     notice: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # Files the model made (code interpreter plots and CSVs), posted after the answer.
+    files: tuple[OutFile, ...] = ()
+    # What the model did (code run, tools called, searches), for `/steps`.
+    steps: tuple[Step, ...] = ()
+    # File names the answer cited (file search), shown under it as sources.
+    citations: tuple[str, ...] = ()
+    system_fingerprint: str | None = None  # chat backend, when a seed was sent
 
 
 class Backend(Protocol):
@@ -48,4 +94,13 @@ class Backend(Protocol):
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         """Answer `turn`, calling `on_delta` with each text delta as it arrives. Raise
         `bot.errors.UserError` (or an OpenAI SDK exception) on failure."""
+        ...
+
+    async def cancel(self, response_id: str) -> None:
+        """Stop a response running server-side (background mode); a no-op where there is none."""
+        ...
+
+    async def recover(self, response_id: str) -> TurnResult | None:
+        """After a crash: the finished answer of `response_id` if the server completed it
+        meanwhile, else None (still running, failed, unknown, or a backend without this)."""
         ...

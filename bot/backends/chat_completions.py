@@ -32,6 +32,12 @@ class ChatCompletionsBackend:
         self._retry = retry
         self._history_tokens = history_tokens
 
+    async def cancel(self, response_id: str) -> None:
+        """Nothing runs server-side after the stream closes (no background mode yet)."""
+
+    async def recover(self, response_id: str) -> TurnResult | None:
+        return None
+
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         config = turn.config
         history = await recent_history(self._db, turn.conversation_id)

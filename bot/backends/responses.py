@@ -36,6 +36,12 @@ class ResponsesBackend:
         self._db = db
         self._retry = retry
 
+    async def cancel(self, response_id: str) -> None:
+        """Nothing runs server-side after the stream closes (no background mode yet)."""
+
+    async def recover(self, response_id: str) -> TurnResult | None:
+        return None
+
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         conversation_id = turn.backend_conversation_id or await self._new_conversation(turn)
         try:
