@@ -37,6 +37,8 @@ class AssistantConfig:
     # Answer format: "text", "json" (any JSON object), or a JSON schema given as text.
     format: str = "text"
     seed: int | None = None  # chat backend only (the Responses API has no seed)
+    # This channel's knowledge (file search): set by `/assistant knowledge add`, not by `set`.
+    vector_store_id: str = ""
 
     @classmethod
     def defaults(cls, settings: Settings) -> AssistantConfig:

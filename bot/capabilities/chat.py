@@ -80,6 +80,7 @@ class ChatCapability:
             backend_conversation_id=conversation.backend_conversation_id,
             images=inputs.images,
             image_detail=inputs.detail,
+            data_files=inputs.data_files,
         )
         stream = outbox.open_stream(event.key, event.message_id, event.actor)
         shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
@@ -102,6 +103,8 @@ class ChatCapability:
             raise friendly from exc
 
         text = result.text or EMPTY_ANSWER
+        if result.citations:
+            text = f"{text}\n\nSources: {', '.join(dict.fromkeys(result.citations))}"
         if result.notice:
             text = f"{text}\n\n{result.notice}"
         answer, text = text, shown_before + text
@@ -116,6 +119,10 @@ class ChatCapability:
             await runs.record_usage(conn, run_id, result.usage, cost)
             if result.history:
                 await append_messages(conn, conversation.id, run_id, result.history)
+        if result.files:
+            await outbox.send(
+                Reply(event.key, text="", files=result.files, in_reply_to=event.message_id)
+            )
         if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
 

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.assistant import AssistantConfig
+from bot.backends.base import InputFile
 from bot.capabilities.audio import AudioCommands, quote
 from bot.capabilities.media import MediaContext
 from bot.errors import UserError
@@ -26,6 +27,7 @@ class MessageInputs:
     images: tuple[str, ...] = ()  # data URLs
     detail: str = "auto"
     shown_before: str = ""  # shown before the answer: quoted transcripts, notes
+    data_files: tuple[InputFile, ...] = ()  # for code interpreter
 
 
 class MessageMedia:
