@@ -1,0 +1,143 @@
+"""Function tools the model may call: what a tool is, the registry of them, plugin discovery.
+
+A plugin is a Python package declaring an entry point in the `switchboard.tools` group whose
+object is a `Tool`, or a callable with no arguments returning a `Tool` or an iterable of them.
+A plugin that fails to import or yields something else is logged and skipped: one broken
+package never stops the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from bot.types import ConversationKey
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "switchboard.tools"
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """Where and for whom a tool runs (a tool must not reach beyond this channel)."""
+
+    key: ConversationKey
+    user_id: str
+    db: Database
+
+
+ToolFunction = Callable[[dict[str, Any], ToolContext], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One function the model may call. `parameters` is the JSON schema of its arguments (an
+    object schema); arguments are validated against it before `run` is called."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    run: ToolFunction = field(repr=False)
+
+    def problems(self) -> list[str]:
+        """Why this tool cannot be offered to a model (empty when it can)."""
+        found = []
+        if not isinstance(self.name, str) or not NAME.match(self.name):
+            found.append(f"name {self.name!r} must be 1-64 letters, digits, '_' or '-'")
+        if not isinstance(self.description, str):
+            found.append("description must be text")
+        if not callable(self.run):
+            found.append("run is not callable")
+        if not isinstance(self.parameters, Mapping) or self.parameters.get("type") != "object":
+            found.append("parameters must be a JSON schema of type object")
+        else:
+            try:
+                Draft202012Validator.check_schema(dict(self.parameters))
+            except SchemaError as exc:
+                found.append(f"parameters are not a valid JSON schema: {exc.message}")
+        return found
+
+
+class ToolRegistry:
+    """The tools this deployment has, by name. Built once at start-up and shared."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._validators: dict[str, Draft202012Validator] = {}
+        for tool in tools:
+            self.add(tool)
+
+    def add(self, tool: Tool, *, origin: str = "built-in") -> bool:
+        """Register `tool`; a tool that is malformed or reuses a name is logged and skipped."""
+        problems = tool.problems() if isinstance(tool, Tool) else ["not a switchboard Tool"]
+        if not problems and tool.name in self._tools:
+            problems = [f"the name {tool.name!r} is already taken"]
+        if problems:
+            log.error("tool from %s skipped: %s", origin, "; ".join(problems))
+            return False
+        self._tools[tool.name] = tool
+        self._validators[tool.name] = Draft202012Validator(dict(tool.parameters))
+        return True
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self._tools)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def validator(self, name: str) -> Draft202012Validator:
+        return self._validators[name]
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def load_plugins(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        """Add the tools of every installed plugin; return the names added."""
+        added: list[str] = []
+        for point in entry_points(group=group):
+            origin = f"plugin {point.name} ({point.value})"
+            try:
+                loaded = point.load()
+                tools = _tools_of(loaded)
+            except Exception as exc:  # a broken plugin must not stop the bot
+                log.error("%s could not be loaded: %s: %s", origin, type(exc).__name__, exc)
+                continue
+            for tool in tools:
+                if self.add(tool, origin=origin):
+                    added.append(tool.name)
+        if added:
+            log.info("plugin tools loaded: %s", ", ".join(sorted(added)))
+        return added
+
+
+def _tools_of(loaded: object) -> list[Any]:
+    if isinstance(loaded, Tool):
+        return [loaded]
+    if callable(loaded):
+        made = loaded()
+        if isinstance(made, Tool):
+            return [made]
+        if isinstance(made, Iterable) and not isinstance(made, (str, bytes, Mapping)):
+            return list(made)
+        raise TypeError(f"the factory returned {type(made).__name__}, not Tool(s)")
+    raise TypeError(f"the entry point is a {type(loaded).__name__}, not a Tool or a factory")
+
+
+def function_names(tools: Iterable[str]) -> list[str]:
+    """The function names an assistant's `tools` setting enables ("functions:a,b" entries)."""
+    names: list[str] = []
+    for entry in tools:
+        if entry.startswith("functions:"):
+            names += [n.strip() for n in entry.removeprefix("functions:").split(",") if n.strip()]
+    return list(dict.fromkeys(names))
