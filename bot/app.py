@@ -22,6 +22,7 @@ from bot.lanes import Lanes
 from bot.moderation import Moderation
 from bot.pricing import PriceTable
 from bot.quota import Quota
+from bot.tools import ToolRegistry, ToolRunner, build_registry
 from storage import runs
 from storage.db import Database
 from storage.events import prune_events
@@ -48,11 +49,26 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def make_backend(settings: Settings, client: AsyncOpenAI, db: Database) -> Backend:
+def make_tool_registry() -> ToolRegistry:
+    """Built-in tools plus installed plugins (entry-point group `switchboard.tools`); built
+    once per process. Its `names` are what `/assistant set tools functions:<names>` accepts."""
+    return build_registry()
+
+
+def make_backend(
+    settings: Settings, client: AsyncOpenAI, db: Database, registry: ToolRegistry | None = None
+) -> Backend:
     retry = retry_policy(settings)
+    tools = ToolRunner(
+        registry if registry is not None else ToolRegistry(),
+        timeout=settings.tool_timeout_seconds,
+        max_rounds=settings.max_tool_rounds,
+    )
     if settings.backend == "chat":
-        return ChatCompletionsBackend(client, db, retry, history_tokens=settings.history_tokens)
-    return ResponsesBackend(client, db, retry)
+        return ChatCompletionsBackend(
+            client, db, retry, history_tokens=settings.history_tokens, tools=tools
+        )
+    return ResponsesBackend(client, db, retry, tools=tools, background=settings.background)
 
 
 @dataclass(slots=True)
@@ -62,6 +78,12 @@ class App:
     client: AsyncOpenAI
     lanes: Lanes
     dispatcher: Dispatcher
+    tools: ToolRegistry
+
+    @property
+    def function_names(self) -> frozenset[str]:
+        """The function tools a channel may enable (`functions:<name>,<name>`)."""
+        return self.tools.names
 
     @classmethod
     async def create(cls, settings: Settings) -> App:
@@ -76,7 +98,8 @@ class App:
         await prune_events(db, EVENT_MEMORY_SECONDS)
         lanes = Lanes(settings.max_concurrency)
         media = MediaContext.create(db, settings, client, prices)
-        backend = make_backend(settings, client, db)
+        registry = make_tool_registry()
+        backend = make_backend(settings, client, db, registry)
         chat = ChatCapability(db, settings, backend, prices, media.message_media())
         conversation = ConversationCommands(db)
         quota = Quota(db, settings)
@@ -90,7 +113,7 @@ class App:
         }
         moderation = Moderation(client, db, settings, retry_policy(settings))
         dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota, moderation)
-        return cls(settings, db, client, lanes, dispatcher)
+        return cls(settings, db, client, lanes, dispatcher, registry)
 
     async def shutdown(self) -> None:
         await self.drain()

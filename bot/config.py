@@ -131,6 +131,14 @@ class Settings(BaseSettings):
     )
     speech_voice: str = Field(default="alloy", alias="SWITCHBOARD_SPEECH_VOICE")
 
+    # Tools (issue #6).
+    tool_timeout_seconds: float = Field(
+        default=20.0, gt=0, alias="SWITCHBOARD_TOOL_TIMEOUT_SECONDS"
+    )
+    max_tool_rounds: int = Field(default=5, ge=1, le=50, alias="SWITCHBOARD_MAX_TOOL_ROUNDS")
+    document_max_mb: float = Field(default=50.0, gt=0, alias="SWITCHBOARD_DOCUMENT_MAX_MB")
+    background: bool = Field(default=True, alias="SWITCHBOARD_BACKGROUND")
+
     @field_validator(
         "budget_user_daily_usd",
         "budget_channel_monthly_usd",

@@ -119,6 +119,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "003_tools",
+        """
+        CREATE TABLE conversation_containers (
+            conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id),
+            container_id    TEXT NOT NULL,     -- code interpreter container, reused across turns
+            created_at      REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

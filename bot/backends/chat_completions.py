@@ -1,19 +1,33 @@
 """The `chat` backend: Chat Completions with history in SQLite, for OpenAI-compatible servers
-(Azure, vLLM, Ollama, LiteLLM). History is trimmed oldest-first to a token budget."""
+(Azure, vLLM, Ollama, LiteLLM). History is trimmed oldest-first to a token budget.
+
+Function tools run in a client-side loop: the streamed `tool_calls` deltas are assembled, the
+assistant message with its tool calls and one `tool` message per call are appended, and the
+model is asked again, at most `SWITCHBOARD_MAX_TOOL_ROUNDS` times. The stored history keeps
+only the user's text and the final answer. Hosted tools (code interpreter, file search, web
+search, image generation) exist only in the Responses API: here they are reported unavailable.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from openai import AsyncOpenAI
 
-from bot.backends.base import OnDelta, Turn, TurnResult
+from bot.backends import common
+from bot.backends.base import OnDelta, Step, Turn, TurnResult
+from bot.backends.formats import answer_format
 from bot.backends.retry import RetryPolicy
 from bot.errors import UserError
 from bot.history import trim_history
+from bot.tools import ToolCall, ToolContext, ToolRegistry, ToolRunner
 from bot.types import Usage
 from storage.db import Database
 from storage.messages import HistoryMessage, recent_history
+
+log = logging.getLogger(__name__)
 
 FINISH_NOTICES = {
     "length": "(cut short: the answer reached the output token limit)",
@@ -21,28 +35,48 @@ FINISH_NOTICES = {
 }
 
 
+@dataclass(slots=True)
+class _Round:
+    text: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+    usage: Any = None
+    finish_reason: str | None = None
+    id: str | None = None
+    fingerprint: str | None = None
+
+
 class ChatCompletionsBackend:
     name = "chat"
 
     def __init__(
-        self, client: AsyncOpenAI, db: Database, retry: RetryPolicy, *, history_tokens: int
+        self,
+        client: AsyncOpenAI,
+        db: Database,
+        retry: RetryPolicy,
+        *,
+        history_tokens: int,
+        tools: ToolRunner | None = None,
     ) -> None:
         self._client = client
         self._db = db
         self._retry = retry
         self._history_tokens = history_tokens
+        self._tools = tools or ToolRunner(ToolRegistry())
 
     async def cancel(self, response_id: str) -> None:
-        """Nothing runs server-side after the stream closes (no background mode yet)."""
+        """Nothing runs server-side once the stream closes: Chat Completions has no background."""
 
     async def recover(self, response_id: str) -> TurnResult | None:
+        """Chat completions are not stored server-side: nothing to recover."""
         return None
 
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         config = turn.config
+        fmt = answer_format(config.format)
+        instructions = fmt.instructions(config.instructions) if fmt else config.instructions
         history = await recent_history(self._db, turn.conversation_id)
         messages: list[dict[str, Any]] = list(
-            trim_history(config.instructions, history, turn.text, self._history_tokens)
+            trim_history(instructions, history, turn.text, self._history_tokens)
         )
         if turn.images:  # sent with this turn only: the stored history keeps the text
             messages[-1] = {"role": "user", "content": _content(turn)}
@@ -56,42 +90,175 @@ class ChatCompletionsBackend:
             params["temperature"] = config.temperature
         if config.max_output_tokens:
             params["max_completion_tokens"] = config.max_output_tokens
+        if config.seed is not None:
+            params["seed"] = config.seed
+        if fmt is not None:
+            params["response_format"] = fmt.chat_response_format()
+        offered = self._tools.offered(config.tools)
+        if offered:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": dict(t.parameters),
+                    },
+                }
+                for t in offered
+            ]
+        allowed = [t.name for t in offered]
+        context = ToolContext(turn.key, turn.user_id, self._db)
 
+        shown: list[str] = []  # everything streamed, over all rounds
+        usage = Usage(model=config.model)
+        steps: list[Step] = []
+        fingerprint: str | None = None
+        rounds, capped, notice = 0, False, ""
+        while True:
+            result = await self._round(turn, params, on_delta, shown)
+            usage = common.add_usage(usage, _usage(result.usage, config.model))
+            fingerprint = result.fingerprint or fingerprint
+            if not result.calls:
+                break
+            if capped:  # asked to answer without tools, and still calling them
+                break
+            messages.append(_assistant_message(result))
+            if rounds >= self._tools.max_rounds:
+                outputs = [(call, self._tools.cap_message) for call in result.calls]
+                params["tool_choice"] = "none"
+                capped = True
+            else:
+                await common.tools_running(turn, [c.name for c in result.calls])
+                outcomes = await self._tools.run(result.calls, context, allowed)
+                await common.tools_done(turn)
+                steps += [o.step() for o in outcomes]
+                outputs = [(o.call, o.output) for o in outcomes]
+                rounds += 1
+            messages += [
+                {"role": "tool", "tool_call_id": call.call_id, "content": output}
+                for call, output in outputs
+            ]
+
+        text, answer = result.text, "".join(shown)
+        if capped and (result.calls or not text.strip()):
+            notice = _cap_notice(self._tools.max_rounds)
+        format_notice = ""
+        if fmt is not None and text:
+            answer, format_notice = fmt.finish(text)
+        if fingerprint:
+            log.info(
+                "chat answer at %s: seed=%s system_fingerprint=%s",
+                turn.key,
+                config.seed,
+                fingerprint,
+            )
+        return TurnResult(
+            text=answer,
+            usage=usage,
+            response_id=result.id,
+            history=(HistoryMessage("user", turn.text), HistoryMessage("assistant", text)),
+            notice=common.join_notices(
+                FINISH_NOTICES.get(result.finish_reason or "", ""),
+                notice,
+                format_notice,
+                _unavailable(config.tools, bool(turn.data_files)),
+            ),
+            steps=tuple(steps),
+            system_fingerprint=fingerprint,
+        )
+
+    async def _round(
+        self, turn: Turn, params: dict[str, Any], on_delta: OnDelta, shown: list[str]
+    ) -> _Round:
+        """One streamed completion: its text (streamed on), its tool calls, usage, finish."""
+        out = _Round()
         parts: list[str] = []
-        outcome: dict[str, Any] = {}
+        started = len(shown)
+        calls: dict[int, dict[str, str]] = {}
 
         async def attempt() -> None:
+            nonlocal out
             parts.clear()
-            outcome.clear()
+            calls.clear()
+            del shown[started:]
+            out = _Round()
             stream = await self._client.chat.completions.create(**params)
             async with stream:
                 async for chunk in stream:
+                    if out.id is None and chunk.id:
+                        out.id = chunk.id
+                        await common.response_started(turn, chunk.id)
+                    out.fingerprint = chunk.system_fingerprint or out.fingerprint
                     if chunk.usage is not None:
-                        outcome["usage"] = chunk.usage
+                        out.usage = chunk.usage
                     if not chunk.choices:
                         continue
                     choice = chunk.choices[0]
-                    if choice.delta and choice.delta.content:
-                        parts.append(choice.delta.content)
-                        await on_delta(choice.delta.content)
+                    delta = choice.delta
+                    if delta and delta.content:
+                        if not parts and shown and not shown[-1].endswith("\n"):
+                            shown.append("\n\n")  # a new round's text after an earlier one
+                            await on_delta("\n\n")
+                        parts.append(delta.content)
+                        shown.append(delta.content)
+                        await on_delta(delta.content)
+                    for piece in (delta.tool_calls or []) if delta else []:
+                        slot = calls.setdefault(piece.index, {"id": "", "name": "", "args": ""})
+                        slot["id"] = piece.id or slot["id"]
+                        if piece.function is not None:
+                            slot["name"] += piece.function.name or ""
+                            slot["args"] += piece.function.arguments or ""
                     if choice.finish_reason:
-                        outcome["finish_reason"] = choice.finish_reason
-                        outcome["id"] = chunk.id
+                        out.finish_reason = choice.finish_reason
 
         await self._retry.call(attempt, may_retry=lambda: not parts)
-        if "finish_reason" not in outcome:
+        if out.finish_reason is None:
             raise UserError(
                 "The answer from the model server stopped before it was complete. Please try again.",
                 log_detail="chat stream ended without finish_reason",
             )
-        text = "".join(parts)
-        return TurnResult(
-            text=text,
-            usage=_usage(outcome.get("usage"), config.model),
-            response_id=outcome.get("id"),
-            history=(HistoryMessage("user", turn.text), HistoryMessage("assistant", text)),
-            notice=FINISH_NOTICES.get(outcome["finish_reason"], ""),
+        out.text = "".join(parts)
+        out.calls = [
+            ToolCall(slot["id"] or f"call_{index}", slot["name"], slot["args"])
+            for index, slot in sorted(calls.items())
+        ]
+        return out
+
+
+def _assistant_message(result: _Round) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": result.text or None,
+        "tool_calls": [
+            {
+                "id": call.call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in result.calls
+        ],
+    }
+
+
+def _cap_notice(rounds: int) -> str:
+    return f"(I stopped after {rounds} rounds of tool calls without reaching a final answer.)"
+
+
+def _unavailable(tools: tuple[str, ...], data_files: bool) -> str:
+    hosted = common.hosted_tools(tools)
+    notes = []
+    if hosted:
+        notes.append(
+            f"({', '.join(hosted)} {'is' if len(hosted) == 1 else 'are'} not available with the "
+            "chat backend (Chat Completions); I answered without "
+            f"{'it' if len(hosted) == 1 else 'them'}.)"
         )
+    if data_files:
+        notes.append(
+            "(The attached documents were not read: code interpreter needs the responses backend.)"
+        )
+    return "\n".join(notes)
 
 
 def _content(turn: Turn) -> list[dict[str, Any]]:

@@ -3,21 +3,37 @@
 The server keeps the history; instructions, model and options come from the channel's assistant
 config on every request (instructions are not carried between responses), so an admin's change
 applies from the next turn.
+
+Responses run in background mode (`background=True, stream=True, store=True`) so that a
+running answer can be cancelled (`cancel`) and, after a crash, picked up (`recover`). Function
+calls are answered client-side: their outputs go back as `function_call_output` items in the
+next request on the same conversation, at most `SWITCHBOARD_MAX_TOOL_ROUNDS` times per turn.
+Hosted tools (web search, image generation, file search over the channel's vector store, code
+interpreter in one explicit container per conversation) run server-side; what they made
+(files, citations, the code they ran) comes back in the `TurnResult`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
+import mimetypes
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
 
-from bot.backends.base import OnDelta, Turn, TurnResult
+from bot.backends import common
+from bot.backends.base import InputFile, OnDelta, Step, Turn, TurnResult
+from bot.backends.formats import answer_format
 from bot.backends.retry import RetryPolicy
 from bot.errors import UserError
-from bot.types import Usage
+from bot.tools import ToolCall, ToolContext, ToolRegistry, ToolRunner
+from bot.types import OutFile, Usage
 from storage import conversations
+from storage.containers import get_container, set_container
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -26,21 +42,78 @@ INCOMPLETE_REASONS = {
     "max_output_tokens": "the answer reached the output token limit",
     "content_filter": "OpenAI's content filter stopped the answer",
 }
+CONTAINER_IDLE_MINUTES = 20
+MAX_FILES = 10
+STEP_DETAIL_CHARS = 4_000
+NO_KNOWLEDGE = (
+    "(File search is on for this channel but it has no knowledge yet: an admin must add "
+    "documents with `/assistant knowledge add`.)"
+)
+
+
+@dataclass(slots=True)
+class _Collected:
+    """What the output items of a turn's responses amount to."""
+
+    calls: list[ToolCall] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    files: list[OutFile] = field(default_factory=list)
+    citations: list[str] = field(default_factory=list)
+    file_searches: int = 0
+    web_searches: int = 0
+    seen_files: set[str] = field(default_factory=set)
 
 
 class ResponsesBackend:
     name = "responses"
 
-    def __init__(self, client: AsyncOpenAI, db: Database, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        db: Database,
+        retry: RetryPolicy,
+        *,
+        tools: ToolRunner | None = None,
+        background: bool = True,
+    ) -> None:
         self._client = client
         self._db = db
         self._retry = retry
+        self._tools = tools or ToolRunner(ToolRegistry())
+        self._background = background
+
+    # -- lifecycle ----------------------------------------------------------------------------
 
     async def cancel(self, response_id: str) -> None:
-        """Nothing runs server-side after the stream closes (no background mode yet)."""
+        """Stop a background response; one that is unknown or already finished is fine."""
+        try:
+            await self._client.responses.cancel(response_id)
+        except (openai.NotFoundError, openai.BadRequestError, openai.ConflictError) as exc:
+            log.info("cancel of %s not needed: %s", response_id, exc.status_code)
 
     async def recover(self, response_id: str) -> TurnResult | None:
-        return None
+        """The answer of a response that completed while we were down (else None)."""
+        try:
+            response = await self._retry.call(lambda: self._client.responses.retrieve(response_id))
+        except openai.NotFoundError:
+            return None
+        if response.status != "completed":
+            return None
+        collected = _Collected()
+        await self._collect(response, collected)
+        if collected.calls:  # it stopped to ask for tools that never ran
+            return None
+        usage = _with_tools(_usage(response, response.model), response, collected, 0)
+        return TurnResult(
+            text=response.output_text or "",
+            usage=usage,
+            response_id=response.id,
+            files=tuple(collected.files),
+            steps=tuple(collected.steps),
+            citations=tuple(collected.citations),
+        )
+
+    # -- answering ----------------------------------------------------------------------------
 
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         conversation_id = turn.backend_conversation_id or await self._new_conversation(turn)
@@ -48,6 +121,8 @@ class ResponsesBackend:
             return await self._respond(turn, conversation_id, on_delta)
         except openai.NotFoundError as exc:
             if exc.code == "model_not_found" or exc.param == "model":
+                raise
+            if "conversation" not in str(exc.message).lower():
                 raise
             # The server no longer knows our conversation (deleted or expired): start a new one.
             log.warning("conversation %s unknown to the server; starting a new one", turn.key)
@@ -61,35 +136,134 @@ class ResponsesBackend:
         await conversations.set_backend_id(self._db, turn.conversation_id, created.id)
         return created.id
 
-    def _request(self, turn: Turn, conversation_id: str) -> dict[str, Any]:
+    async def _respond(self, turn: Turn, conversation_id: str, on_delta: OnDelta) -> TurnResult:
         config = turn.config
+        fmt = answer_format(config.format)
+        hosted, notices, container_id, new_containers = await self._hosted_tools(turn)
+        uploaded = await self._upload(container_id, turn.data_files) if container_id else []
+        offered = self._tools.offered(config.tools)
+        instructions = config.instructions
+        if fmt is not None:
+            instructions = fmt.instructions(instructions)
         params: dict[str, Any] = {
             "model": config.model,
-            "instructions": config.instructions or None,
-            "input": [{"role": "user", "content": _content(turn)}],
+            "instructions": instructions or None,
+            "input": [{"role": "user", "content": _content(turn, uploaded)}],
             "conversation": conversation_id,
             "stream": True,
             "store": True,
         }
+        if self._background:
+            params["background"] = True
         if config.temperature is not None:
             params["temperature"] = config.temperature
         if config.max_output_tokens:
             params["max_output_tokens"] = config.max_output_tokens
-        return params
+        if fmt is not None:
+            params["text"] = fmt.responses_text()
+        tools = hosted + [
+            {
+                "type": "function",
+                "name": t.name,
+                "description": t.description,
+                "parameters": dict(t.parameters),
+                "strict": False,
+            }
+            for t in offered
+        ]
+        if tools:
+            params["tools"] = tools
+        if container_id:
+            params["include"] = ["code_interpreter_call.outputs"]
+        if turn.data_files and not container_id:
+            notices.append("(The attached documents were not read: code interpreter is off here.)")
+        allowed = [t.name for t in offered]
+        context = ToolContext(turn.key, turn.user_id, self._db)
 
-    async def _respond(self, turn: Turn, conversation_id: str, on_delta: OnDelta) -> TurnResult:
-        params = self._request(turn, conversation_id)
+        shown: list[str] = []
+        usage = Usage(model=config.model)
+        collected = _Collected()
+        rounds, capped = 0, False
+        while True:
+            final, text = await self._round(turn, params, on_delta, shown)
+            usage = common.add_usage(usage, _usage(final, config.model))
+            calls_before = len(collected.calls)
+            await self._collect(final, collected)
+            calls = collected.calls[calls_before:]
+            if not calls or final.status != "completed":
+                break
+            if capped:  # asked to answer without tools, and still calling them
+                await self._close_calls(conversation_id, calls, self._tools.cap_message)
+                break
+            if rounds >= self._tools.max_rounds:
+                outputs = [(call, self._tools.cap_message) for call in calls]
+                params["tool_choice"] = "none"
+                capped = True
+            else:
+                await common.tools_running(turn, [c.name for c in calls])
+                try:
+                    outcomes = await self._tools.run(calls, context, allowed)
+                except asyncio.CancelledError:
+                    await asyncio.shield(
+                        self._close_calls(conversation_id, calls, "cancelled by the user")
+                    )
+                    raise
+                await common.tools_done(turn)
+                collected.steps += [o.step() for o in outcomes]
+                outputs = [(o.call, o.output) for o in outcomes]
+                rounds += 1
+            params["input"] = [_call_output(call, output) for call, output in outputs]
+
+        if capped and (calls or not text.strip()):
+            notices.append(_cap_notice(self._tools.max_rounds))
+        notice = ""
+        if final.status == "incomplete":
+            reason = final.incomplete_details.reason if final.incomplete_details else None
+            notice = (
+                f"(cut short: {INCOMPLETE_REASONS.get(reason or '', reason or 'no reason given')})"
+            )
+        answer = "".join(shown) or final.output_text or ""
+        if fmt is not None and text and final.status == "completed":
+            answer, format_notice = fmt.finish(text)
+            notices.append(format_notice)
+        return TurnResult(
+            text=answer,
+            usage=_with_tools(usage, final, collected, new_containers),
+            response_id=final.id,
+            notice=common.join_notices(notice, *notices),
+            files=tuple(collected.files),
+            steps=tuple(collected.steps),
+            citations=tuple(collected.citations),
+        )
+
+    async def _round(
+        self, turn: Turn, params: dict[str, Any], on_delta: OnDelta, shown: list[str]
+    ) -> tuple[Any, str]:
+        """One streamed response: (the final Response, its text)."""
         parts: list[str] = []
+        started = len(shown)
+        response_ids: list[str] = []
 
         async def attempt() -> Any:
+            if response_ids and self._background:
+                # The previous attempt's background response may still run: stop it first.
+                await self.cancel(response_ids[-1])
             parts.clear()
+            del shown[started:]
             final = None
             stream = await self._client.responses.create(**params)
             async with stream:
                 async for event in stream:
                     kind = event.type
-                    if kind == "response.output_text.delta" or kind == "response.refusal.delta":
+                    if kind == "response.created":
+                        response_ids.append(event.response.id)
+                        await common.response_started(turn, event.response.id)
+                    elif kind == "response.output_text.delta" or kind == "response.refusal.delta":
+                        if not parts and shown and not shown[-1].endswith("\n"):
+                            shown.append("\n\n")  # a new round's text after an earlier one
+                            await on_delta("\n\n")
                         parts.append(event.delta)
+                        shown.append(event.delta)
                         await on_delta(event.delta)
                     elif kind in ("response.completed", "response.incomplete", "response.failed"):
                         final = event.response
@@ -113,32 +287,157 @@ class ResponsesBackend:
                 f"OpenAI could not finish this answer: {message}",
                 log_detail=f"response failed {code}",
             )
-        text = "".join(parts)
-        if final.output_text and not text:
-            text = final.output_text
-        notice = ""
-        if final.status == "incomplete":
-            reason = final.incomplete_details.reason if final.incomplete_details else None
-            notice = (
-                f"(cut short: {INCOMPLETE_REASONS.get(reason or '', reason or 'no reason given')})"
+        return final, "".join(parts)
+
+    async def _close_calls(self, conversation_id: str, calls: list[ToolCall], why: str) -> None:
+        """Answer function calls that will not run, so the conversation stays usable."""
+        items = [_call_output(call, f"Not run: {why}.") for call in calls]
+        try:
+            await self._client.conversations.items.create(conversation_id, items=items)
+        except openai.APIError as exc:
+            log.warning("could not close pending tool calls in %s: %s", conversation_id, exc)
+
+    # -- hosted tools -------------------------------------------------------------------------
+
+    async def _hosted_tools(self, turn: Turn) -> tuple[list[dict[str, Any]], list[str], str, int]:
+        """(tool params, notices, container id or "", containers created)."""
+        config = turn.config
+        tools: list[dict[str, Any]] = []
+        notices: list[str] = []
+        container_id, created = "", 0
+        for name in common.hosted_tools(config.tools):
+            if name == "web_search":
+                tools.append({"type": "web_search"})
+            elif name == "image_generation":
+                tools.append({"type": "image_generation"})
+            elif name == "file_search":
+                if config.vector_store_id:
+                    tools.append(
+                        {"type": "file_search", "vector_store_ids": [config.vector_store_id]}
+                    )
+                else:
+                    notices.append(NO_KNOWLEDGE)
+            elif name == "code_interpreter":
+                container_id, fresh = await self._container(turn)
+                created += fresh
+                tools.append({"type": "code_interpreter", "container": container_id})
+        return tools, notices, container_id, created
+
+    async def _container(self, turn: Turn) -> tuple[str, bool]:
+        """This conversation's container, a new one when it has none or it expired."""
+        stored = await get_container(self._db, turn.conversation_id)
+        if stored:
+            try:
+                found = await self._retry.call(lambda: self._client.containers.retrieve(stored))
+                if found.status != "expired":
+                    return stored, False
+            except openai.NotFoundError:
+                pass
+            log.info("container of %s expired; starting a new one", turn.key)
+        made = await self._retry.call(
+            lambda: self._client.containers.create(
+                name=f"switchboard {turn.key}"[:256],
+                expires_after={"anchor": "last_active_at", "minutes": CONTAINER_IDLE_MINUTES},
             )
-        return TurnResult(
-            text=text,
-            usage=_usage(final, turn.config.model),
-            response_id=final.id,
-            notice=notice,
         )
+        await set_container(self._db, turn.conversation_id, made.id)
+        return made.id, True
+
+    async def _upload(self, container_id: str, files: tuple[InputFile, ...]) -> list[str]:
+        """Put the message's data files into the container; return their paths there."""
+        paths = []
+        for item in files:
+            made = await self._retry.call(
+                lambda item=item: self._client.containers.files.create(
+                    container_id, file=(item.name, item.data, item.mime)
+                )
+            )
+            paths.append(made.path)
+        return paths
+
+    async def _collect(self, response: Any, into: _Collected) -> None:
+        """Function calls, steps, generated files and citations of one response's output."""
+        for item in response.output or []:
+            kind = item.type
+            if kind == "function_call":
+                into.calls.append(ToolCall(item.call_id, item.name, item.arguments))
+            elif kind == "code_interpreter_call":
+                logs = [o.logs for o in item.outputs or [] if getattr(o, "type", "") == "logs"]
+                detail = "\n".join([item.code or "", *(f"--- output\n{text}" for text in logs)])
+                into.steps.append(Step(kind, "ran code", detail[:STEP_DETAIL_CHARS]))
+            elif kind == "file_search_call":
+                into.file_searches += 1
+                into.steps.append(Step(kind, "searched: " + "; ".join(item.queries or [])))
+            elif kind == "web_search_call":
+                into.web_searches += 1
+                query = getattr(item.action, "query", None) or ""
+                into.steps.append(Step(kind, f"searched the web: {query}".strip()))
+            elif kind == "image_generation_call" and item.result:
+                number = sum(f.name.startswith("image-") for f in into.files) + 1
+                data = base64.b64decode(item.result)
+                into.files.append(OutFile(f"image-{number}.png", "image/png", data))
+                prompt = getattr(item, "revised_prompt", None) or ""
+                into.steps.append(Step(kind, "generated an image", prompt))
+            elif kind == "message":
+                for part in item.content or []:
+                    for note in getattr(part, "annotations", None) or []:
+                        await self._annotation(note, into)
+
+    async def _annotation(self, note: Any, into: _Collected) -> None:
+        if note.type == "file_citation":
+            into.citations.append(note.filename)
+        elif note.type == "container_file_citation":
+            if note.file_id in into.seen_files or len(into.files) >= MAX_FILES:
+                return
+            into.seen_files.add(note.file_id)
+            content = await self._retry.call(
+                lambda: self._client.containers.files.content.retrieve(
+                    note.file_id, container_id=note.container_id
+                )
+            )
+            name = note.filename.rsplit("/", 1)[-1] or note.file_id
+            mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            into.files.append(OutFile(name, mime, content.content))
 
 
-def _content(turn: Turn) -> list[dict[str, Any]]:
+def _call_output(call: ToolCall, output: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call.call_id, "output": output}
+
+
+def _cap_notice(rounds: int) -> str:
+    return f"(I stopped after {rounds} rounds of tool calls without reaching a final answer.)"
+
+
+def _content(turn: Turn, uploaded: list[str]) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
-    if turn.text or not turn.images:
-        parts.append({"type": "input_text", "text": turn.text})
+    text = turn.text
+    if uploaded:
+        listing = ", ".join(uploaded)
+        text = f"{text}\n\n(Files attached for code interpreter: {listing})".strip()
+    if text or not turn.images:
+        parts.append({"type": "input_text", "text": text})
     parts += [
         {"type": "input_image", "image_url": url, "detail": turn.image_detail}
         for url in turn.images
     ]
     return parts
+
+
+def _with_tools(usage: Usage, final: Any, collected: _Collected, containers: int) -> Usage:
+    """Tool fees: file searches and web searches (the server's billable count when it gives
+    one) and container sessions started."""
+    web = collected.web_searches
+    tool_usage = getattr(final, "tool_usage", None)
+    counted = getattr(getattr(tool_usage, "web_search", None), "num_requests", None)
+    if isinstance(counted, int):
+        web = counted
+    extra = Usage(
+        model=usage.model,
+        file_search_calls=collected.file_searches,
+        web_search_calls=web,
+        container_sessions=containers,
+    )
+    return common.add_usage(usage, extra)
 
 
 def _usage(response: Any, model: str) -> Usage:

@@ -13,12 +13,17 @@ from bot.capabilities.audio import AudioCommands, quote
 from bot.capabilities.media import MediaContext
 from bot.errors import UserError
 from bot.media import images as pictures
-from bot.media.files import check_attachment, fetch_checked
-from bot.types import Inbound, OutFile
+from bot.media.files import MB, check_attachment, check_document, fetch_checked, fetch_document
+from bot.types import Attachment, Inbound, OutFile
 
 log = logging.getLogger(__name__)
 
 DETAILS = ("low", "high", "auto")
+DOCUMENTS_NEED_A_TOOL = (
+    "(I did not read {names}: documents need an admin to enable code interpreter here "
+    "(`/assistant set tools code_interpreter`) or to add them as knowledge "
+    "(`/assistant knowledge add`).)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +44,15 @@ class MessageMedia:
         if not event.attachments:
             return MessageInputs(event.text)
         limits = self._media.limits
-        images, audio = [], []
+        images, audio, documents = [], [], []
         for attachment in event.attachments:
             if attachment.kind == "document":
-                continue  # documents are for the hosted tools, not read here
+                documents.append(attachment)
+                continue
             kind = check_attachment(attachment, None, limits)
             (images if kind == "image" else audio).append(attachment)
         notes: list[str] = []
+        data_files = await self._documents(documents, config, notes)
         most = self._media.settings.max_images
         if len(images) > most:
             notes.append(f"(I looked at the first {most} of your {len(images)} images.)")
@@ -80,7 +87,30 @@ class MessageMedia:
             images=tuple(urls),
             detail=detail,
             shown_before="\n".join(shown + notes),
+            data_files=data_files,
         )
+
+    async def _documents(
+        self, documents: list[Attachment], config: AssistantConfig, notes: list[str]
+    ) -> tuple[InputFile, ...]:
+        """Documents for code interpreter when the channel has it; otherwise a note saying
+        what would make them readable."""
+        if not documents:
+            return ()
+        if "code_interpreter" not in config.tools:
+            names = ", ".join(f"“{d.name}”" for d in documents)
+            notes.append(DOCUMENTS_NEED_A_TOOL.format(names=names))
+            return ()
+        limit = int(self._media.settings.document_max_mb * MB)
+        for document in documents:
+            check_document(document, limit)
+        files = []
+        for document in documents:
+            data = await fetch_document(document, limit)
+            files.append(
+                InputFile(document.name, document.mime or "application/octet-stream", data)
+            )
+        return tuple(files)
 
     async def voice_reply(self, event: Inbound, config: AssistantConfig, text: str) -> OutFile:
         return await self._audio.synthesize(

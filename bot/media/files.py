@@ -126,3 +126,44 @@ async def fetch_checked(attachment: Attachment, kind: MediaKind, limits: Limits)
     if not data:
         raise UserError(f"“{attachment.name}” is empty.")
     return data
+
+
+# Data files and documents handed to code interpreter (uploaded into the conversation's
+# container). Code interpreter reads far more than these; this list is what a chat user
+# reasonably attaches, and it keeps executables and archives out.
+DOCUMENT_TYPES: frozenset[str] = frozenset(
+    {
+        "csv", "tsv", "xlsx", "xls", "json", "jsonl", "xml", "txt", "md", "pdf", "docx",
+        "pptx", "html", "py", "ipynb", "parquet", "sql", "yaml", "yml", "log", "tex",
+    }
+)  # fmt: skip
+
+
+def check_document(attachment: Attachment, max_bytes: int) -> None:
+    """Refuse, before downloading, a document code interpreter should not get."""
+    name = attachment.name or "the file"
+    if extension(attachment.name) not in DOCUMENT_TYPES:
+        kinds = ", ".join(sorted(DOCUMENT_TYPES))
+        raise UserError(
+            f"I can't give “{name}” to code interpreter. I take these documents: {kinds}.",
+            log_detail=f"unsupported document {attachment.mime or '?'}",
+        )
+    if attachment.size > max_bytes:
+        raise UserError(
+            f"“{name}” is {attachment.size / MB:.1f} MB; I take documents up to "
+            f"{max_bytes / MB:.0f} MB.",
+            log_detail=f"document too large: {attachment.size} > {max_bytes}",
+        )
+
+
+async def fetch_document(attachment: Attachment, max_bytes: int) -> bytes:
+    check_document(attachment, max_bytes)
+    data = await attachment.fetch()
+    if len(data) > max_bytes:
+        raise UserError(
+            f"“{attachment.name}” is {len(data) / MB:.1f} MB; I take documents up to "
+            f"{max_bytes / MB:.0f} MB."
+        )
+    if not data:
+        raise UserError(f"“{attachment.name}” is empty.")
+    return data

@@ -1,0 +1,44 @@
+"""Small pieces both backends share: usage summed over the rounds of a turn, the observer
+called only when there is one, and the names of the hosted tools."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from bot.backends.base import Turn
+from bot.types import Usage
+
+HOSTED_TOOLS = ("code_interpreter", "file_search", "web_search", "image_generation")
+
+
+def add_usage(total: Usage, more: Usage) -> Usage:
+    summed = {
+        f.name: getattr(total, f.name) + getattr(more, f.name)
+        for f in dataclasses.fields(Usage)
+        if f.name != "model"
+    }
+    return Usage(model=total.model, **summed)
+
+
+def hosted_tools(tools: Sequence[str]) -> list[str]:
+    return [t for t in HOSTED_TOOLS if t in tools]
+
+
+async def response_started(turn: Turn, response_id: str) -> None:
+    if turn.observer is not None and response_id:
+        await turn.observer.response_started(response_id)
+
+
+async def tools_running(turn: Turn, names: Sequence[str]) -> None:
+    if turn.observer is not None:
+        await turn.observer.tools_running(list(names))
+
+
+async def tools_done(turn: Turn) -> None:
+    if turn.observer is not None:
+        await turn.observer.tools_done()
+
+
+def join_notices(*notices: str) -> str:
+    return "\n".join(n for n in notices if n)
