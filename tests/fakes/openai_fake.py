@@ -100,6 +100,7 @@ checker's own limits).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import inspect
 import json
@@ -115,9 +116,24 @@ from typing import Any, Literal, get_args
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .openai_containers import BODY as _BODY
+from .openai_containers import ContainersMixin
+from .openai_script import CodeRun, FileSearch, FunctionCall, ImageGen, ModelOutput, WebSearch
 from .spec_check import Spec, load_spec
 
-__all__ = ["DEFAULT_MODELS", "FakeOpenAI", "FakeTurn", "FaultKind", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "CodeRun",
+    "FakeOpenAI",
+    "FakeTurn",
+    "FaultKind",
+    "FileSearch",
+    "FunctionCall",
+    "ImageGen",
+    "ModelOutput",
+    "RecordedRequest",
+    "WebSearch",
+]
 
 FaultKind = Literal[
     "unauthorized",
@@ -182,6 +198,13 @@ class FakeTurn:
     images: list[str]
     raw: dict[str, Any]
     conversation_id: str | None
+    # (call_id, output) of the tool results sent with this request: Responses
+    # ``function_call_output`` input items; Chat ``tool`` messages after the last user message.
+    tool_outputs: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return list(self.raw.get("tools") or [])
 
 
 @dataclass(frozen=True)
@@ -199,6 +222,18 @@ class _Closed(Exception):
     """Raised in a handler that was waiting when the fake closed."""
 
 
+class _Cancelled(Exception):
+    """Raised in a streaming handler whose background response was cancelled."""
+
+
+_HOSTED_TOOL: dict[type, str] = {
+    CodeRun: "code_interpreter",
+    FileSearch: "file_search",
+    WebSearch: "web_search",
+    ImageGen: "image_generation",
+}
+
+
 @dataclass
 class _Fault:
     kind: str
@@ -207,7 +242,7 @@ class _Fault:
     endpoint: str | None
 
 
-Answer = Callable[[FakeTurn], "str | Awaitable[str]"]
+Answer = Callable[[FakeTurn], "str | ModelOutput | Awaitable[str | ModelOutput]"]
 
 
 def default_answer(turn: FakeTurn) -> str:
@@ -216,7 +251,7 @@ def default_answer(turn: FakeTurn) -> str:
     return "echo: " + last
 
 
-class FakeOpenAI:
+class FakeOpenAI(ContainersMixin):
     """The fake server. Use as ``async with FakeOpenAI() as fake:`` (or `start`/`close`).
 
     Mutable at any time: `answer`, `models`, `latency` (seconds before the first byte of a
@@ -244,6 +279,8 @@ class FakeOpenAI:
         self.transcript: Callable[[str, bytes], str] = lambda name, data: "hello from " + name
         self.speech_audio = b"ID3\x04\x00\x00\x00\x00\x00\x00fake speech"
         self._conversation_meta: dict[str, dict[str, Any]] = {}
+        self.cancelled: set[str] = set()  # background responses cancelled while running
+        self._init_containers()
         self._response_context: dict[str, list[dict[str, Any]]] = {}
         self._faults: list[_Fault] = []
         self._spec: Spec | None = None
@@ -267,6 +304,8 @@ class FakeOpenAI:
         r = app.router
         r.add_post("/v1/responses", self._responses_create)
         r.add_get("/v1/responses/{id}", self._responses_get)
+        r.add_post("/v1/responses/{id}/cancel", self._responses_cancel)
+        self._add_container_routes(r)
         r.add_post("/v1/conversations", self._conv_create)
         r.add_get("/v1/conversations/{id}", self._conv_get)
         r.add_post("/v1/conversations/{id}", self._conv_update)
@@ -513,12 +552,15 @@ class FakeOpenAI:
             request, 404, message, "invalid_request_error", param="model", code="model_not_found"
         )
 
-    async def _call_answer(self, turn: FakeTurn) -> str:
+    async def _call_answer(self, turn: FakeTurn) -> ModelOutput:
         self.turns.append(turn)
         result = self.answer(turn)
         if inspect.isawaitable(result):
             result = await result
-        return str(result)
+        if isinstance(result, ModelOutput):
+            calls = [] if turn.raw.get("tool_choice") == "none" else list(result.calls)
+            return ModelOutput(result.text, calls, list(result.hosted))
+        return ModelOutput(str(result))
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but end the request at once (`_Closed`) when the fake closes."""
@@ -585,22 +627,74 @@ class FakeOpenAI:
             new_items = _input_items(body.get("input"))
         except ValueError as exc:
             return self._error(request, 400, str(exc), "invalid_request_error", param="input")
+        if (problem := _tool_output_problem(history, new_items)) is not None:
+            return self._error(request, 400, problem, "invalid_request_error", param="input")
         instructions = body.get("instructions")
         messages, images = _messages_of([*history, *new_items])
+        if (problem := _json_mode_problem(body, instructions, messages)) is not None:
+            return self._error(request, 400, problem, "invalid_request_error", param="text")
+        tools = {t.get("type"): t for t in body.get("tools") or [] if isinstance(t, dict)}
+        code_tool = tools.get("code_interpreter")
+        if code_tool is not None and (
+            problem := self.container_problem(code_tool.get("container"))
+        ):
+            code = "container_expired" if "expired" in problem else None
+            return self._error(request, 400, problem, "invalid_request_error", code=code)
+        outputs = [
+            (item["call_id"], str(item.get("output")))
+            for item in new_items
+            if item.get("type") == "function_call_output"
+        ]
         turn = FakeTurn(
-            "responses", body["model"], instructions, messages, images, body, conv_id or None
+            "responses",
+            body["model"],
+            instructions,
+            messages,
+            images,
+            body,
+            conv_id or None,
+            outputs,
         )
         await self._sleep(self.latency)
         answer = await self._call_answer(turn)
+        for run in answer.hosted:
+            needed = _HOSTED_TOOL[type(run)]
+            if needed not in tools:
+                message = f"FakeOpenAI: the script runs {needed} but the request has no such tool"
+                return self._error(request, 400, message, "invalid_request_error", param="tools")
         fault = request.get(_FAULT)
-        words = _words(answer, fault)
+        words = _words(answer.text, fault)
         text = "".join(words)
+        include = body.get("include") or []
+        container_id = code_tool.get("container") if code_tool else None
+        tool_items, annotations = self._hosted_items(answer, tools, container_id, include, text)
+        call_items = [
+            {
+                "type": "function_call",
+                "id": _new_id("fc_"),
+                "call_id": call.call_id or _new_id("call_"),
+                "name": call.name,
+                "arguments": call.arguments_text,
+                "status": "completed",
+            }
+            for call in answer.calls
+        ]
 
         response_id = _new_id("resp_")
         item_id = _new_id("msg_")
         status = {"failed": "failed", "incomplete": "incomplete"}.get(fault or "", "completed")
         input_chars = len(instructions or "") + sum(len(t) for _, t in messages)
-        obj = _response_object(response_id, body, conv_id, instructions, status="in_progress")
+        background = bool(body.get("background"))
+        obj = _response_object(
+            response_id,
+            body,
+            conv_id,
+            instructions,
+            status="queued" if background else "in_progress",
+        )
+        with_message = bool(text) or not call_items
+        if background:
+            self.responses[response_id] = obj  # retrievable and cancellable while it runs
 
         def finish() -> dict[str, Any]:
             obj["status"] = status
@@ -610,15 +704,17 @@ class FakeOpenAI:
             item = _output_message(
                 item_id, text, "completed" if status == "completed" else "incomplete"
             )
-            obj["output"] = [item]
+            item["content"][0]["annotations"] = annotations
+            output = [*tool_items, *call_items, *([item] if with_message else [])]
+            obj["output"] = output
             obj["usage"] = _response_usage(input_chars, len(text))
             if status == "completed":
                 obj["completed_at"] = int(time.time())
             else:
                 obj["incomplete_details"] = {"reason": "max_output_tokens"}
-            context = [*history, *new_items, item]
+            context = [*history, *new_items, *output]
             if conv_id:
-                self.conversations[conv_id].extend([*new_items, item])
+                self.conversations[conv_id].extend([*new_items, *output])
             if body.get("store") is not False:
                 self.responses[response_id] = obj
                 self._response_context[response_id] = context
@@ -634,6 +730,8 @@ class FakeOpenAI:
 
         async def send(event: dict[str, Any]) -> None:
             nonlocal seq
+            if response_id in self.cancelled:
+                raise _Cancelled
             event["sequence_number"] = seq
             seq += 1
             self._check_event(request, event)
@@ -641,37 +739,186 @@ class FakeOpenAI:
             await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
 
         try:
-            await send({"type": "response.created", "response": obj})
+            await send({"type": "response.created", "response": dict(obj)})
+            obj["status"] = "in_progress"
             await send({"type": "response.in_progress", "response": obj})
-            item = _output_message(item_id, "", "in_progress")
-            await send({"type": "response.output_item.added", "output_index": 0, "item": item})
-            where = {"item_id": item_id, "output_index": 0, "content_index": 0}
-            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-            await send({"type": "response.content_part.added", **where, "part": part})
-            for i, word in enumerate(words):
-                if i:
-                    await self._sleep(self.delta_delay)
+            index = 0
+            for done in [*tool_items, *call_items]:
+                added = {**done, "status": "in_progress"}
+                if done["type"] == "function_call":
+                    added["arguments"] = ""
+                elif done["type"] == "image_generation_call":
+                    added["result"] = None
                 await send(
-                    {"type": "response.output_text.delta", **where, "delta": word, "logprobs": []}
+                    {"type": "response.output_item.added", "output_index": index, "item": added}
                 )
-            if fault == "break":
-                return _abort(request, response)
-            if fault != "failed":
+                if done["type"] == "function_call":
+                    ids = {"item_id": done["id"], "output_index": index}
+                    args = done["arguments"]
+                    await send(
+                        {"type": "response.function_call_arguments.delta", **ids, "delta": args}
+                    )
+                    await send(
+                        {
+                            "type": "response.function_call_arguments.done",
+                            **ids,
+                            "arguments": args,
+                            "name": done["name"],
+                        }
+                    )
                 await send(
-                    {"type": "response.output_text.done", **where, "text": text, "logprobs": []}
+                    {"type": "response.output_item.done", "output_index": index, "item": done}
                 )
-                part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-                await send({"type": "response.content_part.done", **where, "part": part})
+                index += 1
+            if with_message:
+                item = _output_message(item_id, "", "in_progress")
+                await send(
+                    {"type": "response.output_item.added", "output_index": index, "item": item}
+                )
+                where = {"item_id": item_id, "output_index": index, "content_index": 0}
+                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+                await send({"type": "response.content_part.added", **where, "part": part})
+                for i, word in enumerate(words):
+                    if i:
+                        await self._sleep(self.delta_delay)
+                    await send(
+                        {
+                            "type": "response.output_text.delta",
+                            **where,
+                            "delta": word,
+                            "logprobs": [],
+                        }
+                    )
+                if fault == "break":
+                    return _abort(request, response)
+                if fault != "failed":
+                    for n, note in enumerate(annotations):
+                        await send(
+                            {
+                                "type": "response.output_text.annotation.added",
+                                **where,
+                                "annotation_index": n,
+                                "annotation": note,
+                            }
+                        )
+                    await send(
+                        {"type": "response.output_text.done", **where, "text": text, "logprobs": []}
+                    )
+                    part = {
+                        "type": "output_text",
+                        "text": text,
+                        "annotations": annotations,
+                        "logprobs": [],
+                    }
+                    await send({"type": "response.content_part.done", **where, "part": part})
             final = finish()
-            if fault != "failed":
-                done = final["output"][0]
-                await send({"type": "response.output_item.done", "output_index": 0, "item": done})
+            if fault != "failed" and with_message:
+                done = final["output"][-1]
+                await send(
+                    {"type": "response.output_item.done", "output_index": index, "item": done}
+                )
             terminal = {"completed": "response.completed", "failed": "response.failed"}
             await send({"type": terminal.get(status, "response.incomplete"), "response": final})
             await response.write_eof()
+        except _Cancelled:
+            with contextlib.suppress(ConnectionError):
+                await response.write_eof()
         except ConnectionError:
             pass  # the client left
         return response
+
+    def _hosted_items(
+        self,
+        answer: ModelOutput,
+        tools: dict[str, Any],
+        container_id: str | None,
+        include: list[str],
+        text: str,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Output items of the scripted hosted tool runs, and the annotations of the answer
+        text (each annotation spans the whole text)."""
+        items: list[dict[str, Any]] = []
+        notes: list[dict[str, Any]] = []
+        for run in answer.hosted:
+            if isinstance(run, CodeRun):
+                assert container_id is not None
+                outputs = [{"type": "logs", "logs": run.logs}] if run.logs else []
+                items.append(
+                    {
+                        "type": "code_interpreter_call",
+                        "id": _new_id("ci_"),
+                        "status": "completed",
+                        "container_id": container_id,
+                        "code": run.code,
+                        "outputs": outputs if "code_interpreter_call.outputs" in include else None,
+                    }
+                )
+                for name, data in run.files:
+                    meta = self.add_container_file(container_id, name, data)
+                    notes.append(
+                        {
+                            "type": "container_file_citation",
+                            "container_id": container_id,
+                            "file_id": meta["id"],
+                            "filename": name,
+                            "start_index": 0,
+                            "end_index": len(text),
+                        }
+                    )
+            elif isinstance(run, FileSearch):
+                items.append(
+                    {
+                        "type": "file_search_call",
+                        "id": _new_id("fs_"),
+                        "status": "completed",
+                        "queries": list(run.queries),
+                        "results": None,
+                    }
+                )
+                notes += [
+                    {
+                        "type": "file_citation",
+                        "file_id": _new_id("file-"),
+                        "index": len(text),
+                        "filename": name,
+                    }
+                    for name in run.cite
+                ]
+            elif isinstance(run, WebSearch):
+                items.append(
+                    {
+                        "type": "web_search_call",
+                        "id": _new_id("ws_"),
+                        "status": "completed",
+                        "action": {"type": "search", "query": run.query},
+                    }
+                )
+            elif isinstance(run, ImageGen):
+                image = base64.b64encode(self.make_image("256x256")).decode()
+                items.append(
+                    {
+                        "type": "image_generation_call",
+                        "id": _new_id("ig_"),
+                        "status": "completed",
+                        "result": image,
+                        "revised_prompt": run.revised_prompt,
+                    }
+                )
+        return items, notes
+
+    async def _responses_cancel(self, request: web.Request) -> web.Response:
+        response_id = request.match_info["id"]
+        obj = self.responses.get(response_id)
+        if obj is None:
+            message = f"Response with id '{response_id}' not found."
+            return self._error(request, 404, message, "invalid_request_error")
+        if not obj.get("background"):
+            message = "Only responses created with background=true can be cancelled."
+            return self._error(request, 400, message, "invalid_request_error")
+        if obj["status"] in ("queued", "in_progress"):
+            obj["status"] = "cancelled"
+            self.cancelled.add(response_id)
+        return self._json(request, obj)
 
     async def _responses_get(self, request: web.Request) -> web.Response:
         response_id = request.match_info["id"]
@@ -835,21 +1082,41 @@ class FakeOpenAI:
             else:
                 chat_items.append(message)
         messages, images = _messages_of(chat_items)
-        turn = FakeTurn(
-            "chat",
-            body["model"],
-            "\n\n".join(system) if system else None,
-            messages,
-            images,
-            body,
-            None,
+        if (problem := _chat_tool_problem(chat_items)) is not None:
+            return self._error(request, 400, problem, "invalid_request_error", param="messages")
+        instructions = "\n\n".join(system) if system else None
+        if (problem := _json_mode_problem(body, instructions, messages)) is not None:
+            return self._error(
+                request, 400, problem, "invalid_request_error", param="response_format"
+            )
+        last_user = max(
+            (i for i, m in enumerate(chat_items) if m.get("role") == "user"), default=-1
         )
+        outputs = [
+            (str(m.get("tool_call_id")), _text_of(m.get("content"))[0])
+            for m in chat_items[last_user + 1 :]
+            if m.get("role") == "tool"
+        ]
+        turn = FakeTurn("chat", body["model"], instructions, messages, images, body, None, outputs)
         await self._sleep(self.latency)
         answer = await self._call_answer(turn)
+        if answer.hosted:
+            message = "FakeOpenAI: hosted tools do not exist in Chat Completions"
+            return self._error(request, 400, message, "invalid_request_error", param="tools")
         fault = request.get(_FAULT)
-        words = _words(answer, fault)
+        words = _words(answer.text, fault)
         text = "".join(words)
+        tool_calls = [
+            {
+                "id": call.call_id or _new_id("call_"),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_text},
+            }
+            for call in answer.calls
+        ]
         finish_reason = "length" if fault == "incomplete" else "stop"
+        if tool_calls and fault != "incomplete":
+            finish_reason = "tool_calls"
         prompt_chars = sum(len(t) for t in system) + sum(len(t) for _, t in messages)
         usage = _chat_usage(prompt_chars, len(text))
         head = {
@@ -872,9 +1139,10 @@ class FakeOpenAI:
                         "index": 0,
                         "message": {
                             "role": "assistant",
-                            "content": text,
+                            "content": text or None,
                             "refusal": None,
                             "annotations": [],
+                            **({"tool_calls": tool_calls} if tool_calls else {}),
                         },
                         "logprobs": None,
                         "finish_reason": finish_reason,
@@ -908,6 +1176,14 @@ class FakeOpenAI:
                 await send(choice({"content": word}))
             if fault == "break":
                 return _abort(request, response)
+            for index, call in enumerate(tool_calls):
+                first = {**call, "index": index, "function": {**call["function"], "arguments": ""}}
+                await send(choice({"tool_calls": [first]}))
+                args = call["function"]["arguments"]
+                for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                    if piece:
+                        delta = {"index": index, "function": {"arguments": piece}}
+                        await send(choice({"tool_calls": [delta]}))
             if fault == "failed":
                 error = {
                     "message": "The model had an error while generating your response.",
@@ -1219,7 +1495,6 @@ _BAD_JSON = (
     "through our help center at help.openai.com.)"
 )
 _BAD_BODY = "The request body must be a JSON object."
-_BODY = web.RequestKey("body", object)
 _FAULT = web.RequestKey("fault", str)
 _WORD = re.compile(r"\s*\S+\s*|\s+")
 
@@ -1388,6 +1663,71 @@ def _input_items(value: Any) -> list[dict[str, Any]]:
     return items
 
 
+def _tool_output_problem(
+    history: list[dict[str, Any]], new_items: list[dict[str, Any]]
+) -> str | None:
+    """The API's refusal when tool outputs do not match the pending function calls: every
+    output must answer a call, and every call must be answered before the model goes on."""
+    calls = [i.get("call_id") for i in [*history, *new_items] if i.get("type") == "function_call"]
+    answered = {i.get("call_id") for i in history if i.get("type") == "function_call_output"}
+    for item in new_items:
+        if item.get("type") != "function_call_output":
+            continue
+        if not isinstance(item.get("call_id"), str) or item["call_id"] not in calls:
+            return (
+                f"No tool call found for function call output with call_id {item.get('call_id')}."
+            )
+        answered.add(item["call_id"])
+    for call_id in calls:
+        if call_id not in answered:
+            return f"No tool output found for function call {call_id}."
+    return None
+
+
+def _chat_tool_problem(items: list[dict[str, Any]]) -> str | None:
+    """An assistant message with ``tool_calls`` must be followed by one ``tool`` message per
+    call id (the real API's 400 otherwise), and a ``tool`` message must answer such a call."""
+    pending: list[str] = []
+    for message in items:
+        role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in pending:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'."
+                )
+            pending.remove(call_id)
+            continue
+        if pending:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(pending)}"
+            )
+        if role == "assistant":
+            pending = [c.get("id") for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    return None
+
+
+def _json_mode_problem(
+    body: dict[str, Any], instructions: Any, messages: list[tuple[str, str]]
+) -> str | None:
+    """json_object mode needs the word "json" somewhere in the prompt (as the real API says)."""
+    if body.get("messages") is not None:  # chat
+        kind = (body.get("response_format") or {}).get("type")
+        where = "'messages' must contain the word 'json' in some form, to use 'response_format'"
+    else:
+        kind = ((body.get("text") or {}).get("format") or {}).get("type")
+        where = (
+            "Response input messages must contain the word 'json' in some form to use 'text.format'"
+        )
+    if kind != "json_object":
+        return None
+    prompt = " ".join([str(instructions or ""), *(text for _, text in messages)])
+    return None if "json" in prompt.lower() else f"{where} of type 'json_object'."
+
+
 def _stored_part(part: dict[str, Any]) -> dict[str, Any]:
     kind = part.get("type")
     if kind == "output_text":
@@ -1425,7 +1765,7 @@ def _response_object(
         "object": "response",
         "created_at": int(time.time()),
         "status": status,
-        "background": False,
+        "background": bool(body.get("background", False)),
         "completed_at": None,
         "conversation": {"id": conv_id} if conv_id else None,
         "error": None,
