@@ -12,7 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ModelRole = Literal["chat", "image", "transcribe", "speech", "embedding", "moderation"]
+ModelRole = Literal[
+    "chat", "image", "transcribe", "speech", "embedding", "moderation", "translation"
+]
 
 # The one defaults table. Checked against GET /v1/models and the deprecations page on 2026-11-24
 # (shared/facts/openai.md): every id here is live today. `python -m bot doctor` warns when one
@@ -25,6 +27,9 @@ MODEL_DEFAULTS: dict[ModelRole, str] = {
     "speech": "gpt-4o-mini-tts",
     "embedding": "text-embedding-3-small",
     "moderation": "omni-moderation-latest",
+    # Only for SWITCHBOARD_TRANSLATION=endpoint: /audio/translations takes this one model and
+    # shuts down 2027-02-26 (the default fallback translates with the chat model instead).
+    "translation": "whisper-1",
 }
 
 SHIPPED_PRICES = Path(__file__).with_name("prices.toml")
@@ -120,9 +125,9 @@ class Settings(BaseSettings):
     translation: Literal["endpoint", "fallback"] = Field(
         default="fallback", alias="SWITCHBOARD_TRANSLATION"
     )
-    # Only for SWITCHBOARD_TRANSLATION=endpoint: /audio/translations takes this one model and
-    # shuts down 2027-02-26 (not in the defaults table: the fallback needs no extra model).
-    translation_model: str = Field(default="whisper-1", alias="SWITCHBOARD_TRANSLATION_MODEL")
+    translation_model: str = Field(
+        default=MODEL_DEFAULTS["translation"], alias="SWITCHBOARD_TRANSLATION_MODEL"
+    )
     speech_engine: Literal["audio_speech"] = Field(
         default="audio_speech", alias="SWITCHBOARD_SPEECH_ENGINE"
     )
@@ -165,7 +170,8 @@ class Settings(BaseSettings):
 
     @property
     def models(self) -> dict[ModelRole, str]:
-        return {
+        """The models this deployment uses (the translation model only when its endpoint is)."""
+        models: dict[ModelRole, str] = {
             "chat": self.chat_model,
             "image": self.image_model,
             "transcribe": self.transcribe_model,
@@ -173,6 +179,9 @@ class Settings(BaseSettings):
             "embedding": self.embedding_model,
             "moderation": self.moderation_model,
         }
+        if self.translation == "endpoint":
+            models["translation"] = self.translation_model
+        return models
 
     @property
     def database_path(self) -> Path:

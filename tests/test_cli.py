@@ -142,6 +142,17 @@ async def test_doctor_checks_models_against_the_endpoint(fake: FakeOpenAI, tmp_p
     assert SECRET not in out + err
 
 
+async def test_doctor_checks_the_translation_model_only_when_its_endpoint_is_used(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    env = bot_env(fake, tmp_path, SWITCHBOARD_TRANSLATION_MODEL="no-such-translator")
+    _, out, _ = await run_bot("doctor", env=env, cwd=tmp_path)
+    assert "no-such-translator" not in out
+    env["SWITCHBOARD_TRANSLATION"] = "endpoint"
+    code, out, _ = await run_bot("doctor", env=env, cwd=tmp_path)
+    assert code == 1 and "translation model no-such-translator is not offered" in out
+
+
 async def test_doctor_reports_a_rejected_key(fake: FakeOpenAI, tmp_path: Path) -> None:
     fake.fail_next("unauthorized")
     code, out, _ = await run_bot("doctor", env=bot_env(fake, tmp_path), cwd=tmp_path)
