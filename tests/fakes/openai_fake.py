@@ -9,21 +9,47 @@
 A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
 
 * ``POST /v1/responses`` (stream and not): string or item-list ``input`` (message items with
-  ``input_text``/``input_image``/``output_text`` parts; ``function_call``/``function_call_output``
-  items are only recorded and stored), ``instructions``, ``conversation`` (stored items are
-  prepended for `FakeTurn.messages`; new input items and the output message are appended on
+  ``input_text``/``input_image``/``output_text`` parts; ``function_call_output`` items are
+  checked: each must answer a pending ``function_call`` of the conversation / response chain,
+  and a request leaving a pending call unanswered gets 400 "No tool output found for function
+  call …", as the real API), ``instructions``, ``conversation`` (stored items are
+  prepended for `FakeTurn.messages`; new input items and the output items are appended on
   completion, also on ``incomplete``), ``previous_response_id`` (same, from the stored response
   chain; mutually exclusive with ``conversation`` -> 400), ``store=false`` (not retrievable).
-  Other parameters (``temperature``, ``max_output_tokens``, ``tools``, ``text``, ...) are
-  accepted and echoed in the Response object, never acted on. Streams carry the real event
-  sequence (created, in_progress, output_item.added, content_part.added, output_text.delta
-  one word each, output_text.done, content_part.done, output_item.done, completed) with
-  ``sequence_number``. ``GET /v1/responses/{id}`` returns a stored response.
+  ``text.format`` ``json_object`` without the word "json" in the prompt -> 400 (as the API).
+  ``tool_choice: "none"`` drops scripted function calls. ``background: true`` stores the
+  response at once (``queued``, then ``in_progress``) so ``GET /v1/responses/{id}`` and
+  ``POST /v1/responses/{id}/cancel`` work while it streams; cancel sets ``cancelled`` and the
+  stream then ends without a terminal event (how the real stream ends is not documented);
+  cancel of a non-background response -> 400, of a finished one -> the response unchanged.
+  Other parameters (``temperature``, ``max_output_tokens``, ``json_schema``...) are accepted and
+  echoed in the Response object, never acted on. Streams carry the real event sequence
+  (created, in_progress, per tool item output_item.added/done with function_call_arguments
+  delta/done for function calls, then for the message output_item.added, content_part.added,
+  output_text.delta one word each, output_text.annotation.added, output_text.done,
+  content_part.done, output_item.done, completed) with ``sequence_number``.
+  ``GET /v1/responses/{id}`` returns a stored response.
+* Scripted model output (`tests.fakes.openai_script`): ``answer`` may return a `ModelOutput`
+  with function calls (parallel, any arguments text, even invalid JSON or unknown names) and
+  hosted tool runs: `CodeRun` (a ``code_interpreter_call`` in the request's container, with
+  ``outputs`` logs only when ``include`` asks for ``code_interpreter_call.outputs``; its files
+  are created in the container and cited with ``container_file_citation``), `FileSearch`
+  (``file_search_call`` with queries, ``file_citation`` annotations), `WebSearch`
+  (``web_search_call`` with a search action), `ImageGen` (``image_generation_call`` with a PNG).
+  A hosted run whose tool the request does not offer -> 400; a code interpreter tool naming an
+  unknown container -> 400, an expired one -> 400 ``container_expired``.
+  `FakeTurn.tool_outputs` holds the (call_id, output) pairs sent back.
+* Containers (`tests.fakes.openai_containers`): create, retrieve, delete; container files
+  upload (multipart), list, retrieve, content; `FakeOpenAI.expire_container`.
 * Conversations: create (``items``, ``metadata``), retrieve, update (metadata), delete;
   items list (``order`` asc/desc, default desc, ``limit``, ``after``), create, retrieve, delete.
 * ``POST /v1/chat/completions`` (stream and not; ``stream_options.include_usage`` adds the
-  usage chunk with ``choices: []`` before ``data: [DONE]``); ``system_fingerprint`` answered,
-  ``seed``/``response_format`` accepted and ignored.
+  usage chunk with ``choices: []`` before ``data: [DONE]``); ``system_fingerprint`` answered
+  (``seed`` accepted; the fingerprint does not depend on it); scripted function calls streamed
+  as ``tool_calls`` deltas (id and name first, arguments in two pieces) with
+  ``finish_reason: "tool_calls"``; an assistant message with ``tool_calls`` not followed by one
+  ``tool`` message per call id (or a stray ``tool`` message) -> 400; ``response_format``
+  ``json_object`` without "json" in the messages -> 400; hosted tool runs -> 400.
 * ``GET /v1/models`` and ``/v1/models/{id}``; a request naming a model not in `FakeOpenAI.models`
   gets 404 ``model_not_found``; a missing/empty ``Authorization: Bearer`` gets 401; an unknown
   route gets OpenAI's 404 ``Invalid URL (METHOD /path)``. Every response has ``x-request-id``.
@@ -41,13 +67,15 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
 * Usage is estimated as ceil(chars / 4) per text; ``cached_tokens``, ``cache_write_tokens``
   and ``reasoning_tokens`` are 0.
 
-NOT modelled: tool execution or model-initiated tool calls (``function_call`` output items),
-hosted tools (web/file search, code interpreter, MCP, shell...), files, images, audio,
-embeddings, moderation, vector stores, batches, background mode / cancel / retrieve-stream
-resume, ``include``, logprobs, reasoning items and summaries, refusals, structured-output
-enforcement (``text.format``/``response_format`` are not applied), truncation and context
-limits, metadata limits, rate-limit headers, real tokenisation, Chat Completions storage
-(``store=true``), stream obfuscation fields, ``n > 1``.
+NOT modelled: a model deciding on its own to call tools (tests script every call), MCP,
+shell, computer use and custom tools, hosted tool progress events (``*.in_progress``,
+``*.searching``, ``code_interpreter_call_code.delta``, partial images), ``url_citation``
+annotations, ``tool_usage``, vector stores and file search results (another module), files,
+embeddings, batches, retrieve-stream resume (``starting_after``), ``include`` beyond
+``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
+structured-output enforcement (``json_schema`` is not applied to the scripted text), strict
+function schemas, truncation and context limits, metadata limits, rate-limit headers, real
+tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
 
 Faults (`FakeOpenAI.fail_next`), consumed FIFO by the matching requests, each request recorded:
 
