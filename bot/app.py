@@ -15,6 +15,7 @@ from bot.backends.retry import RetryPolicy
 from bot.capabilities.chat import ChatCapability
 from bot.capabilities.conversation import ConversationCommands
 from bot.capabilities.media import MediaContext, media_commands
+from bot.capabilities.runs import RunCommands
 from bot.capabilities.usage import UsageCommands
 from bot.config import Settings
 from bot.dispatcher import Command, Dispatcher
@@ -90,6 +91,8 @@ class App:
         prices = PriceTable.load(settings.prices_path)
         client = make_openai_client(settings)
         db = await Database.open(settings.database_path)
+        # The previous process's unfinished runs are over; their events stay in the inbox and
+        # are taken up by `recover` once the adapters are connected.
         stale = await runs.mark_unfinished(
             db, "interrupted", "the previous process stopped before this answer finished"
         )
@@ -101,19 +104,29 @@ class App:
         registry = make_tool_registry()
         backend = make_backend(settings, client, db, registry)
         chat = ChatCapability(db, settings, backend, prices, media.message_media())
-        conversation = ConversationCommands(db)
+        conversation = ConversationCommands(db, client if settings.backend == "responses" else None)
+        run_commands = RunCommands(db, chat.running)
         quota = Quota(db, settings)
         usage = UsageCommands(
             db, settings, quota, lambda actor: actor.is_admin or actor.id in settings.admin_ids
         )
         commands = {
-            "reset": Command(conversation.reset, "start a new conversation here"),
+            "reset": Command(conversation.reset, "start a new conversation here", preempt=True),
+            "cancel": Command(
+                run_commands.cancel, "stop the answer in progress here", ordered=False
+            ),
+            "steps": Command(run_commands.steps, "what the assistant did for the last answer here"),
             **media_commands(media),
             "usage": Command(usage.usage, "tokens and cost", ordered=False),
         }
         moderation = Moderation(client, db, settings, retry_policy(settings))
         dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota, moderation)
         return cls(settings, db, client, lanes, dispatcher, registry)
+
+    async def recover(self) -> int:
+        """Take up the events the previous process left unfinished (after the adapters
+        registered their outboxes)."""
+        return await self.dispatcher.recover()
 
     async def shutdown(self) -> None:
         await self.drain()

@@ -146,6 +146,7 @@ async def _console(settings: Settings) -> int:
     _stop_on_signals(stop)
     console = ConsoleAdapter(app.dispatcher, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
     try:
+        await app.recover()
         await console.run(stop)
         if not stop.is_set():
             idle = asyncio.ensure_future(app.dispatcher.wait_idle())
@@ -173,6 +174,7 @@ async def _run(settings: Settings) -> int:
         for adapter in build_adapters(settings, app.dispatcher):
             await adapter.start()
             started.append(adapter)
+        await app.recover()
         await stop.wait()
         log.info("shutting down: finishing the answers in flight")
         await app.drain()

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
         default=20.0, ge=0, alias="SWITCHBOARD_OPENAI_RETRY_MAX_WAIT"
     )
     shutdown_grace: float = Field(default=30.0, ge=0, alias="SWITCHBOARD_SHUTDOWN_GRACE")
+    # An answer running (or a message waiting for its turn) longer than this is stopped.
+    run_timeout: float = Field(default=600.0, gt=0, alias="SWITCHBOARD_RUN_TIMEOUT_SECONDS")
     moderation: bool = Field(default=False, alias="SWITCHBOARD_MODERATION")
     discord_shards: str = Field(default="", alias="SWITCHBOARD_DISCORD_SHARDS")
     discord_max_attachment_mb: float = Field(

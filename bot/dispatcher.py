@@ -18,9 +18,10 @@ from bot.lanes import Lanes, LanesClosed
 from bot.moderation import Moderation
 from bot.quota import Quota
 from bot.types import CommandCall, ConversationKey, Event, Inbound, Reply
-from storage import conversations, runs
+from storage import conversations, inbox, runs
 from storage.db import Database
 from storage.events import claim_event
+from storage.inbox import encode_event
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class Command:
     # Ordered commands wait their turn in the conversation's lane (they touch its state);
     # stateless ones (image generation, speech) run beside it, under the global limit only.
     ordered: bool = True
+    # Cancel the answer in progress in the conversation when the command arrives (/reset), so
+    # the command does not wait behind an answer it makes pointless.
+    preempt: bool = False
 
 
 class Dispatcher:
@@ -92,19 +96,28 @@ class Dispatcher:
         if self._lanes.closed:
             log.info("shutting down; not accepting event %s at %s", event.event_id, event.key)
             return False
-        if not await claim_event(self._db, event.key.platform, event.event_id):
+        # One statement dedupes the event and puts it in the durable inbox (storage.inbox).
+        if not await claim_event(self._db, event.key.platform, event.event_id, encode_event(event)):
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
         try:
-            if isinstance(event, Inbound):
-                await self._submit_message(event)
-            else:
-                self._submit_command(event)
+            await self._accept(event)
         except LanesClosed:
             return False
         return True
 
+    async def _accept(self, event: Event) -> None:
+        """Queue an event that is on record in the inbox (new, or replayed at start-up)."""
+        if isinstance(event, Inbound):
+            await self._submit_message(event)
+        else:
+            self._submit_command(event)
+
     async def _submit_message(self, event: Inbound) -> None:
+        job = await self._message_job(event)
+        self._lanes.submit(event.key, lambda: self._guarded(event, job))
+
+    async def _message_job(self, event: Inbound) -> Callable[[], Awaitable[None]]:
         """A valid message gets its run row (queued) now, so it is on record while it waits for
         its lane; an invalid one only gets its explanation, in order with the others."""
         try:
@@ -116,8 +129,7 @@ class Dispatcher:
             async def explain() -> None:
                 raise error
 
-            self._lanes.submit(event.key, lambda: self._guarded(event, explain))
-            return
+            return explain
         run_id = await runs.create_run(
             self._db, event.key, user_id=event.actor.id, event_id=event.event_id, kind="chat"
         )
@@ -133,7 +145,7 @@ class Dispatcher:
                     raise
             await self._chat.answer(event, run_id, self._outbox(event))
 
-        self._lanes.submit(event.key, lambda: self._guarded(event, job))
+        return job
 
     def _submit_command(self, call: CommandCall) -> None:
         command = self._commands.get(call.name)
@@ -154,6 +166,10 @@ class Dispatcher:
             if reply is not None:
                 await self._outbox(call).send(reply)
 
+        if command is not None and command.preempt:
+            running = self._chat.running.find(call.key, call.actor.id)
+            if running is not None and running.key == call.key:
+                running.stop("cancelled", by=call.actor.name or call.actor.id)
         if command is not None and not command.ordered:
             self._lanes.submit_unordered(lambda: self._guarded(call, job))
         else:
@@ -169,7 +185,19 @@ class Dispatcher:
 
     async def _guarded(self, event: Event, job: Callable[[], Awaitable[None]]) -> None:
         """The error boundary: a user error becomes a friendly reply; anything else one log line
-        and an apology. Either way the lane moves on to the next event."""
+        and an apology. Either way the lane moves on to the next event, and the event is done in
+        the inbox. A cancellation (shutdown) leaves it there, for the next start."""
+        await self._boundary(event, job)
+        await self._finish_event(event)
+
+    async def _finish_event(self, event: Event) -> None:
+        """The event was handled (answered, refused or told): out of the inbox."""
+        try:
+            await inbox.mark_done(self._db, event.key.platform, event.event_id)
+        except Exception as exc:
+            log.error("could not mark event %s at %s done: %s", event.event_id, event.key, exc)
+
+    async def _boundary(self, event: Event, job: Callable[[], Awaitable[None]]) -> None:
         try:
             await job()
         except asyncio.CancelledError:
@@ -212,3 +240,86 @@ class Dispatcher:
                 event.event_id,
                 type(exc).__name__,
             )
+
+    # -- recovery after a restart ----------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Handle the events a previous process accepted but did not finish, in order per
+        conversation. Call once at start-up, after the adapters registered their outboxes;
+        events of a platform without an outbox stay in the inbox. Returns how many were taken
+        up. Per event, by what its latest run shows:
+
+        - completed: it was answered; only its done mark was lost;
+        - a /cancel: nothing to cancel any more after a restart, dropped;
+        - with attachments: their bytes were not kept, so the user is asked to send it again;
+        - a response id (responses backend): `recover` it; delivered when the server finished it;
+        - text already shown: the user is told the answer was interrupted and may resend;
+        - otherwise (never started, or started without showing anything): handled again.
+        """
+        taken = 0
+        for entry in await inbox.pending(self._db):
+            event = entry.event
+            if event.key.platform not in self._outboxes:
+                continue
+            taken += 1
+            try:
+                await self._recover_one(event)
+            except LanesClosed:
+                return taken
+            except Exception as exc:
+                log.error(
+                    "recovery of event %s at %s failed: %s: %s",
+                    event.event_id,
+                    event.key,
+                    type(exc).__name__,
+                    exc,
+                )
+        if taken:
+            log.warning("took up %d events left unfinished by the previous process", taken)
+        return taken
+
+    async def _recover_one(self, event: Event) -> None:
+        stale = await runs.latest_for_event(self._db, event.key.platform, event.event_id)
+        if (stale is not None and stale.status == "completed") or (
+            isinstance(event, CommandCall) and event.name == "cancel"
+        ):
+            await self._finish_event(event)
+            return
+        if event.attachments:
+            names = ", ".join(a.name or a.kind for a in event.attachments)
+            self._lanes.submit(event.key, lambda: self._guarded(event, _tell_resend(names)))
+            return
+        if (
+            stale is None
+            or not isinstance(event, Inbound)
+            or not (stale.response_id or stale.shown_at)
+        ):
+            await self._accept(event)
+            return
+        message, record = event, stale
+
+        async def resume() -> None:
+            if await self._chat.deliver_recovered(message, record, self._outbox(message)):
+                return
+            if record.shown_at is not None:
+                raise UserError(INTERRUPTED, log_detail=f"run {record.id} interrupted by restart")
+            await (await self._message_job(message))()
+
+        self._lanes.submit(event.key, lambda: self._guarded(event, resume))
+
+
+INTERRUPTED = (
+    "I was restarted while answering this message, so my answer to it is incomplete. "
+    "Please send it again if you still need it."
+)
+
+
+def _tell_resend(names: str) -> Callable[[], Awaitable[None]]:
+    async def tell() -> None:
+        raise UserError(
+            f"I was restarted before I could finish with your message and its files ({names}); "
+            "files are not kept across a restart, so please send it again.",
+            log_detail="replay with attachments",
+        )
+
+    return tell

@@ -96,3 +96,13 @@ async def archive(db: Database, key: ConversationKey) -> int:
     ]:
         del db.memo[memo_key]
     return cursor.rowcount
+
+
+async def active_at(db: Database, key: ConversationKey) -> list[ConversationRecord]:
+    """Every active conversation at `key` (one per backend), read before `archive`."""
+    rows = await db.fetchall(
+        "SELECT * FROM conversations WHERE platform = ? AND workspace = ? AND channel = ? "
+        "AND thread = ? AND archived_at IS NULL",
+        (key.platform, key.workspace, key.channel, key.thread),
+    )
+    return [_record(row) for row in rows]

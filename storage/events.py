@@ -1,4 +1,5 @@
-"""Processed platform events: the dedupe that absorbs Slack retries and gateway replays."""
+"""Processed platform events: the dedupe that absorbs Slack retries and gateway replays, and the
+durable inbox (`storage.inbox`) that keeps an accepted event until it is handled."""
 
 from __future__ import annotations
 
@@ -7,19 +8,26 @@ import time
 from storage.db import Database
 
 
-async def claim_event(db: Database, platform: str, event_id: str) -> bool:
-    """Record an event id; False when it was already recorded (a redelivery)."""
+async def claim_event(
+    db: Database, platform: str, event_id: str, payload: str | None = None
+) -> bool:
+    """Record an event id; False when it was already recorded (a redelivery). With `payload`
+    (`storage.inbox.encode_event`), the same statement puts the event in the durable inbox, so
+    an event is never accepted without being on record."""
     cursor = await db.write(
-        "INSERT OR IGNORE INTO processed_events (platform, event_id, received_at) VALUES (?, ?, ?)",
-        (platform, event_id, time.time()),
+        "INSERT OR IGNORE INTO processed_events (platform, event_id, received_at, payload) "
+        "VALUES (?, ?, ?, ?)",
+        (platform, event_id, time.time(), payload),
     )
     return cursor.rowcount == 1
 
 
 async def prune_events(db: Database, older_than_seconds: float) -> int:
+    """Forget old event ids. Events still waiting to be handled stay (the inbox needs them)."""
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "DELETE FROM processed_events WHERE received_at < ?",
+            "DELETE FROM processed_events WHERE received_at < ? "
+            "AND (payload IS NULL OR done_at IS NOT NULL)",
             (time.time() - older_than_seconds,),
         )
         return cursor.rowcount

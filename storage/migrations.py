@@ -129,6 +129,32 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "005_inbox_lifecycle",
+        """
+        -- The durable inbox: an accepted event keeps what is needed to handle it again
+        -- (`payload`, JSON) until it is handled (`done_at`); rows from before have no payload.
+        ALTER TABLE processed_events ADD COLUMN payload TEXT;
+        ALTER TABLE processed_events ADD COLUMN done_at REAL;
+        CREATE INDEX processed_events_pending ON processed_events (received_at)
+            WHERE payload IS NOT NULL AND done_at IS NULL;
+
+        -- When the first text of an answer was shown (recovery tells the user instead of
+        -- answering twice), and the lookups of /steps and recovery.
+        ALTER TABLE runs ADD COLUMN shown_at REAL;
+        CREATE INDEX runs_by_event ON runs (platform, event_id);
+        CREATE INDEX runs_by_conversation_key ON runs (platform, workspace, channel, thread, id);
+
+        CREATE TABLE run_steps (
+            run_id   INTEGER NOT NULL REFERENCES runs(id),
+            position INTEGER NOT NULL,
+            kind     TEXT NOT NULL,
+            title    TEXT NOT NULL,
+            detail   TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (run_id, position)
+        );
+        """,
+    ),
 ]
 
 

@@ -1,7 +1,8 @@
 """Runs: one row per answer, with its lifecycle, and the usage it recorded.
 
-queued → in_progress → completed | failed | cancelled | expired | requires_action, plus
-`interrupted` for answers cut short by a shutdown or a crash.
+queued → in_progress (⇄ requires_action while function tools run) → completed | failed |
+cancelled (/cancel, /reset) | expired (SWITCHBOARD_RUN_TIMEOUT_SECONDS), plus `interrupted` for
+answers cut short by a shutdown or a crash.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from decimal import Decimal
 from typing import Literal
 
 from bot.types import ConversationKey, Usage
-from storage.db import Database, Executor
+from storage.db import Database, Executor, Row
 
 RunStatus = Literal[
     "queued",
@@ -45,6 +46,7 @@ class RunRecord:
     started_at: float | None
     finished_at: float | None
     conversation_id: int | None
+    shown_at: float | None = None
 
 
 async def create_run(
@@ -139,10 +141,57 @@ async def mark_unfinished(db: Database, status: RunStatus, error: str) -> int:
     return cursor.rowcount
 
 
+async def set_status(db: Database, run_id: int, status: RunStatus) -> None:
+    """Move a running answer between `in_progress` and `requires_action` (never reopens a
+    finished run)."""
+    await db.write(
+        "UPDATE runs SET status = ? WHERE id = ? AND status IN ('in_progress', 'requires_action')",
+        (status, run_id),
+    )
+
+
+async def set_response_id(db: Database, run_id: int, response_id: str) -> None:
+    await db.write("UPDATE runs SET response_id = ? WHERE id = ?", (response_id, run_id))
+
+
+async def mark_shown(db: Database, run_id: int) -> None:
+    """The first text of the answer reached the chat (a replay would now show it twice)."""
+    await db.write(
+        "UPDATE runs SET shown_at = ? WHERE id = ? AND shown_at IS NULL", (time.time(), run_id)
+    )
+
+
+async def latest_for_event(db: Database, platform: str, event_id: str) -> RunRecord | None:
+    row = await db.fetchone(
+        "SELECT * FROM runs WHERE platform = ? AND event_id = ? ORDER BY id DESC LIMIT 1",
+        (platform, event_id),
+    )
+    return None if row is None else _record(row)
+
+
+async def last_answer(db: Database, key: ConversationKey, user_id: str) -> RunRecord | None:
+    """The latest answer (chat run) at `key`. A command sent at channel level (Slack slash
+    commands carry no thread) falls back to `user_id`'s latest answer in any thread there."""
+    row = await db.fetchone(
+        "SELECT * FROM runs WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ? "
+        "AND kind = 'chat' ORDER BY id DESC LIMIT 1",
+        (key.platform, key.workspace, key.channel, key.thread),
+    )
+    if row is None and not key.thread:
+        row = await db.fetchone(
+            "SELECT * FROM runs WHERE platform = ? AND workspace = ? AND channel = ? "
+            "AND user_id = ? AND kind = 'chat' ORDER BY id DESC LIMIT 1",
+            (key.platform, key.workspace, key.channel, user_id),
+        )
+    return None if row is None else _record(row)
+
+
 async def get_run(db: Database, run_id: int) -> RunRecord | None:
     row = await db.fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
-    if row is None:
-        return None
+    return None if row is None else _record(row)
+
+
+def _record(row: Row) -> RunRecord:
     return RunRecord(
         id=row["id"],
         key=ConversationKey(row["platform"], row["workspace"], row["channel"], row["thread"]),
@@ -158,4 +207,5 @@ async def get_run(db: Database, run_id: int) -> RunRecord | None:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         conversation_id=row["conversation_id"],
+        shown_at=row["shown_at"],
     )

@@ -43,6 +43,7 @@ class Harness:
         app = await App.create(settings)
         outbox = RecordingOutbox()
         app.dispatcher.register_outbox(PLATFORM, outbox)
+        await app.recover()
         return cls(app, outbox)
 
     def message(

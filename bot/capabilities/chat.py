@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import openai
 
 from bot.assistant import AssistantConfig, resolve_assistant
-from bot.backends.base import Backend, Turn
+from bot.backends.base import Backend, Turn, TurnResult
 from bot.capabilities.inputs import MessageInputs, MessageMedia
+from bot.capabilities.lifecycle import (
+    AnswerStopped,
+    RunningAnswer,
+    RunningAnswers,
+    RunObserver,
+    StopCause,
+)
 from bot.config import Settings
-from bot.delivery import Outbox
+from bot.delivery import Outbox, TextStream
 from bot.errors import UserError, explain_error
 from bot.pricing import PriceTable
 from bot.types import Inbound, Reply
 from storage import conversations, runs
 from storage.db import Database
 from storage.messages import append_messages
+from storage.steps import save_steps
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +58,40 @@ class ChatCapability:
         self._backend = backend
         self._prices = prices
         self._media = media
+        self._running = RunningAnswers()
 
     @property
     def backend_name(self) -> str:
         return self._backend.name
 
+    @property
+    def running(self) -> RunningAnswers:
+        return self._running
+
     async def answer(self, event: Inbound, run_id: int, outbox: Outbox) -> None:
+        """Answer `event` on run `run_id`. Returns normally also when the answer was cancelled
+        or expired (the user has been told); a shutdown's cancellation propagates."""
+        limit = self._settings.run_timeout
+        waited = time.time() - event.received_at
+        if waited > limit:
+            await self._close_run(run_id, "expired", f"waited {waited:.0f}s for its turn")
+            raise UserError(
+                f"Your message waited longer than {limit:g} s for its turn and was not "
+                "answered. Please send it again if you still need an answer."
+            )
+        running = RunningAnswer(event.key, run_id, event.actor)
+        self._running.add(running)
+        timer = asyncio.get_running_loop().call_later(limit, running.stop, "expired")
+        try:
+            await self._answer(event, run_id, outbox, running)
+        finally:
+            timer.cancel()
+            self._running.remove(running)
+            running.finished.set()
+
+    async def _answer(
+        self, event: Inbound, run_id: int, outbox: Outbox, running: RunningAnswer
+    ) -> None:
         config = await resolve_assistant(self._db, self._settings, event.key)
         conversation = await conversations.ensure_active(self._db, event.key, self._backend.name)
         await runs.start_run(
@@ -67,9 +104,15 @@ class ChatCapability:
         inputs = MessageInputs(event.text)
         if self._media is not None and event.attachments:
             try:  # images and voice notes: refused or transcribed before the answer starts
-                inputs = await self._media.prepare(event, config)
+                inputs = await running.run(self._media.prepare(event, config))
+            except AnswerStopped as stopped:
+                await self._stopped(event, running, stopped.cause, None, "", outbox)
+                return
             except BaseException as exc:
-                await asyncio.shield(self._close_run(run_id, "failed", _describe(exc)))
+                status: runs.RunStatus = (
+                    "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
+                )
+                await asyncio.shield(self._close_run(run_id, status, _describe(exc)))
                 raise
         turn = Turn(
             key=event.key,
@@ -81,14 +124,27 @@ class ChatCapability:
             images=inputs.images,
             image_detail=inputs.detail,
             data_files=inputs.data_files,
+            observer=RunObserver(self._db, running),
         )
         stream = outbox.open_stream(event.key, event.message_id, event.actor)
+        shown: list[str] = []
+
+        async def show(delta: str) -> None:
+            if not shown and delta.strip():
+                await runs.mark_shown(self._db, run_id)
+            shown.append(delta)
+            await stream.append(delta)
+
         shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
         try:
             if shown_before:
-                await stream.append(shown_before)
-            result = await self._backend.reply(turn, stream.append)
+                await show(shown_before)
+            result = await running.run(self._backend.reply(turn, show))
+        except AnswerStopped as stopped:
+            await self._stopped(event, running, stopped.cause, stream, "".join(shown), outbox)
+            return
         except asyncio.CancelledError:
+            # Shutdown (not /cancel, not expiry: those raise AnswerStopped above).
             await asyncio.shield(
                 self._close_run(run_id, "interrupted", "shutdown during the answer")
             )
@@ -102,29 +158,99 @@ class ChatCapability:
                 raise
             raise friendly from exc
 
-        text = result.text or EMPTY_ANSWER
-        if result.citations:
-            text = f"{text}\n\nSources: {', '.join(dict.fromkeys(result.citations))}"
-        if result.notice:
-            text = f"{text}\n\n{result.notice}"
-        answer, text = text, shown_before + text
+        answer = compose_answer(result)
+        text = shown_before + answer
         try:
             await stream.finish(text)
         except Exception as exc:
             await self._close_run(run_id, "failed", f"delivery failed: {type(exc).__name__}")
             raise
-        cost = self._prices.cost(result.usage)
-        async with self._db.batch() as conn:
-            await runs.finish_run(conn, run_id, "completed", response_id=result.response_id)
-            await runs.record_usage(conn, run_id, result.usage, cost)
-            if result.history:
-                await append_messages(conn, conversation.id, run_id, result.history)
+        await self._record(run_id, conversation.id, result)
         if result.files:
             await outbox.send(
                 Reply(event.key, text="", files=result.files, in_reply_to=event.message_id)
             )
         if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
+
+    async def _record(self, run_id: int, conversation_id: int | None, result: TurnResult) -> None:
+        """A completed run's final writes, in one trip."""
+        cost = self._prices.cost(result.usage)
+        async with self._db.batch() as conn:
+            await runs.finish_run(conn, run_id, "completed", response_id=result.response_id)
+            await runs.record_usage(conn, run_id, result.usage, cost)
+            await save_steps(conn, run_id, [(s.kind, s.title, s.detail) for s in result.steps])
+            if result.history and conversation_id is not None:
+                await append_messages(conn, conversation_id, run_id, result.history)
+
+    async def _stopped(
+        self,
+        event: Inbound,
+        running: RunningAnswer,
+        cause: StopCause,
+        stream: TextStream | None,
+        shown: str,
+        outbox: Outbox,
+    ) -> None:
+        """Close an answer stopped on purpose: the run marked, the server-side response
+        cancelled, the stream closed with what was shown and why it stopped."""
+        if cause == "cancelled":
+            who = f" by @{running.stopped_by}" if running.stopped_by else ""
+            note = f"(cancelled{who})"
+            detail = f"cancelled{who}"
+        else:
+            limit = self._settings.run_timeout
+            note = f"(This answer took longer than {limit:g} s and was stopped.)"
+            detail = f"ran longer than {limit:g}s"
+        await asyncio.shield(self._close_run(running.run_id, cause, detail))
+        log.info("run %d at %s %s", running.run_id, event.key, detail)
+        if running.response_id is not None:
+            try:
+                await self._backend.cancel(running.response_id)
+            except Exception as exc:
+                log.warning(
+                    "could not cancel response of run %d at OpenAI: %s",
+                    running.run_id,
+                    _describe(exc),
+                )
+        text = f"{shown.rstrip()}\n\n{note}" if shown.strip() else note
+        if stream is None:
+            await outbox.send(Reply(event.key, text=text, in_reply_to=event.message_id))
+            return
+        try:
+            await stream.finish(text)
+        except Exception as exc:
+            log.warning("could not close a stopped answer at %s: %s", event.key, _describe(exc))
+            await stream.abort()
+
+    async def deliver_recovered(
+        self, event: Inbound, stale: runs.RunRecord, outbox: Outbox
+    ) -> bool:
+        """After a restart: when the server finished the answer of `stale` meanwhile (a known
+        response id the backend can `recover`), deliver it and complete the run. False when
+        there is nothing to deliver."""
+        if not stale.response_id:
+            return False
+        try:
+            result = await self._backend.recover(stale.response_id)
+        except Exception as exc:
+            log.warning("recovering response of run %d failed: %s", stale.id, _describe(exc))
+            return False
+        if result is None:
+            return False
+        await outbox.send(
+            Reply(
+                event.key,
+                text=compose_answer(result),
+                files=result.files,
+                in_reply_to=event.message_id,
+            )
+        )
+        await self._record(stale.id, stale.conversation_id, result)
+        log.info(
+            "run %d at %s: delivered the answer recovered after a restart", stale.id, event.key
+        )
+        return True
 
     async def _voice_reply(
         self, event: Inbound, config: AssistantConfig, answer: str, outbox: Outbox
@@ -146,6 +272,16 @@ class ChatCapability:
 
     async def _close_run(self, run_id: int, status: runs.RunStatus, error: str) -> None:
         await runs.close_run(self._db, run_id, status, error)
+
+
+def compose_answer(result: TurnResult) -> str:
+    """The answer as shown: the text, its cited sources, and the backend's notice."""
+    text = result.text or EMPTY_ANSWER
+    if result.citations:
+        text = f"{text}\n\nSources: {', '.join(dict.fromkeys(result.citations))}"
+    if result.notice:
+        text = f"{text}\n\n{result.notice}"
+    return text
 
 
 def _switched_on(value: object) -> bool:

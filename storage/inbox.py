@@ -1,0 +1,117 @@
+"""The durable inbox: every accepted event is stored (serialised) in `processed_events` by the
+same statement that dedupes it (`storage.events.claim_event`), and marked done once handled
+(answered, refused or told). Events a stopped process left unfinished are read back at start-up.
+
+Attachments are stored as metadata only: their `fetch` holds platform credentials and cannot be
+serialised, so a replayed event's attachments cannot be fetched (`REFETCH_IMPOSSIBLE`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.types import Actor, Attachment, CommandCall, ConversationKey, Event, Inbound
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class AttachmentGone(Exception):
+    """Raised by a replayed event's attachment: its bytes were not kept across the restart."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    event: Event
+    received_at: float
+
+
+def encode_event(event: Event) -> str:
+    """`event` as JSON, without attachment bytes or fetchers."""
+    data: dict[str, Any] = {
+        "type": "message" if isinstance(event, Inbound) else "command",
+        "key": [event.key.platform, event.key.workspace, event.key.channel, event.key.thread],
+        "actor": [event.actor.id, event.actor.name, event.actor.is_bot, event.actor.is_admin],
+        "event_id": event.event_id,
+        "text": event.text,
+        "received_at": event.received_at,
+        "attachments": [[a.kind, a.mime, a.name, a.size] for a in event.attachments],
+    }
+    if isinstance(event, Inbound):
+        data["message_id"] = event.message_id
+    else:
+        data["name"] = event.name
+        data["options"] = dict(event.options)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_event(payload: str) -> Event:
+    data = json.loads(payload)
+    key = ConversationKey(*data["key"])
+    actor_id, name, is_bot, is_admin = data["actor"]
+    actor = Actor(actor_id, name, bool(is_bot), bool(is_admin))
+    attachments = tuple(
+        Attachment(kind, mime, name, size, fetch=_gone(name))
+        for kind, mime, name, size in data["attachments"]
+    )
+    if data["type"] == "message":
+        return Inbound(
+            key,
+            actor,
+            data["text"],
+            data["event_id"],
+            message_id=data["message_id"],
+            attachments=attachments,
+            received_at=data["received_at"],
+        )
+    return CommandCall(
+        key,
+        actor,
+        data["name"],
+        data["event_id"],
+        text=data["text"],
+        options=data["options"],
+        attachments=attachments,
+        received_at=data["received_at"],
+    )
+
+
+def _gone(name: str):  # type: ignore[no-untyped-def]
+    async def fetch() -> bytes:
+        raise AttachmentGone(name)
+
+    return fetch
+
+
+async def mark_done(db: Database, platform: str, event_id: str) -> None:
+    await db.write(
+        "UPDATE processed_events SET done_at = ? "
+        "WHERE platform = ? AND event_id = ? AND done_at IS NULL",
+        (time.time(), platform, event_id),
+    )
+
+
+async def pending(db: Database) -> list[PendingEvent]:
+    """Events accepted but not handled, oldest first (so each conversation keeps its order).
+    An entry that cannot be read back is left out and marked done (nothing could replay it)."""
+    rows = await db.fetchall(
+        "SELECT platform, event_id, received_at, payload FROM processed_events "
+        "WHERE payload IS NOT NULL AND done_at IS NULL ORDER BY rowid"
+    )
+    events: list[PendingEvent] = []
+    for row in rows:
+        try:
+            events.append(PendingEvent(decode_event(row["payload"]), row["received_at"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "inbox: event %s of %s cannot be read back (%s); it is not replayed",
+                row["event_id"],
+                row["platform"],
+                type(exc).__name__,
+            )
+            await mark_done(db, row["platform"], row["event_id"])
+    return events
