@@ -213,7 +213,8 @@ class ChatCapability:
                     running.run_id,
                     _describe(exc),
                 )
-        text = f"{shown.rstrip()}\n\n{note}" if shown.strip() else note
+        # Append-only after what was shown, so a chat stream can end without a rewrite.
+        text = f"{shown}\n\n{note}" if shown.strip() else note
         if stream is None:
             await outbox.send(Reply(event.key, text=text, in_reply_to=event.message_id))
             return
