@@ -95,9 +95,14 @@ class ConsoleAdapter:
             line = line_task.result()
             if line is None:
                 break
+            # One line at a time, also when piped: a transcript, so a /reset on the next line
+            # comes after the answer before it instead of cancelling it.
             await self._dispatcher.submit(self._event(line.rstrip("\r\n")))
-            if self.interactive:
-                await self._dispatcher.wait_idle()
+            idle = asyncio.ensure_future(self._dispatcher.wait_idle())
+            halt = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({idle, halt}, return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+            halt.cancel()
 
     def _event(self, text: str) -> Inbound | CommandCall:
         event_id = f"console-{self._session}-{next(self._ids)}"
