@@ -1,4 +1,17 @@
-"""Logging set-up: one line per record, and every configured secret redacted."""
+"""Logging set-up, and the one redaction helper for everything that leaves the process.
+
+`redact(text)` hides every configured secret (`register_secrets`, done by
+`configure_logging` from the Settings) and anything token-shaped: Slack tokens (`xoxb-`,
+`xoxp-`, `xapp-`, `xoxe-`, `xoxe.xoxp-`), OpenAI keys (`sk-…`, `sk-proj-…`), Discord bot tokens
+(three base64 parts joined by dots), `Bearer …` and `Authorization: …` values, `key=value`
+pairs named like secrets, Slack `response_url`/webhook paths and Discord interaction/webhook
+tokens in URLs. Use it for any text stored (`runs.error`) or shown (`UserError`) that may carry
+an exception's words.
+
+`configure_logging` puts a `RedactingFilter` on the root handlers, so every record that
+reaches them is cleaned, whichever library logged it (httpx2/httpcore, aiohttp, slack_sdk,
+discord.py, openai at DEBUG), including its arguments, traceback and `stack_info`.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +19,126 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
 
+REDACTED = "[redacted]"
+MIN_SECRET = 6  # shorter "secrets" would redact ordinary words
+
+_TOKEN = r"[A-Za-z0-9_\-]"
 # Token shapes worth hiding even when they are not ours (a user pasting one, a library echoing one).
 TOKEN_PATTERN = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}"
-    r"|[MN][A-Za-z\d]{23,}\.[\w-]{6}\.[\w-]{27,})"
+    r"(?<![A-Za-z0-9])(?:"
+    rf"sk-(?:proj-|svcacct-|admin-)?{_TOKEN}{{16,}}"
+    r"|xox[abposre]-[A-Za-z0-9\-]{6,}"
+    r"|xoxe\.xox[a-z]-[A-Za-z0-9\-]{6,}"
+    r"|xapp-[A-Za-z0-9\-]{6,}"
+    rf"|{_TOKEN}{{23,28}}\.{_TOKEN}{{6,7}}\.{_TOKEN}{{27,}}"  # Discord bot token
+    r")"
 )
-REDACTED = "[redacted]"
+# (prefix kept, value hidden)
+_KEEP_PREFIX = (
+    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=\-]{6,}"),
+    re.compile(
+        r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|bot|basic)\s+)?[^\s\"',}]+"
+    ),
+    re.compile(
+        r"(?i)(\b(?:api[_-]?key|access[_-]?token|refresh[_-]?token|bot[_-]?token|app[_-]?token"
+        r"|token|secret|signing[_-]?secret|client[_-]?secret|password)"
+        r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]{6,}"
+    ),
+    re.compile(r"(?i)(hooks\.slack\.com/)[^\s\"'<>)]+"),
+    re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_\-.]{20,}"),
+)
+
+_secrets: list[str] = []
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Add secret values (and their URL-encoded forms) to what `redact` hides."""
+    found = set(_secrets)
+    for value in values:
+        value = (value or "").strip()
+        if len(value) >= MIN_SECRET:
+            found.add(value)
+            found.add(quote(value, safe=""))
+    _secrets[:] = sorted(found, key=len, reverse=True)
+
+
+def secrets_of(settings: Any) -> list[str]:
+    """Every secret value in a Settings object: its `secrets()` plus any `SecretStr` field."""
+    from pydantic import SecretStr
+
+    values = list(settings.secrets()) if hasattr(settings, "secrets") else []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            values.append(value.get_secret_value())
+    return values
+
+
+def redact(text: str) -> str:
+    """`text` without configured secrets and token-shaped strings."""
+    if not isinstance(text, str):
+        text = str(text)
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = TOKEN_PATTERN.sub(REDACTED, text)
+    for pattern in _KEEP_PREFIX:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
 
 
 class RedactingFilter(logging.Filter):
-    def __init__(self, secrets: Iterable[str]) -> None:
+    """Folds a record's arguments, traceback and stack into its message, then redacts it.
+    Works as a handler filter (every record the handler emits, from any logger)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        register_secrets(secrets)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return TOKEN_PATTERN.sub(REDACTED, text)
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = self.redact(message)
-        if record.exc_info:
-            cleaned_exc = self.redact(logging.Formatter().formatException(record.exc_info))
-            cleaned = f"{cleaned}\n{cleaned_exc}"
-            record.exc_info = None
-            record.exc_text = None
-        record.msg, record.args = cleaned, None
+        try:
+            message = record.getMessage()
+        except Exception:  # bad %-arguments: still log, still redacted
+            message = f"{record.msg!r} % {record.args!r}"
+        parts = [message]
+        if record.exc_info and record.exc_info[0] is not None:
+            parts.append(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            parts.append(record.exc_text)
+        if record.stack_info:
+            parts.append(record.stack_info)
+        record.msg = redact("\n".join(parts))
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
         return True
 
 
+def install_redaction(logger: logging.Logger | None = None) -> None:
+    """Put a `RedactingFilter` on every handler of `logger` (the root by default)."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
 def configure_logging(level: str, secrets: Iterable[str]) -> None:
+    register_secrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The HTTP clients log request lines at INFO; keep them for DEBUG.
+    install_redaction(root)
+    # The HTTP clients log every request at INFO (and their options at DEBUG): shown only when
+    # LOG_LEVEL is DEBUG.
+    quiet = logging.NOTSET if logging.getLevelName(level) <= logging.DEBUG else logging.WARNING
     for noisy in ("httpx2", "httpx", "openai", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+        logging.getLogger(noisy).setLevel(quiet)

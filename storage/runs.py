@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from bot.logs import redact
 from bot.types import ConversationKey, Usage
 from storage.db import Database, Executor, Row
 
@@ -92,7 +93,7 @@ async def finish_run(
     await conn.execute(
         "UPDATE runs SET status = ?, error = ?, response_id = COALESCE(?, response_id), "
         "finished_at = ? WHERE id = ?",
-        (status, error, response_id, time.time(), run_id),
+        (status, _clean(error), response_id, time.time(), run_id),
     )
 
 
@@ -100,7 +101,7 @@ async def close_run(db: Database, run_id: int, status: RunStatus, error: str | N
     """Set a final status on its own (no usage to record with it)."""
     await db.write(
         "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-        (status, error, time.time(), run_id),
+        (status, _clean(error), time.time(), run_id),
     )
 
 
@@ -136,7 +137,7 @@ async def mark_unfinished(db: Database, status: RunStatus, error: str) -> int:
     cursor = await db.write(
         "UPDATE runs SET status = ?, error = ?, finished_at = ? "
         "WHERE status IN ('queued', 'in_progress', 'requires_action')",
-        (status, error, time.time()),
+        (status, _clean(error), time.time()),
     )
     return cursor.rowcount
 
@@ -209,3 +210,8 @@ def _record(row: Row) -> RunRecord:
         conversation_id=row["conversation_id"],
         shown_at=row["shown_at"],
     )
+
+
+def _clean(error: str | None) -> str | None:
+    """A run's error text as stored: secrets and token-shaped strings redacted."""
+    return redact(error) if error else error

@@ -15,6 +15,7 @@ import discord
 import pytest
 
 from adapters.discord.adapter import message_content_granted, shard_setting, wanted_intents
+from adapters.discord.files import DiscordCdn
 from adapters.discord.invite import PERMISSIONS, build_invite_url, client_id_from_token
 from adapters.discord.normalise import (
     attachment_kind,
@@ -28,28 +29,26 @@ from adapters.discord.stream import ChannelThrottle
 from bot.config import ConfigError
 from bot.errors import UserError
 from bot.types import ConversationKey
+from tests.fakes.discord_fake import FakeDiscord
 
 BOT = 1_100_000_000_000_000_001
 GUILD = NS(id=2_200_000_000_000_000_002)
 
 
 class FakeAttachment:
+    """The attributes of a discord.py `Attachment`; its bytes are fetched from `url`."""
+
     def __init__(self, data: bytes, *, size: int | None = None, voice: bool = False, **kw: Any):
         self.id = kw.pop("id", 42)
-        self.url = "http://127.0.0.1/cdn/x"
+        self.url = kw.pop("url", "http://127.0.0.1/cdn/x")
         self.filename = kw.pop("filename", "file.bin")
         self.content_type = kw.pop("content_type", None)
         self.size = len(data) if size is None else size
         self._data = data
         self._voice = voice
-        self.reads = 0
 
     def is_voice_message(self) -> bool:
         return self._voice
-
-    async def read(self) -> bytes:
-        self.reads += 1
-        return self._data
 
 
 def channel(cid: int = 3_300, *, guild: Any = GUILD, type: int = 0, perms: Any = None) -> NS:
@@ -142,31 +141,40 @@ def test_admin_from_permissions() -> None:
 
 
 async def test_voice_message_attachment_and_fetch_limits() -> None:
-    voice = FakeAttachment(b"OggS...", voice=True, filename="voice-message.ogg")
-    msg = message("", attachments=[voice], flags=discord.MessageFlags(voice=True))
-    event = inbound_from_message(msg, BOT, max_bytes=100)
-    assert event is not None
-    (att,) = event.attachments
-    assert (att.kind, att.mime, att.name, att.size) == (
-        "audio",
-        "audio/ogg",
-        "voice-message.ogg",
-        7,
-    )
-    assert await att.fetch() == b"OggS..."
+    async with FakeDiscord() as dc:
+        cdn = DiscordCdn(dc.api_url)
 
-    big = FakeAttachment(b"x" * 10, size=1000, filename="big.png", content_type="image/png")
-    liar = FakeAttachment(b"x" * 1000, size=10, filename="liar.txt")
-    event = inbound_from_message(message("see", attachments=[big, liar]), BOT, max_bytes=100)
-    assert event is not None
-    big_att, liar_att = event.attachments
-    assert (big_att.kind, liar_att.kind) == ("image", "document")
-    with pytest.raises(UserError):
-        await big_att.fetch()
-    assert big.reads == 0
-    with pytest.raises(UserError):
-        await liar_att.fetch()
-    assert liar.reads == 1
+        def hosted(data: bytes, filename: str, **kw: Any) -> tuple[FakeAttachment, str]:
+            wire = dc.add_attachment(filename, data, kw.get("content_type") or "text/plain")
+            return FakeAttachment(data, filename=filename, url=wire["url"], **kw), wire["id"]
+
+        voice, _ = hosted(b"OggS...", "voice-message.ogg", voice=True)
+        msg = message("", attachments=[voice], flags=discord.MessageFlags(voice=True))
+        event = inbound_from_message(msg, BOT, max_bytes=100, cdn=cdn)
+        assert event is not None
+        (att,) = event.attachments
+        assert (att.kind, att.mime, att.name, att.size) == (
+            "audio",
+            "audio/ogg",
+            "voice-message.ogg",
+            7,
+        )
+        assert await att.fetch() == b"OggS..."
+
+        big, big_id = hosted(b"x" * 10, "big.png", size=1000, content_type="image/png")
+        liar, liar_id = hosted(b"x" * 1000, "liar.txt", size=10)
+        event = inbound_from_message(
+            message("see", attachments=[big, liar]), BOT, max_bytes=100, cdn=cdn
+        )
+        assert event is not None
+        big_att, liar_att = event.attachments
+        assert (big_att.kind, liar_att.kind) == ("image", "document")
+        with pytest.raises(UserError, match=r"big\.png"):
+            await big_att.fetch()
+        assert dc.cdn[big_id].hits == 0  # refused from the declared size
+        with pytest.raises(UserError, match="larger than Discord said"):
+            await liar_att.fetch()
+        assert dc.cdn[liar_id].hits == 1
 
 
 def test_attachment_kinds() -> None:

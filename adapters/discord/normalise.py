@@ -12,7 +12,9 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from adapters.discord.files import DiscordCdn, too_large
 from bot.errors import UserError
+from bot.sanitise import clean_text, safe_filename
 from bot.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
 
 log = logging.getLogger(__name__)
@@ -36,15 +38,32 @@ _DOCUMENT_MIMES = (
 )
 _THREAD_TYPES = frozenset({10, 11, 12})  # news, public, private thread
 _DM_TYPES = frozenset({1, 3})  # DM, group DM
+_MIME = re.compile(r"[a-z0-9][\w.+\-]{0,63}/[\w.+\-]{1,127}")
 
 Fetcher = Callable[[], Awaitable[bytes]]
 
 
+MAX_SNOWFLAKE = 2**64 - 1
+MAX_SIZE = 2**53  # a declared size beyond this is a lie; kept finite so MB arithmetic works
+MAX_OPTION_CHARS = 6000  # Discord caps string options at 6000 characters
+
+
 def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    """A snowflake-like non-negative int (an int, or a string of ASCII digits), else None."""
+    if isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.isdigit() and len(value) <= 20):
+            return None
+    elif not isinstance(value, int):
+        return None
+    number = int(value)
+    return number if 0 <= number <= MAX_SNOWFLAKE else None
+
+
+def _text(value: Any) -> str:
+    return clean_text(value) if isinstance(value, str) else ""
 
 
 def _type_value(value: Any) -> int | None:
@@ -108,6 +127,7 @@ def strip_mentions(text: str, user_id: int | None, role_id: int | None = None) -
     """`text` without mentions of the bot (user `<@id>`/`<@!id>`, its managed role `<@&id>`)."""
     if not isinstance(text, str):
         return ""
+    text = clean_text(text)
     if user_id is not None:
         text = re.sub(rf"<@!?{user_id}>", " ", text)
     if role_id is not None:
@@ -149,7 +169,7 @@ def actor_from_user(user: Any, permissions: Any = None) -> Actor | None:
     )
     return Actor(
         id=str(user_id),
-        name=str(name),
+        name=clean_text(name)[:100] if isinstance(name, str) else "",
         is_bot=bool(getattr(user, "bot", False)),
         is_admin=is_platform_admin(permissions),
     )
@@ -167,48 +187,44 @@ def attachment_kind(mime: str, filename: str, *, voice: bool = False) -> Attachm
     return "other"
 
 
-def make_fetch(attachment: Any, size: int, max_bytes: int) -> Fetcher:
+def make_fetch(
+    attachment: Any, size: int, max_bytes: int, cdn: DiscordCdn | None = None
+) -> Fetcher:
     """`fetch` for one Discord attachment: refuses before downloading when the declared size is
-    over `max_bytes`, and again when the bytes turn out larger than declared."""
-    name = str(getattr(attachment, "filename", "") or "file")
+    over `max_bytes`, and streams at most the declared size from Discord's CDN (`DiscordCdn`:
+    other hosts, redirects elsewhere and bodies larger than declared are refused)."""
+    name = safe_filename(getattr(attachment, "filename", ""))
+    url = _text(getattr(attachment, "url", ""))
 
     async def fetch() -> bytes:
         if size > max_bytes:
-            raise UserError(_too_large(name, size, max_bytes))
-        try:
-            data = await attachment.read()
-        except Exception as exc:
-            raise UserError(
-                f"I could not download {name} from Discord. Please try uploading it again.",
-                log_detail=f"attachment read failed: {type(exc).__name__}",
-            ) from None
-        if len(data) > max_bytes:
-            raise UserError(_too_large(name, len(data), max_bytes))
-        return data
+            raise UserError(too_large(name, size, max_bytes))
+        source = cdn or DiscordCdn.current()
+        return await source.download(url, name, limit=max_bytes, declared=size)
 
     return fetch
 
 
-def _too_large(name: str, size: int, limit: int) -> str:
-    return (
-        f"{name} is {size / 1_048_576:.1f} MB; I take files up to {limit / 1_048_576:.0f} MB. "
-        "Please send a smaller one."
-    )
-
-
 def attachment_from_discord(
-    attachment: Any, *, voice_message: bool = False, max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    attachment: Any,
+    *,
+    voice_message: bool = False,
+    max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    cdn: DiscordCdn | None = None,
 ) -> Attachment | None:
-    """A core `Attachment` for a discord.py `Attachment` (None when it has no id or URL)."""
-    if _int(getattr(attachment, "id", None)) is None or not getattr(attachment, "url", None):
+    """A core `Attachment` for a discord.py `Attachment` (None when it has no id or URL).
+    Its name is made safe (`safe_filename`): no path, control characters or reserved names."""
+    if _int(getattr(attachment, "id", None)) is None or not _text(getattr(attachment, "url", None)):
         return None
-    filename = str(getattr(attachment, "filename", "") or "file")
-    size = _int(getattr(attachment, "size", 0)) or 0
+    filename = safe_filename(getattr(attachment, "filename", ""))
+    size = min(_int(getattr(attachment, "size", 0)) or 0, MAX_SIZE)
     voice = voice_message
     with contextlib.suppress(Exception):
         voice = voice or bool(attachment.is_voice_message())
-    mime = str(getattr(attachment, "content_type", "") or "")
+    mime = _text(getattr(attachment, "content_type", ""))
     mime = mime.split(";", 1)[0].strip().lower()
+    if not _MIME.fullmatch(mime):
+        mime = ""
     if not mime:
         mime = mimetypes.guess_type(filename)[0] or ("audio/ogg" if voice else "")
     if voice and not mime.startswith("audio/"):
@@ -218,7 +234,7 @@ def attachment_from_discord(
         mime=mime or "application/octet-stream",
         name=filename,
         size=size,
-        fetch=make_fetch(attachment, size, max_bytes),
+        fetch=make_fetch(attachment, size, max_bytes, cdn),
     )
 
 
@@ -227,10 +243,13 @@ def attachments_of(
     *,
     voice_message: bool = False,
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    cdn: DiscordCdn | None = None,
 ) -> tuple[Attachment, ...]:
     out = []
     for item in items or ():
-        att = attachment_from_discord(item, voice_message=voice_message, max_bytes=max_bytes)
+        att = attachment_from_discord(
+            item, voice_message=voice_message, max_bytes=max_bytes, cdn=cdn
+        )
         if att is not None:
             out.append(att)
     return tuple(out)
@@ -264,6 +283,7 @@ def inbound_from_message(
     in_bot_thread: bool = False,
     bot_role_id: int | None = None,
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    cdn: DiscordCdn | None = None,
 ) -> Inbound | None:
     """The core event for a Discord message, or None for what the bot ignores (system
     messages, malformed payloads, empty messages not addressed to it). `in_bot_thread`: the
@@ -285,9 +305,12 @@ def inbound_from_message(
         flags = getattr(message, "flags", None)
         voice = bool(getattr(flags, "voice", False))
         attachments = attachments_of(
-            getattr(message, "attachments", ()) or (), voice_message=voice, max_bytes=max_bytes
+            getattr(message, "attachments", ()) or (),
+            voice_message=voice,
+            max_bytes=max_bytes,
+            cdn=cdn,
         )
-        text = strip_mentions(str(getattr(message, "content", "") or ""), bot_id, bot_role_id)
+        text = strip_mentions(_text(getattr(message, "content", "")), bot_id, bot_role_id)
         if not text and not attachments:
             # Without the message-content intent a message that does not mention the bot
             # arrives empty: nothing to answer.
@@ -307,6 +330,16 @@ def inbound_from_message(
         return None
 
 
+def _option_text(value: Any) -> str:
+    """An option's value as text: strings cleaned, numbers and booleans as typed, capped."""
+    if isinstance(value, str):
+        return clean_text(value)[:MAX_OPTION_CHARS]
+    if isinstance(value, bool | int | float):
+        return str(value)[:MAX_OPTION_CHARS]
+    snowflake = _int(getattr(value, "id", None))  # a user, role or channel option
+    return str(snowflake) if snowflake is not None else ""
+
+
 def option_values(namespace: Any) -> list[tuple[str, Any]]:
     """(name, value) pairs of an `app_commands.Namespace` (or a mapping)."""
     try:
@@ -323,6 +356,7 @@ def command_from_interaction(
     *,
     text_options: Iterable[str] = (),
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    cdn: DiscordCdn | None = None,
 ) -> CommandCall | None:
     """The core `CommandCall` for a slash-command interaction: `options` as strings,
     attachment options as `Attachment`s, `text` the command's free-text options joined."""
@@ -349,9 +383,9 @@ def command_from_interaction(
                 continue
             if getattr(value, "url", None) is not None and getattr(value, "filename", None):
                 files.append(value)
-                options[option] = str(getattr(value, "filename", ""))
+                options[option] = safe_filename(getattr(value, "filename", ""))
             else:
-                options[option] = str(getattr(value, "value", value))
+                options[option] = _option_text(getattr(value, "value", value))
         text = " ".join(options[o] for o in text_options if options.get(o)).strip()
         return CommandCall(
             key=key,
@@ -360,7 +394,7 @@ def command_from_interaction(
             event_id=f"cmd-{interaction_id}",
             text=text,
             options=options,
-            attachments=attachments_of(files, max_bytes=max_bytes),
+            attachments=attachments_of(files, max_bytes=max_bytes, cdn=cdn),
         )
     except Exception as exc:
         log.warning("discord: could not read a command: %s", type(exc).__name__)

@@ -6,7 +6,8 @@ Downloads (`SlackFiles.fetcher`) are the `fetch` of each inbound `Attachment`:
   token is never sent anywhere else;
 - redirects are followed by hand, only to allowed hosts (at most 3);
 - the size is checked before reading (the file's declared size, then `Content-Length`) and
-  while reading: `SWITCHBOARD_SLACK_MAX_FILE_MB` (default 20, OpenAI's image input limit) for
+  while reading, which stops past the declared size (a body larger than Slack said is
+  refused, never read whole): `SWITCHBOARD_SLACK_MAX_FILE_MB` (default 20, OpenAI's image input limit) for
   everything, `SWITCHBOARD_SLACK_MAX_AUDIO_MB` (default 25, OpenAI's transcription limit) for
   audio;
 - an HTML page where a file was expected (Slack's sign-in page, returned with status 200 when
@@ -27,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError
 from bot.errors import UserError
+from bot.sanitise import safe_filename
 from bot.types import AttachmentKind, OutFile
 
 log = logging.getLogger(__name__)
@@ -131,27 +133,32 @@ class SlackFiles:
         return fetch
 
     async def download(self, file: Mapping[str, Any], kind: AttachmentKind) -> bytes:
-        name = str(file.get("name") or file.get("title") or "the file")
+        name = safe_filename(file.get("name") or file.get("title"), "the file")
         limit = self.limit_for(kind)
         declared = file.get("size")
-        if isinstance(declared, int) and declared > limit:
+        declared = declared if isinstance(declared, int) and not isinstance(declared, bool) else 0
+        if declared > limit:
             raise _too_big(name, declared, limit)
-        url = str(file.get("url_private_download") or file.get("url_private") or "")
-        if not url:
+        cap = min(declared, limit) if declared > 0 else limit
+        url = file.get("url_private_download") or file.get("url_private")
+        if not isinstance(url, str) or not url:
             raise UserError(f"I couldn't download “{name}” from Slack: it has no download link.")
         if self._session_factory is not None:
-            return await self._get(self._session_factory(), url, name, limit, file)
+            return await self._get(self._session_factory(), url, name, (cap, limit), file)
         async with aiohttp.ClientSession() as session:
-            return await self._get(session, url, name, limit, file)
+            return await self._get(session, url, name, (cap, limit), file)
 
     async def _get(
         self,
         session: aiohttp.ClientSession,
         url: str,
         name: str,
-        limit: int,
+        caps: tuple[int, int],
         file: Mapping[str, Any],
     ) -> bytes:
+        """GET `url` following redirects on Slack hosts only, reading at most `caps[0]` bytes
+        (the declared size, else the limit `caps[1]`)."""
+        cap, limit = caps
         timeout = aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT)
         for _ in range(MAX_REDIRECTS + 1):
             if not self.host.allows(url):
@@ -183,14 +190,14 @@ class SlackFiles:
                     if response.content_type == "text/html" and expected != "text/html":
                         raise _login_page(name)
                     length = response.content_length
-                    if length is not None and length > limit:
-                        raise _too_big(name, length, limit)
+                    if length is not None and length > cap:
+                        raise _refusal(name, length, cap, limit)
                     data = bytearray()
                     async for chunk in response.content.iter_chunked(64 * 1024):
                         data += chunk
-                        if len(data) > limit:
-                            raise _too_big(name, len(data), limit)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                        if len(data) > cap:
+                            raise _refusal(name, len(data), cap, limit)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 raise UserError(
                     f"I couldn't download “{name}” from Slack (the connection failed).",
                     log_detail=f"file download {type(exc).__name__}",
@@ -204,6 +211,16 @@ class SlackFiles:
 def _looks_like_html(data: bytes | bytearray) -> bool:
     head = bytes(data[:512]).lstrip().lower()
     return head.startswith(_HTML_STARTS)
+
+
+def _refusal(name: str, size: int, cap: int, limit: int) -> UserError:
+    if cap < limit:  # the declared size was the cap: the file is not what Slack said
+        return UserError(
+            f"“{name}” is larger than Slack said it was, so I did not read it. "
+            "Please upload it again.",
+            log_detail=f"file larger than its declared {cap} bytes",
+        )
+    return _too_big(name, size, limit)
 
 
 def _too_big(name: str, size: int, limit: int) -> UserError:
@@ -228,7 +245,10 @@ async def upload_files(
     for start in range(0, len(files), UPLOAD_BATCH):
         batch = files[start : start + UPLOAD_BATCH]
         await client.files_upload_v2(
-            file_uploads=[{"content": f.data, "filename": f.name, "title": f.name} for f in batch],
+            file_uploads=[
+                {"content": f.data, "filename": safe_filename(f.name), "title": f.name}
+                for f in batch
+            ],
             channel=channel,
             thread_ts=thread_ts,
         )

@@ -18,14 +18,24 @@ Decisions encoded here:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.sanitise import clean_text, safe_filename
 from bot.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
 
+log = logging.getLogger(__name__)
+
 PLATFORM = "slack"
+# Slack ids (T…, C…, U…, B…), timestamps ("1700000000.000100"), trigger and event ids: short,
+# printable ASCII. Anything else in those fields is not from Slack and the payload is dropped.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}")
+_COMMAND = re.compile(r"[a-z0-9_\-]{1,32}")
+_MIME = re.compile(r"[A-Za-z0-9][\w.+\-]{0,63}/[\w.+\-]{1,127}")
+MAX_SIZE = 2**53  # a declared size beyond this is a lie; kept finite so MB arithmetic works
 
 # Message subtypes that are a person writing something; everything else (edits, deletions,
 # joins, bot messages, channel topic changes, assistant thread roots…) is not for the bot.
@@ -73,7 +83,12 @@ class BotIdentity:
 
 
 def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    return clean_text(value) if isinstance(value, str) else ""
+
+
+def _id(value: Any) -> str:
+    """An id-like field, or "" when it is missing or not shaped like a Slack id."""
+    return value if isinstance(value, str) and _ID.fullmatch(value) else ""
 
 
 def _dict(value: Any) -> Mapping[str, Any]:
@@ -82,6 +97,10 @@ def _dict(value: Any) -> Mapping[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _dropped(what: str, exc: Exception) -> None:
+    log.warning("slack: dropped %s that could not be read (%s)", what, type(exc).__name__)
 
 
 def team_of(body: Mapping[str, Any], fallback: str = "") -> str:
@@ -96,7 +115,7 @@ def team_of(body: Mapping[str, Any], fallback: str = "") -> str:
         _dict(body.get("event")).get("team"),
         body.get("user_team"),
     ):
-        if isinstance(value, str) and value:
+        if _id(value):
             return value
     return fallback
 
@@ -178,8 +197,10 @@ def file_attachment(file: Any, fetch_factory: FetchFactory | None) -> Attachment
     kind = attachment_kind(file)
     size = file.get("size")
     size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else 0
-    name = _str(file.get("name")) or _str(file.get("title")) or _str(file.get("id")) or "file"
-    mime = _str(file.get("mimetype")) or "application/octet-stream"
+    size = min(size, MAX_SIZE)
+    name = safe_filename(_str(file.get("name")) or _str(file.get("title")) or _id(file.get("id")))
+    mime = _str(file.get("mimetype"))
+    mime = mime if _MIME.fullmatch(mime) else "application/octet-stream"
     fetch = _no_fetch if fetch_factory is None else fetch_factory(file, kind)
     return Attachment(kind=kind, mime=mime, name=name, size=size, fetch=fetch)
 
@@ -209,7 +230,8 @@ def message_event(
     or None when the bot should not answer it."""
     try:
         return _message_event(_dict(body), bot, fetch_factory)
-    except Exception:  # never raise on malformed input
+    except Exception as exc:  # never raise on malformed input
+        _dropped("an event", exc)
         return None
 
 
@@ -223,9 +245,9 @@ def _message_event(
     subtype = _str(event.get("subtype"))
     if subtype not in USER_SUBTYPES or event.get("hidden") is True or "edited" in event:
         return None
-    user = _str(event.get("user"))
-    channel = _str(event.get("channel"))
-    ts = _str(event.get("ts"))
+    user = _id(event.get("user"))
+    channel = _id(event.get("channel"))
+    ts = _id(event.get("ts"))
     if not user or not channel or not ts:
         return None
     if event.get("bot_id") or event.get("bot_profile") or _str(event.get("app_id")):
@@ -233,7 +255,7 @@ def _message_event(
     if user == bot.user_id:
         return None
     text = _str(event.get("text"))
-    thread_ts = _str(event.get("thread_ts"))
+    thread_ts = _id(event.get("thread_ts"))
     dm = is_dm(event)
     addressed = True
     if etype == "app_mention":
@@ -250,7 +272,7 @@ def _message_event(
         thread = thread_ts
         addressed = False  # only if the bot takes part in this thread (adapter checks)
     team = team_of(body, bot.team_id)
-    event_id = _str(body.get("event_id")) or f"{channel}-{ts}"
+    event_id = _id(body.get("event_id")) or f"{channel}-{ts}"
     return Inbound(
         key=ConversationKey(PLATFORM, team, channel, thread),
         actor=Actor(id=user),
@@ -275,16 +297,17 @@ def assistant_thread(body: Mapping[str, Any]) -> AssistantThread | None:
     try:
         event = _dict(_dict(body).get("event"))
         thread = _dict(event.get("assistant_thread"))
-        channel, thread_ts = _str(thread.get("channel_id")), _str(thread.get("thread_ts"))
+        channel, thread_ts = _id(thread.get("channel_id")), _id(thread.get("thread_ts"))
         if not channel or not thread_ts:
             return None
         return AssistantThread(
             channel=channel,
             thread_ts=thread_ts,
-            user=_str(thread.get("user_id")),
-            context_channel=_str(_dict(thread.get("context")).get("channel_id")),
+            user=_id(thread.get("user_id")),
+            context_channel=_id(_dict(thread.get("context")).get("channel_id")),
         )
-    except Exception:
+    except Exception as exc:
+        _dropped("an assistant thread event", exc)
         return None
 
 
@@ -292,7 +315,9 @@ def assistant_thread(body: Mapping[str, Any]) -> AssistantThread | None:
 
 
 def command_name(command: Any) -> str:
-    return _str(command).strip().lstrip("/").lower()
+    """`/imagine` → `imagine`; "" for anything that is not a slash command's name."""
+    name = _str(command).strip().lstrip("/").lower()
+    return name if _COMMAND.fullmatch(name) else ""
 
 
 def command_call(payload: Mapping[str, Any], *, is_admin: bool = False) -> CommandCall | None:
@@ -301,22 +326,22 @@ def command_call(payload: Mapping[str, Any], *, is_admin: bool = False) -> Comma
     try:
         payload = _dict(payload)
         name = command_name(payload.get("command"))
-        channel = _str(payload.get("channel_id"))
-        user = _str(payload.get("user_id"))
+        channel = _id(payload.get("channel_id"))
+        user = _id(payload.get("user_id"))
         if not name or not channel or not user:
             return None
-        trigger = _str(payload.get("trigger_id"))
-        event_id = "cmd-" + (trigger or f"{channel}-{user}-{name}-{_str(payload.get('text'))}")
+        trigger = _id(payload.get("trigger_id"))
+        text = _str(payload.get("text")).strip()
+        event_id = "cmd-" + (trigger or f"{channel}-{user}-{name}-{text[:200]}")
         return CommandCall(
-            key=ConversationKey(
-                PLATFORM, team_of(payload), channel, _str(payload.get("thread_ts"))
-            ),
+            key=ConversationKey(PLATFORM, team_of(payload), channel, _id(payload.get("thread_ts"))),
             actor=Actor(id=user, name=_str(payload.get("user_name")), is_admin=is_admin),
             name=name,
             event_id=event_id,
-            text=_str(payload.get("text")).strip(),
+            text=text,
         )
-    except Exception:
+    except Exception as exc:
+        _dropped("a slash command", exc)
         return None
 
 
@@ -339,13 +364,13 @@ def edit_modal_metadata(payload: Mapping[str, Any]) -> str | None:
         payload = _dict(payload)
         message = _dict(payload.get("message"))
         image = first_image(message)
-        channel = _str(_dict(payload.get("channel")).get("id"))
+        channel = _id(_dict(payload.get("channel")).get("id"))
         if image is None or not channel:
             return None
         thread = (
-            _str(message.get("thread_ts"))
-            or _str(message.get("ts"))
-            or _str(payload.get("message_ts"))
+            _id(message.get("thread_ts"))
+            or _id(message.get("ts"))
+            or _id(payload.get("message_ts"))
         )
         meta = {
             "channel": channel,
@@ -354,7 +379,8 @@ def edit_modal_metadata(payload: Mapping[str, Any]) -> str | None:
             "image": {k: image[k] for k in _FILE_FIELDS if k in image},
         }
         return json.dumps(meta, separators=(",", ":"))
-    except Exception:
+    except Exception as exc:
+        _dropped("a message shortcut", exc)
         return None
 
 
@@ -422,9 +448,9 @@ def edit_call(
         view = _dict(payload.get("view"))
         meta = json.loads(_str(view.get("private_metadata")) or "{}")
         meta = _dict(meta)
-        channel = _str(meta.get("channel"))
+        channel = _id(meta.get("channel"))
         user = _dict(payload.get("user"))
-        user_id = _str(user.get("id"))
+        user_id = _id(user.get("id"))
         image = file_attachment(meta.get("image"), fetch_factory)
         if not channel or not user_id or image is None:
             return None
@@ -436,13 +462,13 @@ def edit_call(
                 if mask is not None:
                     attachments.append(mask)
                     break
-        trigger = _str(payload.get("trigger_id")) or _str(view.get("id"))
+        trigger = _id(payload.get("trigger_id")) or _id(view.get("id"))
         return CommandCall(
             key=ConversationKey(
                 PLATFORM,
-                _str(meta.get("team")) or team_of(payload),
+                _id(meta.get("team")) or team_of(payload),
                 channel,
-                _str(meta.get("thread")),
+                _id(meta.get("thread")),
             ),
             actor=Actor(
                 id=user_id,
@@ -454,7 +480,8 @@ def edit_call(
             text=edit_prompt(payload),
             attachments=tuple(attachments[:2]),
         )
-    except Exception:
+    except Exception as exc:
+        _dropped("an edit form", exc)
         return None
 
 

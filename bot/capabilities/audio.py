@@ -12,6 +12,7 @@ from bot.errors import UserError
 from bot.media.audio import AudioPart, prepare_for_transcription
 from bot.media.files import fetch_checked
 from bot.media.options import Option, parse
+from bot.sanitise import shorten
 from bot.speech import VOICES, check_format, check_voice
 from bot.types import Attachment, CommandCall, ConversationKey, OutFile, Reply, Usage
 
@@ -91,7 +92,8 @@ class AudioCommands:
         language = str(parsed.values.get("language") or parsed.text or "").strip().lower()
         if language and not _LANGUAGE.match(language):
             raise UserError(
-                f"“{language}” is not a language code; use an ISO-639-1 code such as en, fr, de."
+                f"“{shorten(language, 20)}” is not a language code; use an ISO-639-1 code such "
+                "as en, fr, de."
             )
         attachment = _audio_of(call)
         text = await self.transcribe_attachment(

@@ -9,6 +9,7 @@ from bot.assistant import resolve_assistant
 from bot.config import Settings
 from bot.errors import UserError
 from bot.quota import Quota, day_start, describe_reset
+from bot.sanitise import shorten
 from bot.types import Actor, CommandCall, Reply
 from storage import configs
 from storage.db import Database
@@ -34,9 +35,8 @@ def parse_usage_args(call: CommandCall) -> tuple[str, str]:
     )
     unknown = [w for w in words if w not in SCOPES and w not in PERIODS]
     if unknown or scope not in SCOPES or period not in PERIODS:
-        raise UserError(
-            f"I don't understand `{' '.join(unknown) or scope + ' ' + period}`. {USAGE_HELP}"
-        )
+        said = shorten(" ".join(unknown) or f"{scope} {period}", 40).replace("`", "'")
+        raise UserError(f"I don't understand `{said}`. {USAGE_HELP}")
     return scope, period
 
 
@@ -137,7 +137,8 @@ class UsageCommands:
             if not self._is_admin(call.actor):
                 raise UserError("Only admins can turn moderation on or off for this channel.")
             if words[0] not in ("on", "off", "default"):
-                raise UserError(f"`{words[0]}`: say on, off or default. {USAGE_HELP}")
+                said = shorten(words[0], 20).replace("`", "'")
+                raise UserError(f"`{said}`: say on, off or default. {USAGE_HELP}")
             _, channel = await configs.load_overrides(self._db, call.key)
             if words[0] == "default":
                 channel.pop("moderation", None)
@@ -160,7 +161,8 @@ class UsageCommands:
             try:
                 amount = float(value.lstrip("$"))
             except ValueError:
-                raise UserError(f"`{value}` is not an amount in dollars. {USAGE_HELP}") from None
+                said = shorten(value, 20).replace("`", "'")
+                raise UserError(f"`{said}` is not an amount in dollars. {USAGE_HELP}") from None
             if not 0 < amount < 1_000_000:
                 raise UserError("A budget must be a positive number of dollars (or `off`).")
         _, channel = await configs.load_overrides(self._db, call.key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -17,7 +18,9 @@ EDIT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 MASK_MAX_BYTES = 4 * MB
 EDIT_MAX_BYTES = 50 * MB
 
-Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs with a clear message
+MAX_PIXELS = 64_000_000  # ~8000×8000: far above what vision or edits take
+MAX_FRAMES = 1_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard, for any other caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +36,44 @@ class PreparedImage:
 
 
 def open_image(data: bytes, name: str) -> Image.Image:
-    """Decode fully (so corruption shows here, not later) or explain."""
+    """Decode fully (so corruption shows here, not later) or explain. The pixel count (width ×
+    height × frames) is read from the header and checked before anything is decoded, so a small
+    file that would expand to gigabytes (a decompression bomb) is refused cheaply."""
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            _check_pixels(image, name)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_many_pixels(name, None) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UserError(
             f"I couldn't read “{name}” as an image: the file looks damaged or is not an image. "
             "Please send it again as png, jpg or webp.",
             log_detail=f"image decode failed: {type(exc).__name__}",
         ) from None
-    except Image.DecompressionBombError:
-        raise UserError(f"“{name}” has too many pixels for me to handle.") from None
     return image
+
+
+def _check_pixels(image: Image.Image, name: str) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ValueError("image without pixels")
+    if width * height > MAX_PIXELS:
+        raise _too_many_pixels(name, (width, height))
+    frames = getattr(image, "n_frames", 1)
+    if frames > MAX_FRAMES or width * height * frames > MAX_PIXELS * 4:
+        raise _too_many_pixels(name, (width, height), frames)
+
+
+def _too_many_pixels(name: str, size: tuple[int, int] | None, frames: int = 1) -> UserError:
+    what = f" ({size[0]}×{size[1]}{f', {frames} frames' if frames > 1 else ''})" if size else ""
+    return UserError(
+        f"“{name}” has too many pixels for me to open{what}. I take images up to "
+        f"{MAX_PIXELS // 1_000_000} million pixels; please send a smaller one.",
+        log_detail=f"image refused: too many pixels{what}",
+    )
 
 
 def _has_alpha(image: Image.Image) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.errors import UserError
+from bot.sanitise import clean_text, shorten
 
 _PAIR = re.compile(r"(?<!\S)([a-z_]+)=(\S+)", re.IGNORECASE)
 
@@ -29,13 +30,14 @@ class Option:
             if number is None or not self.low <= number <= self.high:
                 raise UserError(
                     f"{self.name} must be a whole number from {self.low} to {self.high} "
-                    f"(got “{value}”)."
+                    f"(got “{shorten(value, 20)}”)."
                 )
             return number
         lowered = value.lower()
         if self.choices and lowered not in self.choices:
             raise UserError(
-                f"Unknown {self.name} “{value}”. Choose one of: {', '.join(self.choices)}."
+                f"Unknown {self.name} “{shorten(value, 30)}”. "
+                f"Choose one of: {', '.join(self.choices)}."
             )
         return lowered
 
@@ -66,11 +68,11 @@ def parse(
             return ""
         return match.group(0)
 
-    free = _PAIR.sub(take, text or "")
+    free = _PAIR.sub(take, clean_text(text or ""))
     for key, value in options.items():
         if key in known and value not in (None, ""):
-            raw[key] = str(value)
+            raw[key] = clean_text(str(value))
     if text_option and options.get(text_option):
-        free = str(options[text_option])
+        free = clean_text(str(options[text_option]))
     values = {key: known[key].check(value) for key, value in raw.items()}
     return Parsed(" ".join(free.split()), values)

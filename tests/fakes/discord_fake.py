@@ -59,7 +59,8 @@ What is modelled
     ``@original`` edits through ``/webhooks/{application_id}/{token}``; the first followup
     after a type-5 deferral edits the "thinking" message instead of posting a new one, and
     ephemeral messages never appear in ``dc.messages`` nor on the gateway.
-  * CDN: attachments served with their bytes; declared size may lie; per-file failures.
+  * CDN: attachments served with their bytes; declared size may lie; per-file failures;
+    per-file 302 redirects (``cdn_redirect``, e.g. to another host).
   * Every REST request/response body is checked against the official OpenAPI document
     with ``tests/fakes/spec_check.py`` when available; problems land in
     ``dc.spec_problems`` (``dc.assert_spec_clean()`` raises if any).
@@ -201,6 +202,7 @@ class CdnFile:
     filename: str
     fail_status: int | None = None
     hits: int = 0
+    redirect_to: str | None = None
 
 
 @dataclass
@@ -801,6 +803,11 @@ class FakeDiscord:
         )
         self.attachments[aid] = att
         return att
+
+    def cdn_redirect(self, attachment: dict | str, location: str | None) -> None:
+        """Make the CDN answer 302 to ``location`` for this attachment (None restores it)."""
+        aid = attachment["id"] if isinstance(attachment, dict) else str(attachment)
+        self.cdn[aid].redirect_to = location
 
     def cdn_fail(self, attachment: dict | str, status: int | None = 404) -> None:
         """Make the CDN answer ``status`` for this attachment (None restores it)."""
@@ -2947,6 +2954,8 @@ class FakeDiscord:
         f.hits += 1
         if f.fail_status is not None:
             return web.Response(status=f.fail_status, text="error")
+        if f.redirect_to is not None:
+            raise web.HTTPFound(f.redirect_to)
         headers = {"Cache-Control": "public, max-age=31536000", "Via": "1.1 google"}
         return web.Response(
             status=200,
