@@ -294,11 +294,10 @@ def inbound_from_message(
         message_id = _int(getattr(message, "id", None))
         channel = getattr(message, "channel", None)
         key = conversation_key(channel, getattr(message, "guild_id", None))
-        if message_id is None or key is None:
-            return None
         author = getattr(message, "author", None)
         actor = actor_from_user(author, member_permissions(author, channel))
-        if actor is None:
+        if message_id is None or key is None or actor is None:
+            log.warning("discord: dropped a message without a valid id, channel or author")
             return None
         is_self, _ = is_from_bot(message, bot_id)
         addressed = message_addressed(message, bot_id, bot_role_id) or in_bot_thread
@@ -368,6 +367,7 @@ def command_from_interaction(
             getattr(interaction, "guild_id", None),
         )
         if interaction_id is None or key is None:
+            log.warning("discord: dropped a command without a valid id or channel")
             return None
         user = getattr(interaction, "user", None)
         permissions = (
@@ -375,6 +375,7 @@ def command_from_interaction(
         )
         actor = actor_from_user(user, permissions)
         if actor is None:
+            log.warning("discord: dropped a command without a valid user")
             return None
         options: dict[str, str] = {}
         files: list[Any] = []

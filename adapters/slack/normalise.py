@@ -249,6 +249,7 @@ def _message_event(
     channel = _id(event.get("channel"))
     ts = _id(event.get("ts"))
     if not user or not channel or not ts:
+        log.warning("slack: dropped a %s event without a valid user, channel or ts", etype)
         return None
     if event.get("bot_id") or event.get("bot_profile") or _str(event.get("app_id")):
         return None  # the bot itself or another bot/app (modern apps carry bot_id + user)

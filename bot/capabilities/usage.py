@@ -40,6 +40,20 @@ def parse_usage_args(call: CommandCall) -> tuple[str, str]:
     return scope, period
 
 
+def parse_budget(value: str) -> float | None:
+    """A channel budget in dollars (`5`, `$12.50`), or None for `off`/`default`/`none`."""
+    if value.lower() in ("off", "default", "none"):
+        return None
+    try:
+        amount = float(value.strip().lstrip("$"))
+    except ValueError:
+        said = shorten(value, 20).replace("`", "'")
+        raise UserError(f"`{said}` is not an amount in dollars. {USAGE_HELP}") from None
+    if not 0 < amount < 1_000_000:  # also refuses nan and inf
+        raise UserError("A budget must be a positive number of dollars (or `off`).")
+    return amount
+
+
 def since(period: str, now: float) -> float:
     return {"today": day_start(now), "7d": now - 7 * 86_400, "30d": now - 30 * 86_400}.get(
         period, 0.0
@@ -155,16 +169,7 @@ class UsageCommands:
         )
 
     async def _set_channel_budget(self, call: CommandCall, value: str) -> None:
-        if value.lower() in ("off", "default", "none"):
-            amount = None
-        else:
-            try:
-                amount = float(value.lstrip("$"))
-            except ValueError:
-                said = shorten(value, 20).replace("`", "'")
-                raise UserError(f"`{said}` is not an amount in dollars. {USAGE_HELP}") from None
-            if not 0 < amount < 1_000_000:
-                raise UserError("A budget must be a positive number of dollars (or `off`).")
+        amount = parse_budget(value)
         _, channel = await configs.load_overrides(self._db, call.key)
         if amount is None:
             channel.pop("budget_monthly_usd", None)
