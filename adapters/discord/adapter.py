@@ -43,6 +43,7 @@ from adapters.discord.split import MESSAGE_LIMIT, split_text
 from adapters.discord.stream import EDIT_INTERVAL, FIRST_DELAY, ChannelThrottle, DiscordStream
 from bot.config import ConfigError, Settings
 from bot.dispatcher import Dispatcher
+from bot.sanitise import safe_filename
 from bot.types import Actor, ConversationKey, OutFile, Reply
 
 log = logging.getLogger(__name__)
@@ -434,7 +435,7 @@ def _to_files(files: tuple[OutFile, ...], limit: int) -> tuple[list[discord.File
                 f"{limit / 1_048_576:.0f} MB upload limit here, so it is not attached.)"
             )
             continue
-        out.append(discord.File(io.BytesIO(f.data), filename=f.name))
+        out.append(discord.File(io.BytesIO(f.data), filename=safe_filename(f.name)))
     return out, notes
 
 
