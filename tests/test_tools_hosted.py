@@ -14,6 +14,7 @@ import pytest
 from bot.app import make_backend
 from bot.backends.base import Turn
 from bot.errors import UserError
+from bot.tools import Tool, ToolContext
 from storage import conversations
 from tests.fakes.openai_fake import (
     CodeRun,
@@ -83,6 +84,27 @@ async def test_code_interpreter_plot_is_posted_and_the_container_reused(
     assert container_creates(fake) == 2  # the expired one was replaced
     assert tool_requests(fake)[-1]["tools"][0]["container"] != tool["container"]
     assert [row["container_sessions"] for row in await usage_rows(bot)] == [1, 0, 1]
+
+
+async def test_a_container_expiring_mid_turn_is_replaced(bot: Harness, fake: FakeOpenAI) -> None:
+    async def expire(args: dict[str, Any], context: ToolContext) -> str:
+        (container_id,) = fake.containers
+        fake.expire_container(container_id)
+        return "slept 20 minutes"
+
+    bot.app.tools.add(Tool("slow", "takes long", {"type": "object"}, expire))
+    await configure(bot, tools=["code_interpreter", "functions:slow"])
+    fake.answer = lambda turn: (
+        ModelOutput(calls=[FunctionCall("slow", {})]) if not turn.tool_outputs else "awake"
+    )
+    sheet = attachment("sales.csv", CSV, "text/csv", kind="document")
+    assert await bot.app.dispatcher.submit(bot.message("wait", attachments=(sheet,)))
+    await bot.app.dispatcher.wait_idle()
+    assert bot.outbox.shown[-1] == "awake"
+    assert container_creates(fake) == 2
+    old, new = fake.containers
+    assert [len(fake.container_files[c]) for c in (old, new)] == [0, 1]  # the file re-uploaded
+    assert (await usage_rows(bot))[-1]["container_sessions"] == 2
 
 
 async def test_documents_go_into_the_container(bot: Harness, fake: FakeOpenAI) -> None:
@@ -258,9 +280,61 @@ async def test_cancel_stops_a_background_response(bot: Harness, fake: FakeOpenAI
     (_, response_id) = observer.events[0]
     assert await backend.recover(response_id) is None  # still running
     await backend.cancel(response_id)
-    with pytest.raises(UserError, match="stopped before it was complete"):
+    with pytest.raises(UserError, match="The answer was cancelled"):
         await asyncio.wait_for(task, 10)
     assert fake.responses[response_id]["status"] == "cancelled"
     assert await backend.recover(response_id) is None
     await backend.cancel(response_id)  # again: already finished, no error
     await backend.cancel("resp_unknown")  # unknown: no error
+
+
+async def test_a_tool_call_left_pending_does_not_block_the_conversation(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
+    await ask(bot, "hello")
+    record = await conversations.get_active(bot.app.db, KEY, "responses")
+    assert record is not None and record.backend_conversation_id
+    # Another process (or a crash between the tool call and its output) left a call pending.
+    fake.answer = lambda turn: ModelOutput(calls=[FunctionCall("calculate", {}, "call_lost")])
+    await bot.app.client.responses.create(
+        model=bot.app.settings.chat_model, input="x", conversation=record.backend_conversation_id
+    )
+    fake.answer = lambda turn: "still here"
+    assert await ask(bot, "are you there?") == ["still here"]
+    items = fake.conversations[record.backend_conversation_id]
+    closed = [i for i in items if i.get("type") == "function_call_output"]
+    assert [(i["call_id"], i["output"]) for i in closed] == [("call_lost", "Not run: stopped.")]
+
+
+async def test_an_answer_stopped_while_tools_run_leaves_no_call_pending(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
+    async def hang(args: dict[str, Any], context: ToolContext) -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    bot.app.tools.add(Tool("hang", "never returns", {"type": "object"}, hang))
+    backend = make_backend(bot.app.settings, bot.app.client, bot.app.db, bot.app.tools)
+    fake.answer = lambda turn: ModelOutput(calls=[FunctionCall("hang", {}, "call_h")])
+    observer = Observer()
+    running = asyncio.Event()
+
+    async def tools_running(names: Sequence[str]) -> None:
+        running.set()
+
+    observer.tools_running = tools_running  # type: ignore[method-assign]
+    turn = await make_turn(bot, "hang on", observer, tools=["functions:hang"])
+
+    async def on_delta(text: str) -> None:
+        return None
+
+    task = asyncio.create_task(backend.reply(turn, on_delta))
+    await asyncio.wait_for(running.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    conversation = fake.conversations[tool_requests(fake)[0]["conversation"]]
+    assert conversation[-1]["type"] == "function_call_output"
+    assert conversation[-1]["output"] == "Not run: the answer was stopped."
+    fake.answer = lambda turn: "back"
+    assert await ask(bot, "hello") == ["back"]

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ INCOMPLETE_REASONS = {
 CONTAINER_IDLE_MINUTES = 20
 MAX_FILES = 10
 STEP_DETAIL_CHARS = 4_000
+_OUTPUT = "function_call_output"
+DANGLING_CALL = re.compile(r"No tool output found for function call ([\w-]+)")
+MAX_HEALS = 20
 NO_KNOWLEDGE = (
     "(File search is on for this channel but it has no knowledge yet: an admin must add "
     "documents with `/assistant knowledge add`.)"
@@ -117,17 +121,29 @@ class ResponsesBackend:
 
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         conversation_id = turn.backend_conversation_id or await self._new_conversation(turn)
-        try:
-            return await self._respond(turn, conversation_id, on_delta)
-        except openai.NotFoundError as exc:
-            if exc.code == "model_not_found" or exc.param == "model":
-                raise
-            if "conversation" not in str(exc.message).lower():
-                raise
-            # The server no longer knows our conversation (deleted or expired): start a new one.
-            log.warning("conversation %s unknown to the server; starting a new one", turn.key)
-            conversation_id = await self._new_conversation(turn)
-            return await self._respond(turn, conversation_id, on_delta)
+        renewed, healed = False, 0
+        while True:
+            try:
+                return await self._respond(turn, conversation_id, on_delta)
+            except openai.NotFoundError as exc:
+                if renewed or exc.code == "model_not_found" or exc.param == "model":
+                    raise
+                if "conversation" not in str(exc.message).lower():
+                    raise
+                # The server no longer knows our conversation (deleted or expired): start anew.
+                log.warning("conversation %s unknown to the server; starting a new one", turn.key)
+                conversation_id = await self._new_conversation(turn)
+                renewed = True
+            except openai.BadRequestError as exc:
+                # A function call left without output (an answer stopped mid-tools, a crash)
+                # blocks the conversation: answer it as not run, then go on.
+                found = DANGLING_CALL.search(str(exc.message))
+                if found is None or healed >= MAX_HEALS:
+                    raise
+                log.warning("closing a pending tool call in the conversation at %s", turn.key)
+                stopped = _call_output(ToolCall(found.group(1), "", ""), "Not run: stopped.")
+                await self._append(conversation_id, [stopped])
+                healed += 1
 
     async def _new_conversation(self, turn: Turn) -> str:
         created = await self._retry.call(
@@ -184,31 +200,53 @@ class ResponsesBackend:
         usage = Usage(model=config.model)
         collected = _Collected()
         rounds, capped = 0, False
+        replaced = False
         while True:
-            final, text = await self._round(turn, params, on_delta, shown)
+            created: list[str] = []
+            try:
+                final, text = await self._round(turn, params, on_delta, shown, created)
+            except BaseException as exc:
+                expired = (
+                    isinstance(exc, openai.BadRequestError) and exc.code == "container_expired"
+                )
+                if not expired or not container_id or replaced:
+                    if not created:  # tool outputs never reached the server: leave none pending
+                        outputs = [i for i in params["input"] if i.get("type") == _OUTPUT]
+                        await asyncio.shield(self._append(conversation_id, outputs))
+                    raise
+                # The container expired since it was checked (20 idle minutes, e.g. while a
+                # slow tool ran): once per turn, carry on in a new one.
+                replaced = True
+                container_id, _ = await self._container(turn, replace=True)
+                new_containers += 1
+                await self._upload(container_id, turn.data_files)
+                for tool in params["tools"]:
+                    if tool["type"] == "code_interpreter":
+                        tool["container"] = container_id
+                continue
             usage = common.add_usage(usage, _usage(final, config.model))
             calls_before = len(collected.calls)
             await self._collect(final, collected)
             calls = collected.calls[calls_before:]
-            if not calls or final.status != "completed":
-                break
-            if capped:  # asked to answer without tools, and still calling them
-                await self._close_calls(conversation_id, calls, self._tools.cap_message)
+            if calls and (capped or final.status != "completed"):
+                # Cut short, or asked to answer without tools and still calling them.
+                await self._close_calls(conversation_id, calls, "the answer ended first")
+            if not calls or capped or final.status != "completed":
                 break
             if rounds >= self._tools.max_rounds:
                 outputs = [(call, self._tools.cap_message) for call in calls]
                 params["tool_choice"] = "none"
                 capped = True
             else:
-                await common.tools_running(turn, [c.name for c in calls])
                 try:
+                    await common.tools_running(turn, [c.name for c in calls])
                     outcomes = await self._tools.run(calls, context, allowed)
-                except asyncio.CancelledError:
+                    await common.tools_done(turn)
+                except BaseException:  # cancelled (/cancel, shutdown) or the observer failed
                     await asyncio.shield(
-                        self._close_calls(conversation_id, calls, "cancelled by the user")
+                        self._close_calls(conversation_id, calls, "the answer was stopped")
                     )
                     raise
-                await common.tools_done(turn)
                 collected.steps += [o.step() for o in outcomes]
                 outputs = [(o.call, o.output) for o in outcomes]
                 rounds += 1
@@ -237,12 +275,17 @@ class ResponsesBackend:
         )
 
     async def _round(
-        self, turn: Turn, params: dict[str, Any], on_delta: OnDelta, shown: list[str]
+        self,
+        turn: Turn,
+        params: dict[str, Any],
+        on_delta: OnDelta,
+        shown: list[str],
+        response_ids: list[str],
     ) -> tuple[Any, str]:
-        """One streamed response: (the final Response, its text)."""
+        """One streamed response: (the final Response, its text); `response_ids` gets the id
+        of every response the server created for it."""
         parts: list[str] = []
         started = len(shown)
-        response_ids: list[str] = []
 
         async def attempt() -> Any:
             if response_ids and self._background:
@@ -276,6 +319,8 @@ class ResponsesBackend:
 
         final = await self._retry.call(attempt, may_retry=lambda: not parts)
         if final is None:
+            if response_ids and self._background and await self._was_cancelled(response_ids[-1]):
+                raise UserError("The answer was cancelled.", log_detail="response cancelled")
             raise UserError(
                 "The answer from OpenAI stopped before it was complete. Please try again.",
                 log_detail="stream ended without a terminal event",
@@ -289,11 +334,26 @@ class ResponsesBackend:
             )
         return final, "".join(parts)
 
-    async def _close_calls(self, conversation_id: str, calls: list[ToolCall], why: str) -> None:
-        """Answer function calls that will not run, so the conversation stays usable."""
-        items = [_call_output(call, f"Not run: {why}.") for call in calls]
+    async def _was_cancelled(self, response_id: str) -> bool:
         try:
-            await self._client.conversations.items.create(conversation_id, items=items)
+            found = await self._client.responses.retrieve(response_id)
+        except openai.APIError:
+            return False
+        return found.status == "cancelled"
+
+    async def _close_calls(self, conversation_id: str, calls: list[ToolCall], why: str) -> None:
+        """Answer function calls that will not run, so the conversation stays usable (the API
+        refuses the next turn while a call has no output)."""
+        await self._append(conversation_id, [_call_output(c, f"Not run: {why}.") for c in calls])
+
+    async def _append(self, conversation_id: str, items: list[dict[str, Any]]) -> None:
+        if not items:
+            return
+        try:
+            for start in range(0, len(items), 20):  # at most 20 items per call
+                await self._client.conversations.items.create(
+                    conversation_id, items=items[start : start + 20]
+                )
         except openai.APIError as exc:
             log.warning("could not close pending tool calls in %s: %s", conversation_id, exc)
 
@@ -323,9 +383,9 @@ class ResponsesBackend:
                 tools.append({"type": "code_interpreter", "container": container_id})
         return tools, notices, container_id, created
 
-    async def _container(self, turn: Turn) -> tuple[str, bool]:
+    async def _container(self, turn: Turn, *, replace: bool = False) -> tuple[str, bool]:
         """This conversation's container, a new one when it has none or it expired."""
-        stored = await get_container(self._db, turn.conversation_id)
+        stored = None if replace else await get_container(self._db, turn.conversation_id)
         if stored:
             try:
                 found = await self._retry.call(lambda: self._client.containers.retrieve(stored))
@@ -401,7 +461,7 @@ class ResponsesBackend:
 
 
 def _call_output(call: ToolCall, output: str) -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": call.call_id, "output": output}
+    return {"type": _OUTPUT, "call_id": call.call_id, "output": output}
 
 
 def _cap_notice(rounds: int) -> str:
