@@ -16,6 +16,7 @@ import unicodedata
 from pathlib import Path
 
 from bot.errors import UserError
+from bot.logs import redact
 
 MAX_NAME_BYTES = 200
 DEFAULT_NAME = "file"
@@ -81,7 +82,8 @@ def safe_path(directory: Path, name: object) -> Path:
 
 
 def shorten(value: object, limit: int = 60) -> str:
-    """`value` as one line of at most `limit` characters, for quoting it back to a user."""
-    text = " ".join(clean_text(str(value)).split())
+    """`value` as one line of at most `limit` characters, for quoting it back to a user;
+    redacted before it is cut (a cut token would no longer look like one)."""
+    text = " ".join(redact(clean_text(str(value))).split())
     text = "".join(c for c in text if _visible(c) or c == " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"

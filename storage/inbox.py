@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bot.logs import redact
 from bot.types import Actor, Attachment, CommandCall, ConversationKey, Event, Inbound
 from storage.db import Database
 
@@ -31,13 +32,14 @@ class PendingEvent:
 
 
 def encode_event(event: Event) -> str:
-    """`event` as JSON, without attachment bytes or fetchers."""
+    """`event` as JSON, without attachment bytes or fetchers; secrets and token-shaped strings
+    in its text and options are redacted (`bot.logs.redact`)."""
     data: dict[str, Any] = {
         "type": "message" if isinstance(event, Inbound) else "command",
         "key": [event.key.platform, event.key.workspace, event.key.channel, event.key.thread],
         "actor": [event.actor.id, event.actor.name, event.actor.is_bot, event.actor.is_admin],
         "event_id": event.event_id,
-        "text": event.text,
+        "text": redact(event.text),  # a pasted token is not kept on disk
         "received_at": event.received_at,
         "attachments": [[a.kind, a.mime, a.name, a.size] for a in event.attachments],
     }
@@ -45,7 +47,7 @@ def encode_event(event: Event) -> str:
         data["message_id"] = event.message_id
     else:
         data["name"] = event.name
-        data["options"] = dict(event.options)
+        data["options"] = {k: redact(v) for k, v in event.options.items()}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bot.logs import redact
 from storage.db import Database, Executor
 
 StepRow = tuple[str, str, str]  # kind, title, detail
@@ -11,7 +12,10 @@ StepRow = tuple[str, str, str]  # kind, title, detail
 
 async def save_steps(conn: Executor, run_id: int, steps: Iterable[StepRow]) -> None:
     """Inside the caller's transaction (the run's final batch)."""
-    rows = [(run_id, n, kind, title, detail) for n, (kind, title, detail) in enumerate(steps)]
+    rows = [
+        (run_id, n, kind, redact(title), redact(detail))  # tool errors may quote a URL or a key
+        for n, (kind, title, detail) in enumerate(steps)
+    ]
     if rows:
         await conn.executemany(
             "INSERT INTO run_steps (run_id, position, kind, title, detail) VALUES (?, ?, ?, ?, ?)",

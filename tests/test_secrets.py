@@ -20,12 +20,15 @@ from bot.logs import REDACTED, RedactingFilter, configure_logging, redact, secre
 from storage import runs
 from storage.db import Database
 from tests.fakes import slack_payloads as P
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.test_discord_adapter import discord_seams, fake_discord, mention, running_bot
 from tests.test_slack_adapter import APP_TOKEN, BOT_TOKEN, start_env, stop_env, until
 
 OPENAI_KEY = "sk-proj-" + "Zq8yS3cr3tK3yF0rT3st1ng0nly"
 DISCORD_TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAw" + "MQ.GhIjKl." + "s3cr3t-d1sc0rd-t0k3n-f0r-t3sts-0nly"
 SIGNING = "8f2b" + "c0ffee1234567890abcdef0123456"
 SECRETS = (OPENAI_KEY, BOT_TOKEN, APP_TOKEN, DISCORD_TOKEN, SIGNING)
+__all__ = ["discord_seams"]  # a fixture
 
 
 @pytest.mark.parametrize(
@@ -170,3 +173,36 @@ async def test_secrets_never_reach_logs_chat_or_database(tmp_path: Path) -> None
         assert secret not in logs, f"a secret in the logs: {secret[:8]}…"
         assert secret not in chat, f"a secret in chat: {secret[:8]}…"
         assert secret not in database, f"a secret in the database: {secret[:8]}…"
+
+
+async def test_discord_secrets_never_reach_logs_chat_or_database(
+    discord_seams: None, tmp_path: Path
+) -> None:
+    async with FakeOpenAI() as openai, fake_discord() as dc:
+        configure_logging("DEBUG", [dc.token, OPENAI_KEY])
+        output = captured_root_output()
+        async with running_bot(
+            dc, openai, tmp_path, OPENAI_API_KEY=OPENAI_KEY, LOG_LEVEL="DEBUG"
+        ) as bot:
+            cid = dc.text_channel["id"]
+            first = await dc.send_message_create(cid, dc.member, mention(dc, "hello there"))
+            assert (await bot.answer_to(first))["content"] == "echo: hello there"
+            openai.fail_next("unauthorized")
+            second = await dc.send_message_create(cid, dc.member, mention(dc, "and now?"))
+            assert "OPENAI_API_KEY" in (await bot.answer_to(second))["content"]
+            # A user pasting the bot's own token where a number belongs: the error quotes it.
+            inter = await dc.send_interaction(
+                "usage", {"scope": "me", "value": dc.token}, user=dc.member
+            )
+            await dc.wait_for(lambda: bool(dc.followups[inter["token"]]), 10, "a follow-up")
+            settings = bot.app.settings
+    logs = output.getvalue()
+    assert "discord.http" in logs and "DEBUG" in logs  # discord.py logged its requests
+    chat = repr([dc.messages, dc.ephemeral_messages, dc.followups, dc.interaction_responses])
+    assert f"I don't understand `{REDACTED}`" in chat
+    database = dump_database(settings.database_path)
+    for secret in (dc.token, OPENAI_KEY, inter["token"]):
+        assert secret not in logs, f"a secret in the logs: {secret[:8]}…"
+        assert secret not in database, f"a secret in the database: {secret[:8]}…"
+    for secret in (dc.token, OPENAI_KEY):
+        assert secret not in chat, f"a secret in chat: {secret[:8]}…"
