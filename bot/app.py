@@ -12,6 +12,7 @@ from bot.backends.base import Backend
 from bot.backends.chat_completions import ChatCompletionsBackend
 from bot.backends.responses import ResponsesBackend
 from bot.backends.retry import RetryPolicy
+from bot.capabilities.assistant_admin import AssistantAdmin
 from bot.capabilities.chat import ChatCapability
 from bot.capabilities.conversation import ConversationCommands
 from bot.capabilities.media import MediaContext, media_commands
@@ -24,6 +25,7 @@ from bot.moderation import Moderation
 from bot.pricing import PriceTable
 from bot.quota import Quota
 from bot.tools import ToolRegistry, ToolRunner, build_registry
+from bot.types import Actor
 from storage import runs
 from storage.db import Database
 from storage.events import prune_events
@@ -107,8 +109,13 @@ class App:
         conversation = ConversationCommands(db, client if settings.backend == "responses" else None)
         run_commands = RunCommands(db, chat.running)
         quota = Quota(db, settings)
-        usage = UsageCommands(
-            db, settings, quota, lambda actor: actor.is_admin or actor.id in settings.admin_ids
+
+        def is_admin(actor: Actor) -> bool:
+            return actor.is_admin or actor.id in settings.admin_ids
+
+        usage = UsageCommands(db, settings, quota, is_admin)
+        assistant = AssistantAdmin(
+            db, settings, client, retry_policy(settings), is_admin, registry.names
         )
         commands = {
             "reset": Command(conversation.reset, "start a new conversation here", preempt=True),
@@ -118,6 +125,9 @@ class App:
             "steps": Command(run_commands.steps, "what the assistant did for the last answer here"),
             **media_commands(media),
             "usage": Command(usage.usage, "tokens and cost", ordered=False),
+            # Unordered: `knowledge add` waits for OpenAI to process files, which must not hold
+            # up the channel's conversation; config writes are serialised by its own lock.
+            "assistant": Command(assistant.assistant, "this channel's assistant", ordered=False),
         }
         moderation = Moderation(client, db, settings, retry_policy(settings))
         dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota, moderation)

@@ -146,6 +146,13 @@ class Settings(BaseSettings):
     document_max_mb: float = Field(default=50.0, gt=0, alias="SWITCHBOARD_DOCUMENT_MAX_MB")
     background: bool = Field(default=True, alias="SWITCHBOARD_BACKGROUND")
 
+    # Assistant admin (issue #6): how long `/assistant knowledge add` waits for OpenAI to
+    # process the files, and how often it asks.
+    knowledge_wait: float = Field(default=120.0, gt=0, alias="SWITCHBOARD_KNOWLEDGE_WAIT")
+    knowledge_poll_interval: float = Field(
+        default=1.0, gt=0, alias="SWITCHBOARD_KNOWLEDGE_POLL_INTERVAL"
+    )
+
     @field_validator(
         "budget_user_daily_usd",
         "budget_channel_monthly_usd",

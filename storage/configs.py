@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.types import ConversationKey
-from storage.db import Database
+from storage.db import Batch, Database
 
 WORKSPACE = ""
 
@@ -38,6 +40,16 @@ async def _read_overrides(
     return found.get(WORKSPACE, {}), found.get(key.channel, {}) if key.channel else {}
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field's change, for the audit: `old`/`new` are None when the field is not set at that
+    scope (inherited)."""
+
+    field: str
+    old: Any
+    new: Any
+
+
 async def save_overrides(
     db: Database,
     key: ConversationKey,
@@ -47,22 +59,112 @@ async def save_overrides(
     workspace_wide: bool = False,
 ) -> None:
     channel = WORKSPACE if workspace_wide else key.channel
-    await db.write(
-        "INSERT INTO channel_configs (platform, workspace, channel, settings, updated_at, "
-        "updated_by) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel) DO "
-        "UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at, "
-        "updated_by = excluded.updated_by",
-        (
-            key.platform,
-            key.workspace,
-            channel,
-            json.dumps(settings, sort_keys=True),
-            time.time(),
-            updated_by,
-        ),
+    await db.write(_UPSERT, _upsert_params(key, channel, settings, updated_by, time.time()))
+    _forget(db, key, workspace_wide)
+
+
+async def save_overrides_audited(
+    db: Database,
+    key: ConversationKey,
+    settings: dict[str, Any],
+    changes: Sequence[Change],
+    *,
+    updated_by: str,
+    workspace_wide: bool = False,
+    also: Callable[[Batch], Awaitable[None]] | None = None,
+) -> None:
+    """`save_overrides` and one audit row per change, in ONE transaction (all or nothing);
+    `also` adds the caller's own statements to that transaction (e.g. knowledge rows)."""
+    channel = WORKSPACE if workspace_wide else key.channel
+    now = time.time()
+    async with db.batch() as batch:
+        await batch.execute(_UPSERT, _upsert_params(key, channel, settings, updated_by, now))
+        await batch.executemany(
+            "INSERT INTO assistant_changes (platform, workspace, channel, field, old_value, "
+            "new_value, changed_by, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    key.platform,
+                    key.workspace,
+                    channel,
+                    change.field,
+                    _json_or_null(change.old),
+                    _json_or_null(change.new),
+                    updated_by,
+                    now,
+                )
+                for change in changes
+            ],
+        )
+        if also is not None:
+            await also(batch)
+    _forget(db, key, workspace_wide)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    channel: str  # '' = the workspace defaults
+    field: str
+    old: Any
+    new: Any
+    changed_by: str
+    changed_at: float
+
+
+async def recent_changes(db: Database, key: ConversationKey, limit: int) -> list[AuditRow]:
+    """The last `limit` changes to this channel's settings and to the workspace defaults,
+    newest first."""
+    rows = await db.fetchall(
+        "SELECT channel, field, old_value, new_value, changed_by, changed_at "
+        "FROM assistant_changes WHERE platform = ? AND workspace = ? AND channel IN (?, ?) "
+        "ORDER BY id DESC LIMIT ?",
+        (key.platform, key.workspace, WORKSPACE, key.channel, limit),
     )
-    # Forget the cached copies this write makes stale: one channel, or (for a workspace
-    # default) every channel of the workspace.
+    return [
+        AuditRow(
+            row["channel"],
+            row["field"],
+            _loads(row["old_value"]),
+            _loads(row["new_value"]),
+            row["changed_by"],
+            row["changed_at"],
+        )
+        for row in rows
+    ]
+
+
+_UPSERT = (
+    "INSERT INTO channel_configs (platform, workspace, channel, settings, updated_at, "
+    "updated_by) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel) DO "
+    "UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at, "
+    "updated_by = excluded.updated_by"
+)
+
+
+def _upsert_params(
+    key: ConversationKey, channel: str, settings: dict[str, Any], updated_by: str, now: float
+) -> tuple[Any, ...]:
+    return (
+        key.platform,
+        key.workspace,
+        channel,
+        json.dumps(settings, sort_keys=True),
+        now,
+        updated_by,
+    )
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _forget(db: Database, key: ConversationKey, workspace_wide: bool) -> None:
+    """Forget the cached copies a write made stale: one channel, or (for a workspace default)
+    every channel of the workspace."""
     for memo_key in list(db.memo):
         if (
             isinstance(memo_key, tuple)

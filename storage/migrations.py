@@ -130,6 +130,38 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "004_assistant_admin",
+        """
+        CREATE TABLE assistant_changes (
+            id          INTEGER PRIMARY KEY,
+            platform    TEXT NOT NULL,
+            workspace   TEXT NOT NULL,
+            channel     TEXT NOT NULL,         -- '' = the workspace defaults
+            field       TEXT NOT NULL,         -- the AssistantConfig field, or 'knowledge'
+            old_value   TEXT,                  -- JSON; NULL = not set at this scope (inherited)
+            new_value   TEXT,                  -- JSON; NULL = removed (inherited from now on)
+            changed_by  TEXT NOT NULL,
+            changed_at  REAL NOT NULL
+        );
+        CREATE INDEX assistant_changes_by_channel
+            ON assistant_changes (platform, workspace, channel, id);
+
+        CREATE TABLE knowledge_files (
+            platform        TEXT NOT NULL,
+            workspace       TEXT NOT NULL,
+            channel         TEXT NOT NULL,
+            name            TEXT NOT NULL,
+            file_id         TEXT NOT NULL,     -- the OpenAI file (purpose assistants)
+            vector_store_id TEXT NOT NULL,
+            status          TEXT NOT NULL CHECK (status IN ('in_progress', 'completed')),
+            bytes           INTEGER NOT NULL DEFAULT 0,
+            added_by        TEXT NOT NULL,
+            added_at        REAL NOT NULL,
+            PRIMARY KEY (platform, workspace, channel, name)
+        );
+        """,
+    ),
+    (
         "005_inbox_lifecycle",
         """
         -- The durable inbox: an accepted event keeps what is needed to handle it again

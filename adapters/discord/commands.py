@@ -34,7 +34,7 @@ TEXT_OPTIONS: dict[str, tuple[str, ...]] = {
     "usage": ("scope", "period", "value"),
 }
 # Commands whose answer is for the caller only: deferred ephemerally.
-EPHEMERAL_COMMANDS = frozenset({"usage"})
+EPHEMERAL_COMMANDS = frozenset({"usage", "assistant"})
 
 HASH_FILE = "discord_commands.hash"
 
@@ -127,10 +127,17 @@ def _commands(handler: Handler) -> list[app_commands.Command[Any, Any, Any]]:
         await handler(interaction, "cancel")
 
     @app_commands.describe(
-        args="Empty to show; set FIELD VALUE | reset | knowledge add/list/remove (admins)"
+        args="Empty to show; set FIELD VALUE | reset | history | knowledge add/list/remove",
+        file="knowledge add: a file for file search; set format: a .json schema",
+        file2="knowledge add: another file",
+        file3="knowledge add: another file",
     )
     async def assistant(
-        interaction: discord.Interaction, args: app_commands.Range[str, 1, 4000] | None = None
+        interaction: discord.Interaction,
+        args: app_commands.Range[str, 1, 4000] | None = None,
+        file: discord.Attachment | None = None,
+        file2: discord.Attachment | None = None,
+        file3: discord.Attachment | None = None,
     ) -> None:
         await handler(interaction, "assistant")
 

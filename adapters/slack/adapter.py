@@ -131,6 +131,7 @@ class SlackAdapter:
             session=self._http_session,
         )
         self.outbox = SlackOutbox(self.client)
+        self._admins = AdminCache(self.client)
         self.identity = normalise.BotIdentity(user_id="")
         bolt_logger = logging.getLogger("adapters.slack.bolt")
         quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
@@ -159,9 +160,7 @@ class SlackAdapter:
         app.event("assistant_thread_started")(self._on_assistant_thread_started)
         app.event("assistant_thread_context_changed")(self._on_ignored)
         app.event("app_home_opened")(self._on_ignored)
-        SlackCommands(self._dispatcher, self.outbox, self.files, AdminCache(self.client)).register(
-            app
-        )
+        SlackCommands(self._dispatcher, self.outbox, self.files, self._admins).register(app)
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -180,6 +179,9 @@ class SlackAdapter:
                 if not await self._dispatcher.has_conversation(inbound.key):
                     return
                 inbound = replace(inbound, addressed=True)
+            if inbound.text.lstrip().startswith("/"):  # a command spelt in a message
+                admin = await self._admins.is_admin(inbound.actor.id)
+                inbound = replace(inbound, actor=replace(inbound.actor, is_admin=admin))
             await self._dispatcher.submit(inbound)
         except Exception as exc:
             log.error(

@@ -33,7 +33,10 @@ T = TypeVar("T")
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 # Typed at the start of a message to the bot (`@Switchboard /transcribe fr` + a file), these run
 # as the command with the message's files: Slack's slash commands cannot carry files.
-MESSAGE_COMMANDS = frozenset({"imagine", "edit", "variation", "speak", "transcribe", "translate"})
+# `assistant` too, for `knowledge add` and a schema file for `set format`.
+MESSAGE_COMMANDS = frozenset(
+    {"imagine", "edit", "variation", "speak", "transcribe", "translate", "assistant"}
+)
 
 
 @dataclass(slots=True)

@@ -64,14 +64,15 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
   ``duration`` usage; ``POST /v1/audio/speech`` answers audio bytes (``audio/mpeg``).
   Multipart requests are recorded with ``json`` = the form (file fields as
   ``{"filename", "content_type", "size", "data"}``) in `FakeOpenAI.requests`.
+* Files and vector stores: see `tests.fakes.openai_knowledge` (``fake.knowledge``).
 * Usage is estimated as ceil(chars / 4) per text; ``cached_tokens``, ``cache_write_tokens``
   and ``reasoning_tokens`` are 0.
 
 NOT modelled: a model deciding on its own to call tools (tests script every call), MCP,
 shell, computer use and custom tools, hosted tool progress events (``*.in_progress``,
 ``*.searching``, ``code_interpreter_call_code.delta``, partial images), ``url_citation``
-annotations, ``tool_usage``, vector stores and file search results (another module), files,
-embeddings, batches, retrieve-stream resume (``starting_after``), ``include`` beyond
+annotations, ``tool_usage``, file search results (vector stores and files are in
+`tests.fakes.openai_knowledge`), embeddings, batches, retrieve-stream resume (``starting_after``), ``include`` beyond
 ``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
 structured-output enforcement (``json_schema`` is not applied to the scripted text), strict
 function schemas, truncation and context limits, metadata limits, rate-limit headers, real
@@ -146,6 +147,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from .openai_containers import BODY as _BODY
 from .openai_containers import ContainersMixin
+from .openai_knowledge import FakeKnowledge
 from .openai_script import CodeRun, FileSearch, FunctionCall, ImageGen, ModelOutput, WebSearch
 from .spec_check import Spec, load_spec
 
@@ -306,6 +308,7 @@ class FakeOpenAI(ContainersMixin):
         self.refuse: Callable[[str], bool] = lambda prompt: False
         self.transcript: Callable[[str, bytes], str] = lambda name, data: "hello from " + name
         self.speech_audio = b"ID3\x04\x00\x00\x00\x00\x00\x00fake speech"
+        self.knowledge = FakeKnowledge(self, lambda request: request[_BODY])  # files, stores
         self._conversation_meta: dict[str, dict[str, Any]] = {}
         self.cancelled: set[str] = set()  # background responses cancelled while running
         self._init_containers()
@@ -352,6 +355,7 @@ class FakeOpenAI(ContainersMixin):
         r.add_get("/v1/models", self._models_list)
         r.add_get("/v1/models/{id}", self._model_get)
         r.add_post("/v1/moderations", self._moderations_create)
+        self.knowledge.register(r)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
