@@ -59,7 +59,7 @@ FIELDS: Final[dict[str, FieldSpec]] = {
     for spec in (
         FieldSpec("name", "name", f"a display name, up to {MAX_NAME_CHARS} characters"),
         FieldSpec("instructions", "instructions", "the system instructions, as free text"),
-        FieldSpec("model", "model", "a model id this OpenAI endpoint serves, e.g. gpt-6.1-terra"),
+        FieldSpec("model", "model", "a model id this OpenAI endpoint serves (GET /v1/models)"),
         FieldSpec("temperature", "temperature", "a number from 0 to 2"),
         FieldSpec(
             "tools",
@@ -308,7 +308,7 @@ def _instructions(spec: FieldSpec, text: str, _: ValueContext) -> str:
 def _model(spec: FieldSpec, text: str, _: ValueContext) -> str:
     if not _MODEL_ID.fullmatch(text):
         raise UserError(
-            f"`{_shorten(text)}` is not a model id (one word like gpt-6.1-terra). "
+            f"`{_shorten(text)}` is not a model id (one word, as GET /v1/models lists them). "
             "`/assistant` shows the current one."
         )
     return text
