@@ -183,11 +183,14 @@ async def test_friendly_parsing_errors_list_the_valid_values(bot: Harness) -> No
     assert "`mention` or `all`" in await command(bot, "set reply_mode sometimes")
     assert "There is no field `colour`" in await command(bot, "set colour blue")
     assert "Unknown tool `browser`" in await command(bot, "set tools browser")
-    assert "Functions available: none" in await command(bot, "set tools functions:weather")
+    unknown = await command(bot, "set tools functions:weather")
+    assert "Unknown function `weather`" in unknown and "current_time" in unknown
+    assert "Set tools" in await command(bot, "set tools web_search functions:current_time")
+    assert "functions:current_time" in await command(bot, "")
     assert "Voices:" in await command(bot, "set voice robot")
     assert '"type": "object"' in await command(bot, 'set format {"type": "string"}')
     assert "not valid JSON" in await command(bot, "set format {nope")
-    assert await audit_rows(bot) == []
+    assert [row["field"] for row in await audit_rows(bot)] == ["tools"]
 
 
 async def test_every_field_can_be_set_and_inherited_again(bot: Harness) -> None:
@@ -287,6 +290,9 @@ async def test_knowledge_add_list_remove(bot: Harness, fake: FakeOpenAI) -> None
     assert all(f["purpose"] == "assistants" for f in kb.files.values())
     config = await bot.app.dispatcher._check_quota(bot.message("x"))
     assert config.vector_store_id == store_id and "file_search" in config.tools
+    await bot.say("what does the guide say?")
+    body = next(r.json for r in reversed(fake.requests) if r.path == "/v1/responses")
+    assert {"type": "file_search", "vector_store_ids": [store_id]} in body["tools"]
 
     listing = await command(bot, "knowledge list")
     assert "guide.md" in listing and "completed" in listing and "<@UADMIN>" in listing

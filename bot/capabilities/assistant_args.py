@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from bot.backends.formats import SCHEMA_NAME
 from bot.errors import UserError
 from bot.speech import VOICES
 
@@ -375,15 +376,20 @@ def parse_schema(text: str) -> str:
     except (ValueError, RecursionError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
         raise UserError(f"That schema is not valid JSON{where}.") from None
+    document = schema
     if isinstance(schema, dict) and isinstance(schema.get("schema"), dict) and "type" not in schema:
-        schema = schema["schema"]  # the {"name": ..., "schema": {...}} wrapper of the API
+        # The API's {"name": ..., "schema": {...}, "strict": ...} wrapper, kept as given.
+        name = schema.get("name", "answer")
+        if not isinstance(name, str) or not SCHEMA_NAME.match(name):
+            raise UserError("The schema's name must be 1-64 letters, digits, '_' or '-'.")
+        schema = schema["schema"]
     if not isinstance(schema, dict) or schema.get("type") != "object":
         raise UserError(
             'The schema must describe a JSON object: its top level needs "type": "object".'
         )
     _check_schema(schema)
     try:
-        return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     except (ValueError, RecursionError):
         raise UserError("That schema cannot be stored (it nests too deeply).") from None
 
