@@ -72,8 +72,8 @@ NOT modelled: a model deciding on its own to call tools (tests script every call
 shell, computer use and custom tools, hosted tool progress events (``*.in_progress``,
 ``*.searching``, ``code_interpreter_call_code.delta``, partial images), ``url_citation``
 annotations, ``tool_usage``, file search results (vector stores and files are in
-`tests.fakes.openai_knowledge`), embeddings, batches, retrieve-stream resume (``starting_after``), ``include`` beyond
-``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
+`tests.fakes.openai_knowledge`), embeddings, batches, retrieve-stream resume
+(``starting_after``), ``include`` beyond ``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
 structured-output enforcement (``json_schema`` is not applied to the scripted text), strict
 function schemas, truncation and context limits, metadata limits, rate-limit headers, real
 tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
