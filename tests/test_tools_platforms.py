@@ -110,3 +110,24 @@ async def test_slack_documents_go_to_code_interpreter_or_get_a_note(slack_env: E
     (container,) = env.openai.container_files.values()
     assert [r["data"] for r in container.values()] == [csv]
     assert "/mnt/data/sales.csv" in env.openai.turns[-1].messages[-1][1]
+
+
+async def test_discord_documents_go_to_code_interpreter(
+    discord_seams: None,  # noqa: F811
+    openai_fake: FakeOpenAI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    csv = b"month,sales\njan,10\n"
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        cid = dc.text_channel["id"]
+        key = ConversationKey("discord", dc.guild["id"], cid)
+        await save_overrides(bot.app.db, key, {"tools": ["code_interpreter"]}, updated_by="admin")
+        sheet = dc.add_attachment("sales.csv", csv, "text/csv")
+        incoming = await dc.send_message_create(
+            cid, dc.member, mention(dc, "sum it"), attachments=[sheet]
+        )
+        answer = await bot.answer_to(incoming)
+        assert "/mnt/data/sales.csv" in answer["content"]
+        (container,) = openai_fake.container_files.values()
+        assert [r["data"] for r in container.values()] == [csv]
+        assert dc.internal_errors == []

@@ -142,7 +142,7 @@ class ChatCompletionsBackend:
 
         text, answer = result.text, "".join(shown)
         if capped and (result.calls or not text.strip()):
-            notice = _cap_notice(self._tools.max_rounds)
+            notice = self._tools.cap_notice
         format_notice = ""
         if fmt is not None and text:
             answer, format_notice = fmt.finish(text)
@@ -239,10 +239,6 @@ def _assistant_message(result: _Round) -> dict[str, Any]:
             for call in result.calls
         ],
     }
-
-
-def _cap_notice(rounds: int) -> str:
-    return f"(I stopped after {rounds} rounds of tool calls without reaching a final answer.)"
 
 
 def _unavailable(tools: tuple[str, ...], data_files: bool) -> str:

@@ -253,7 +253,7 @@ class ResponsesBackend:
             params["input"] = [_call_output(call, output) for call, output in outputs]
 
         if capped and (calls or not text.strip()):
-            notices.append(_cap_notice(self._tools.max_rounds))
+            notices.append(self._tools.cap_notice)
         notice = ""
         if final.status == "incomplete":
             reason = final.incomplete_details.reason if final.incomplete_details else None
@@ -462,10 +462,6 @@ class ResponsesBackend:
 
 def _call_output(call: ToolCall, output: str) -> dict[str, Any]:
     return {"type": _OUTPUT, "call_id": call.call_id, "output": output}
-
-
-def _cap_notice(rounds: int) -> str:
-    return f"(I stopped after {rounds} rounds of tool calls without reaching a final answer.)"
 
 
 def _content(turn: Turn, uploaded: list[str]) -> list[dict[str, Any]]:

@@ -80,6 +80,14 @@ class ToolRunner:
             "most allowed. Answer now with what you have, without calling tools."
         )
 
+    @property
+    def cap_notice(self) -> str:
+        """Shown to the user when the model had no answer even after the cap."""
+        return (
+            f"(I stopped after {self.max_rounds} rounds of tool calls without reaching a final "
+            "answer.)"
+        )
+
     async def run(
         self, calls: Sequence[ToolCall], context: ToolContext, allowed: Iterable[str]
     ) -> list[ToolOutcome]:
