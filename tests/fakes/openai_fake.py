@@ -285,7 +285,9 @@ class FakeOpenAI(ContainersMixin):
     """The fake server. Use as ``async with FakeOpenAI() as fake:`` (or `start`/`close`).
 
     Mutable at any time: `answer`, `models`, `latency` (seconds before the first byte of a
-    generation answer), `delta_delay` (seconds between streamed deltas).
+    generation answer), `delta_delay` (seconds between streamed deltas), `paced` (deltas on a
+    fixed schedule, the i-th `i * delta_delay` after the first, so a loaded event loop does not
+    stretch a stream the way back-to-back sleeps would).
     Inspect: `requests`, `turns` (every `FakeTurn` given to `answer`), `conversations`
     (id -> stored items), `responses` (id -> stored Response object), `spec_problems`.
     """
@@ -295,6 +297,7 @@ class FakeOpenAI(ContainersMixin):
     ) -> None:
         self.latency = latency
         self.delta_delay = delta_delay
+        self.paced = False
         self.spec_check = spec_check
         self.answer: Answer = default_answer
         self.models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_MODELS]
@@ -594,6 +597,12 @@ class FakeOpenAI(ContainersMixin):
             return ModelOutput(result.text, calls, list(result.hosted))
         return ModelOutput(str(result))
 
+    def _delta_wait(self, index: int, first_at: float) -> float:
+        """Seconds to wait before delta `index` (see `paced`)."""
+        if not self.paced:
+            return self.delta_delay
+        return first_at + index * self.delta_delay - time.monotonic()
+
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but end the request at once (`_Closed`) when the fake closes."""
         if seconds <= 0:
@@ -810,9 +819,10 @@ class FakeOpenAI(ContainersMixin):
                 where = {"item_id": item_id, "output_index": index, "content_index": 0}
                 part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
                 await send({"type": "response.content_part.added", **where, "part": part})
+                first_at = time.monotonic()
                 for i, word in enumerate(words):
                     if i:
-                        await self._sleep(self.delta_delay)
+                        await self._sleep(self._delta_wait(i, first_at))
                     await send(
                         {
                             "type": "response.output_text.delta",
@@ -1202,9 +1212,10 @@ class FakeOpenAI(ContainersMixin):
 
         try:
             await send(choice({"role": "assistant", "content": "", "refusal": None}))
+            first_at = time.monotonic()
             for i, word in enumerate(words):
                 if i:
-                    await self._sleep(self.delta_delay)
+                    await self._sleep(self._delta_wait(i, first_at))
                 await send(choice({"content": word}))
             if fault == "break":
                 return _abort(request, response)
