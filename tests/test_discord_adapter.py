@@ -133,6 +133,7 @@ async def running_bot(
         guild_ready_timeout=0.05,
         edit_interval=edit_interval,
         first_delay=0.05,
+        typing_after=0.0,
     )
     bot = Bot(dc, app, adapter)
     submit = app.dispatcher.submit

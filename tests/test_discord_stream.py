@@ -45,6 +45,7 @@ class Channel:
 
 def stream(channel: Channel, throttle: ChannelThrottle, **kw: Any) -> DiscordStream:
     kw.setdefault("first_delay", 0.0)
+    kw.setdefault("typing_after", 0.0)
     return DiscordStream(channel, reference=None, throttle=throttle, **kw)
 
 
@@ -111,3 +112,86 @@ async def test_abort_keeps_what_arrived_and_marks_it() -> None:
     s2 = stream(quiet, ChannelThrottle(1.0))
     await s2.abort()
     assert quiet.sent == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def spend(throttle: ChannelThrottle, channel: int = 1, *, final: bool = False) -> None:
+    """One write that starts and ends at the clock's time."""
+    await throttle.wait(channel, final=final)
+    throttle.note(channel)
+
+
+async def test_budget_keeps_a_write_for_the_final_text() -> None:
+    clock = Clock()
+    throttle = ChannelThrottle(1.0, limit=5, window=5.0, clock=clock)
+    for _ in range(4):  # streamed writes, one per interval
+        assert throttle.delay(1) == 0
+        await spend(throttle)
+        clock.now += 1.0
+    clock.now -= 0.5  # 3.5 s after the first write: four writes in the window
+    assert throttle.delay(1) == 1.5  # a fifth streamed write waits for the first to leave it
+    assert throttle.delay(1, final=True) == 0  # the kept write
+    await spend(throttle, final=True)
+    assert throttle.delay(1, final=True) == 1.5  # now even a final write waits for the window
+    assert throttle.delay(2) == 0 and throttle.delay(2, final=True) == 0  # other channels
+
+
+async def test_streamed_writes_keep_the_interval_and_finals_do_not() -> None:
+    clock = Clock()
+    throttle = ChannelThrottle(1.3, clock=clock)
+    assert throttle.window == 1.3 * 4
+    await spend(throttle)
+    clock.now += 0.3
+    assert abs(throttle.delay(1) - 1.0) < 1e-9
+    assert throttle.delay(1, final=True) == 0
+
+
+async def test_a_write_in_flight_counts_until_it_ends() -> None:
+    clock = Clock()
+    throttle = ChannelThrottle(1.0, limit=2, window=5.0, clock=clock)
+    await throttle.wait(1)  # started, not ended
+    clock.now += 10.0
+    assert throttle.delay(1) > 0  # still in flight: it holds its place
+    assert throttle.delay(1, final=True) == 0
+    throttle.note(1)
+    clock.now += 5.0
+    assert throttle.delay(1) == 0
+
+
+async def test_sequences_within_the_budget_never_exceed_it_in_any_window() -> None:
+    clock = Clock()
+    throttle = ChannelThrottle(0.7, limit=5, window=5.0, clock=clock)
+    starts: list[float] = []
+    for step in range(400):  # a stream that wants to write every 0.1 s, a final every 13th
+        clock.now += 0.1
+        final = step % 13 == 0
+        if throttle.delay(1, final=final) == 0:
+            starts.append(clock.now)
+            await spend(throttle, final=final)
+    assert len(starts) >= 35  # close to the 40 the budget allows in 40 s
+    for i, start in enumerate(starts):
+        assert sum(1 for s in starts[i:] if s < start + 5.0) <= 5
+
+
+async def test_first_text_shows_at_once_then_the_channel_budget_paces_edits() -> None:
+    channel = Channel()
+    throttle = ChannelThrottle(0.2, limit=3)  # 3 writes per 0.4 s, streamed edits 0.2 s apart
+    s = stream(channel, throttle)
+    await s.append("first")
+    await asyncio.sleep(0.02)
+    assert [m.content for m in channel.sent] == ["first"]  # no waiting for more words
+    for i in range(60):
+        await s.append(f" w{i}")
+        await asyncio.sleep(0.01)
+    await s.finish("done")
+    times = [t for _, _, t in channel.calls]
+    for i, start in enumerate(times):  # never more than the budget in any window
+        assert sum(1 for t in times[i:] if t < start + 0.39) <= 3
+    assert [m.content for m in channel.sent] == ["done"]

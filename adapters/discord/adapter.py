@@ -40,7 +40,13 @@ from adapters.discord.normalise import (
     message_addressed,
 )
 from adapters.discord.split import MESSAGE_LIMIT, split_text
-from adapters.discord.stream import EDIT_INTERVAL, FIRST_DELAY, ChannelThrottle, DiscordStream
+from adapters.discord.stream import (
+    EDIT_INTERVAL,
+    FIRST_DELAY,
+    TYPING_AFTER,
+    ChannelThrottle,
+    DiscordStream,
+)
 from bot.config import ConfigError, Settings
 from bot.dispatcher import Dispatcher
 from bot.sanitise import safe_filename
@@ -49,6 +55,9 @@ from bot.types import Actor, ConversationKey, OutFile, Reply
 log = logging.getLogger(__name__)
 
 READY_NOTICE = 30.0  # seconds between "still connecting" log lines at start-up
+# discord.py reports ready this long after the last GUILD_CREATE (its default is 2 s); guilds
+# arrive back to back, and the bot needs no member chunking, so half a second is plenty
+GUILD_READY_TIMEOUT = 0.5
 INTERACTION_TTL = 14 * 60  # a follow-up token lives 15 minutes; keep a margin
 MAX_FILES_PER_MESSAGE = 10
 SHARDS_ENV = "SWITCHBOARD_DISCORD_SHARDS"
@@ -145,14 +154,16 @@ class DiscordAdapter:
         settings: Settings,
         dispatcher: Dispatcher,
         *,
-        guild_ready_timeout: float = 2.0,
+        guild_ready_timeout: float = GUILD_READY_TIMEOUT,
         edit_interval: float = EDIT_INTERVAL,
         first_delay: float = FIRST_DELAY,
+        typing_after: float = TYPING_AFTER,
     ) -> None:
         self._settings = settings
         self._dispatcher = dispatcher
         self._guild_ready_timeout = guild_ready_timeout
         self._first_delay = first_delay
+        self._typing_after = typing_after
         self.throttle = ChannelThrottle(edit_interval)
         self.max_attachment_bytes = max_attachment_bytes(settings)
         self._shards = shard_setting(settings.discord_shards)
@@ -176,6 +187,9 @@ class DiscordAdapter:
             "intents": wanted_intents(),
             "guild_ready_timeout": self._guild_ready_timeout,
             "allowed_mentions": NO_PINGS,
+            # no message cache: the bot never looks messages up, and the cache would parse
+            # and keep every message of every channel (its own streamed edits too)
+            "max_messages": None,
         }
         client: discord.Client
         if self._shards is False:
@@ -365,7 +379,11 @@ class DiscordAdapter:
                 fail_if_not_exists=False,
             )
         return DiscordStream(
-            channel, reference=reference, throttle=self.throttle, first_delay=self._first_delay
+            channel,
+            reference=reference,
+            throttle=self.throttle,
+            first_delay=self._first_delay,
+            typing_after=self._typing_after,
         )
 
     async def send(self, reply: Reply) -> None:

@@ -1,12 +1,13 @@
 """Showing an answer progressively on Discord: one message edited as text arrives.
 
 `DiscordStream` is the core's `TextStream`. `append` only buffers and, on the first delta,
-starts one flusher task; the flusher shows the buffered text at most once per `interval`
-seconds **per channel** (a `ChannelThrottle` shared by every stream of the adapter, so two
-answers in one channel share the channel's cadence while other channels are unaffected).
+starts one flusher task, which shows the first text at once and then the buffered text whenever
+the channel's write budget allows (`ChannelThrottle`, shared by every stream of the adapter, so
+two answers in one channel share the channel's budget while other channels are unaffected).
 `finish` stops the flusher and shows the authoritative text at once, split at 2,000 characters
-(further parts are new messages, in order). The first message replies to the user's message.
-A typing indicator runs from `open_stream` until the first text is shown.
+(further parts are new messages, in order): the budget always keeps one write for it. The first
+message replies to the user's message. A typing indicator runs from `TYPING_AFTER` seconds after
+`open_stream` until the first text is shown.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections import deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import discord
@@ -23,39 +27,94 @@ from adapters.discord.split import MESSAGE_LIMIT, split_text
 
 log = logging.getLogger(__name__)
 
-EDIT_INTERVAL = 1.2  # seconds between edits in one channel while streaming
-FIRST_DELAY = 0.3  # the first text shows this soon after it arrives (a few words gathered)
+# Discord shares one write bucket per channel between posting and editing messages (5 writes
+# per 5 s, as its X-RateLimit headers report). Streamed edits come every EDIT_INTERVAL seconds
+# at most and only while WRITE_LIMIT - 1 writes are in the last (WRITE_LIMIT - 1) *
+# EDIT_INTERVAL seconds, so one write is always left for the final text.
+WRITE_LIMIT = 5
+EDIT_INTERVAL = 1.3
+FIRST_DELAY = 0.0  # the first text shows as soon as it arrives
+TYPING_AFTER = 1.0  # no typing call for answers whose text starts sooner than this
 TYPING_EVERY = 8.0  # one typing call shows ~10 s
 INTERRUPTED = " …(interrupted)"
 NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
+_IN_FLIGHT = math.inf
 
 
 class ChannelThrottle:
-    """At most one streamed edit per `interval` seconds per channel."""
+    """Each channel's message-write budget: at most `limit` writes in any `window` seconds
+    (default `interval * (limit - 1)`), streamed edits at least `interval` apart and only while
+    a write is left over for the final text, final writes whenever the budget allows.
 
-    def __init__(self, interval: float = EDIT_INTERVAL) -> None:
+    A write counts from when it starts until `window` after it ends (`note`), so the count is
+    never below what Discord counts, whichever way its window is aligned.
+    """
+
+    def __init__(
+        self,
+        interval: float = EDIT_INTERVAL,
+        *,
+        limit: int = WRITE_LIMIT,
+        window: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 2:
+            raise ValueError("a write budget needs room for a streamed edit and the final text")
         self.interval = interval
-        self._next: dict[int, float] = {}
+        self.limit = limit
+        self.window = interval * (limit - 1) if window is None else window
+        self._clock = clock
+        self._writes: dict[int, deque[list[float]]] = {}  # channel -> [start or end time]
+        self._last_start: dict[int, float] = {}
 
-    async def wait(self, channel_id: int) -> None:
-        """Reserve the channel's next slot and sleep until it comes."""
-        now = time.monotonic()
-        slot = max(now, self._next.get(channel_id, 0.0))
-        self._next[channel_id] = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-        self._prune(now)
+    def delay(self, channel_id: int, *, final: bool = False) -> float:
+        """Seconds until a write may start in the channel (0: now)."""
+        now = self._clock()
+        writes = self._current(channel_id, now)
+        room = self.limit if final else self.limit - 1
+        wait = 0.0
+        if len(writes) >= room:
+            ends = sorted(w[0] for w in writes)
+            oldest = ends[len(writes) - room]
+            # a write still in flight frees its place only once it ends: look again shortly
+            wait = self.interval / 4 if oldest == _IN_FLIGHT else oldest + self.window - now
+        if not final:
+            wait = max(wait, self._last_start.get(channel_id, -math.inf) + self.interval - now)
+        return max(0.0, wait)
+
+    async def wait(self, channel_id: int, *, final: bool = False) -> None:
+        """Wait until a write may start, then count it as started (call `note` when it ends)."""
+        pause = self.delay(channel_id, final=final)
+        while pause > 0:  # the budget frees up with time, not on an event
+            await asyncio.sleep(pause)
+            pause = self.delay(channel_id, final=final)
+        now = self._clock()
+        self._writes.setdefault(channel_id, deque()).append([_IN_FLIGHT])
+        self._last_start[channel_id] = now
+        if len(self._last_start) > 1024:
+            self._prune(now)
 
     def note(self, channel_id: int) -> None:
-        """A write just finished: the channel's next edit comes `interval` after it at the
-        earliest (also after an unthrottled final flush)."""
-        now = time.monotonic()
-        self._next[channel_id] = max(self._next.get(channel_id, 0.0), now + self.interval)
+        """The oldest write in flight in the channel ended (done or failed)."""
+        for write in self._writes.get(channel_id, ()):
+            if write[0] == _IN_FLIGHT:
+                write[0] = self._clock()
+                return
+
+    def _current(self, channel_id: int, now: float) -> deque[list[float]]:
+        writes = self._writes.get(channel_id)
+        if writes is None:
+            return deque()
+        while writes and writes[0][0] <= now - self.window:
+            writes.popleft()
+        return writes
 
     def _prune(self, now: float) -> None:
-        if len(self._next) > 1024:
-            for cid in [c for c, t in self._next.items() if t < now]:
-                del self._next[cid]
+        """Forget channels without writes in the window (memory stays bounded)."""
+        for channel_id in list(self._last_start):
+            if not self._current(channel_id, now):
+                self._writes.pop(channel_id, None)
+                del self._last_start[channel_id]
 
 
 class DiscordStream:
@@ -66,6 +125,7 @@ class DiscordStream:
         reference: discord.MessageReference | None,
         throttle: ChannelThrottle,
         first_delay: float = FIRST_DELAY,
+        typing_after: float = TYPING_AFTER,
         limit: int = MESSAGE_LIMIT,
     ) -> None:
         self._channel = channel
@@ -81,7 +141,9 @@ class DiscordStream:
         self._done = False
         self._flusher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._typing: asyncio.Task[None] | None = asyncio.ensure_future(self._keep_typing())
+        self._typing: asyncio.Task[None] | None = asyncio.ensure_future(
+            self._keep_typing(typing_after)
+        )
 
     @property
     def messages(self) -> list[discord.Message]:
@@ -101,7 +163,6 @@ class DiscordStream:
         await self._stop()
         async with self._lock:
             await self._sync(split_text(text or self._text, self._limit) or ["…"])
-        self._throttle.note(self._channel_id)
 
     async def abort(self) -> None:
         try:
@@ -137,34 +198,47 @@ class DiscordStream:
             self._typing.cancel()
             self._typing = None
 
-    async def _keep_typing(self) -> None:
+    async def _keep_typing(self, after: float) -> None:
         with contextlib.suppress(Exception):
+            if after > 0:
+                await asyncio.sleep(after)
             while True:
                 await self._channel.typing()
                 await asyncio.sleep(TYPING_EVERY)
 
     async def _flush_loop(self) -> None:
         try:
-            await asyncio.sleep(self._first_delay)
+            if self._first_delay > 0:
+                await asyncio.sleep(self._first_delay)
             while not self._done:
-                await self._throttle.wait(self._channel_id)
-                if self._done:
-                    return
+                pause = self._throttle.delay(self._channel_id)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                    continue
+                self._wake.clear()
                 async with self._lock:
                     if self._done:
                         return
-                    self._wake.clear()
-                    parts = split_text(self._text, self._limit)
-                    if parts:
-                        await self._sync(parts)
-                        # the interval counts from when the write is done, so a slow write
-                        # never lets the next one follow it closely
-                        self._throttle.note(self._channel_id)
-                await self._wake.wait()
+                    more = await self._step(split_text(self._text, self._limit))
+                if not more:
+                    await self._wake.wait()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the final flush will try again
             log.warning("discord: streaming an answer failed: %s", type(exc).__name__)
+
+    async def _step(self, parts: list[str]) -> bool:
+        """One streamed write: the first part not yet shown as it is now. Whether another
+        part still differs (earlier parts never change once the text has moved past them)."""
+        for index, part in enumerate(parts):
+            if index < len(self._messages):
+                if self._shown[index] != part:
+                    await self._write(self._edit(index, part), final=False)
+                    return index + 1 < len(parts)
+                continue
+            await self._write(self._append(part), final=False)
+            return index + 1 < len(parts)
+        return False
 
     async def _sync(self, parts: list[str]) -> None:
         """Make the shown messages equal `parts`: edit changed ones, post new ones in order,
@@ -172,18 +246,36 @@ class DiscordStream:
         for index, part in enumerate(parts):
             if index < len(self._messages):
                 if self._shown[index] != part:
-                    await self._messages[index].edit(content=part)
-                    self._shown[index] = part
+                    await self._write(self._edit(index, part), final=True)
                 continue
-            message = await self._post(part, first=index == 0)
-            self._messages.append(message)
-            self._shown.append(part)
-            self._stop_typing()
+            await self._write(self._append(part), final=True)
         for extra in self._messages[len(parts) :]:
             with contextlib.suppress(discord.HTTPException):
                 await extra.delete()
         del self._messages[len(parts) :]
         del self._shown[len(parts) :]
+
+    async def _write(self, write: Coroutine[Any, Any, None], *, final: bool) -> None:
+        """Run one post or edit within the channel's write budget."""
+        try:
+            await self._throttle.wait(self._channel_id, final=final)
+        except BaseException:
+            write.close()
+            raise
+        try:
+            await write
+        finally:
+            self._throttle.note(self._channel_id)
+
+    async def _edit(self, index: int, part: str) -> None:
+        await self._messages[index].edit(content=part)
+        self._shown[index] = part
+
+    async def _append(self, part: str) -> None:
+        message = await self._post(part, first=not self._messages)
+        self._messages.append(message)
+        self._shown.append(part)
+        self._stop_typing()
 
     async def _post(self, content: str, *, first: bool) -> discord.Message:
         if first and self._reference is not None:
