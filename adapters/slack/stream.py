@@ -47,9 +47,9 @@ CUT_SEARCH = 800  # a cut is looked for only in the last this-many characters of
 _CLOSE_FENCE = "\n```"
 SAFE_PREFIX = MESSAGE_LIMIT - len(_CLOSE_FENCE) - CUT_SEARCH
 
-STREAM_INTERVAL = 0.5  # seconds between appendStream calls
+STREAM_INTERVAL = 1.0  # seconds between appendStream calls
 UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
-FIRST_FLUSH = 0.3  # the first text shows this soon after it arrives
+FIRST_FLUSH = 0.0  # the first text shows as soon as it arrives
 INTERRUPTED = " …(interrupted)"
 THINKING = "is thinking…"
 
