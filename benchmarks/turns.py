@@ -15,9 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import multiprocessing
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,6 +22,7 @@ from pathlib import Path
 
 from openai import AsyncOpenAI
 
+from benchmarks.common import child_process, machine_line, pct
 from bot.app import App
 from bot.config import Settings, load_settings
 from bot.types import Actor, ConversationKey, Inbound, Reply
@@ -79,20 +77,8 @@ def _serve_fake(latency: float, pipe) -> None:  # type: ignore[no-untyped-def]
 @contextlib.contextmanager
 def fake_in_subprocess(latency: float):  # type: ignore[no-untyped-def]
     """The fake runs in its own process, as OpenAI would, so its CPU is not charged to the bot."""
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=_serve_fake, args=(latency, child), daemon=True)
-    process.start()
-    try:
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        process.join(5)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    with child_process(_serve_fake, latency) as (base_url, _):
+        yield base_url
 
 
 async def direct_turns(
@@ -202,10 +188,7 @@ async def throughput_figures(base_url: str) -> None:
 
 
 def measure(latency: float, turns: int) -> None:
-    print(
-        f"machine: {platform.machine()} python {platform.python_version()}, "
-        f"{os.cpu_count()} cores; fake OpenAI in its own process, latency {latency * 1000:.0f} ms"
-    )
+    print(f"{machine_line()}; fake OpenAI in its own process, latency {latency * 1000:.0f} ms")
     with fake_in_subprocess(latency) as base_url:
         asyncio.run(latency_figures(base_url, turns))
     with fake_in_subprocess(0.0) as base_url:

@@ -1,0 +1,251 @@
+"""The loopback fakes of the streaming benchmark (OpenAI, Discord, Slack) in one process of their
+own, so their CPU is never charged to the bot, steered over a small HTTP control API.
+
+The control API (JSON over POST, on 127.0.0.1):
+
+- `/ask` `{"platform", "asks": [{"channel", "thread"}]}`: a user mentions the bot in each
+  channel (in `thread`, a Slack thread ts, when given); answers when each was sent.
+- `/writes` `{"platform", "since"}`: the bot's visible writes since `since` (the time each
+  post/edit/stream call reached the fake, the characters it shows, whether it completes the
+  answer), in the clock of `/ask`.
+- `/openai` `{"latency", "delta_delay", "words"}`: the model's pacing and answer length.
+- `/limits` `{"discord": bool}`: Discord's per-channel message-write bucket on or off.
+- `/stats`: 429s each platform answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes import slack_payloads as SP
+from tests.fakes.discord_fake import FakeDiscord
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.fakes.slack_fake import FakeSlack
+
+SLACK_BOT_TOKEN = "xoxb-" + "1111111111-2222222222-BenchBotToken"
+SLACK_APP_TOKEN = "xapp-1-A1-3333333333-BenchAppToken"
+_VOCABULARY = [
+    "the",
+    "a",
+    "of",
+    "to",
+    "and",
+    "in",
+    "is",
+    "it",
+    "for",
+    "on",
+    "we",
+    "can",
+    "see",
+    "how",
+    "this",
+    "that",
+    "run",
+    "why",
+    "you",
+]
+DISCORD_MESSAGE_LIMIT = (5, 5.0)  # Discord's shared per-channel message-write bucket
+_DISCORD_WRITES = (
+    "/channels/{channel_id}/messages",
+    "/channels/{channel_id}/messages/{message_id}",
+)
+_SLACK_WRITES = (
+    "chat.postMessage",
+    "chat.update",
+    "chat.startStream",
+    "chat.appendStream",
+    "chat.stopStream",
+)
+
+
+def answer_text(words: int) -> str:
+    """`words` short words (~4 characters with the space): one Discord message for 400."""
+    return " ".join(_VOCABULARY[i % len(_VOCABULARY)] for i in range(words)) + "."
+
+
+def discord_token(application_id: str) -> str:
+    head = base64.b64encode(application_id.encode()).decode().rstrip("=")
+    return f"{head}.GabcDe.bench-not-a-secret-0123456789abcdefghij"
+
+
+class World:
+    def __init__(self, channels: int) -> None:
+        self.openai = FakeOpenAI(spec_check=False)
+        self.openai.paced = True
+        self.answer = answer_text(400)
+        self.openai.answer = lambda turn: self.answer
+        self.discord = FakeDiscord(message_content=True, spec_path=None)
+        self.discord.enable_message_rate_limit(*DISCORD_MESSAGE_LIMIT)
+        self.slack = FakeSlack(bot_token=SLACK_BOT_TOKEN, app_token=SLACK_APP_TOKEN)
+        self.slack.enable_rate_limits()
+        self.discord_channels = [
+            self.discord.add_channel(f"bench-{i}")["id"] for i in range(channels)
+        ]
+        self.slack_channels = [f"CBENCH{i:04d}" for i in range(channels)]
+
+    async def start(self) -> None:
+        await self.openai.start()
+        await self.discord.start()
+        self.discord.token = discord_token(self.discord.application_id)
+        await self.slack.start()
+
+    async def close(self) -> None:
+        await self.slack.stop()
+        await self.discord.close()
+        await self.openai.close()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "openai": self.openai.base_url,
+            "discord_api": self.discord.api_url,
+            "discord_gateway": self.discord.gateway_url,
+            "discord_token": self.discord.token,
+            "discord_guild": self.discord.text_channel["guild_id"],
+            "discord_channels": self.discord_channels,
+            "slack_api": self.slack.api_url,
+            "slack_bot_token": SLACK_BOT_TOKEN,
+            "slack_app_token": SLACK_APP_TOKEN,
+            "slack_channels": self.slack_channels,
+        }
+
+    # -- control --------------------------------------------------------------------------------
+
+    async def ask(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        if body["platform"] == "discord":
+            return await asyncio.gather(*(self._ask_discord(a["channel"]) for a in body["asks"]))
+        return await asyncio.gather(
+            *(self._ask_slack(a["channel"], a.get("thread")) for a in body["asks"])
+        )
+
+    async def _ask_discord(self, channel: str) -> dict[str, Any]:
+        dc = self.discord
+        text = f"<@{dc.application_id}> tell me about streaming"
+        sent_at = time.time()
+        await dc.send_message_create(channel, dc.member, text)
+        return {"channel": channel, "sent_at": sent_at}
+
+    async def _ask_slack(self, channel: str, thread: str | None) -> dict[str, Any]:
+        event = SP.app_mention("tell me about streaming", channel=channel, thread_ts=thread)
+        sent_at = time.monotonic()
+        await self.slack.send_event(event)
+        return {"channel": channel, "thread": thread or event["ts"], "sent_at": sent_at}
+
+    def writes(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        since = float(body["since"])
+        if body["platform"] == "discord":
+            return self._discord_writes(since)
+        return self._slack_writes(since)
+
+    def _discord_writes(self, since: float) -> list[dict[str, Any]]:
+        out = []
+        for call in self.discord.calls:
+            if call.at < since or call.route not in _DISCORD_WRITES:
+                continue
+            if call.method not in ("POST", "PATCH") or call.status >= 300:
+                continue
+            content = (call.json or {}).get("content") or ""
+            channel = call.path.split("/")[2]
+            out.append(
+                {
+                    "at": call.at,
+                    "channel": channel,
+                    "chars": len(content),
+                    "final": content == self.answer,
+                }
+            )
+        return out
+
+    def _slack_writes(self, since: float) -> list[dict[str, Any]]:
+        out = []
+        shown: dict[str, int] = {}  # stream ts -> characters shown
+        for call in self.slack.calls:
+            if call.method not in _SLACK_WRITES or not call.ok:
+                continue
+            args, response = call.args, call.response or {}
+            if call.method in ("chat.postMessage", "chat.update"):
+                text = str(args.get("markdown_text") or args.get("text") or "")
+            else:
+                text = "".join(FakeSlack._markdown_pieces(args)[0])
+            ts = str(args.get("ts") or response.get("ts") or "")
+            if call.method in ("chat.appendStream", "chat.stopStream"):
+                chars = shown.get(ts, 0) + len(text)
+            else:
+                chars = len(text)
+            shown[ts] = chars
+            final = chars >= len(self.answer) and call.method != "chat.appendStream"
+            if call.at >= since:
+                channel = str(args.get("channel"))
+                out.append({"at": call.at, "channel": channel, "chars": chars, "final": final})
+        return out
+
+    def set_openai(self, body: dict[str, Any]) -> None:
+        self.openai.latency = float(body["latency"])
+        self.openai.delta_delay = float(body["delta_delay"])
+        self.answer = answer_text(int(body["words"]))
+
+    def set_limits(self, body: dict[str, Any]) -> None:
+        if body["discord"]:
+            self.discord.enable_message_rate_limit(*DISCORD_MESSAGE_LIMIT)
+        else:
+            self.discord.disable_message_rate_limit()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "discord_429": self.discord.rate_limited_count,
+            "slack_429": self.slack.rate_limited_count,
+            "internal_errors": [
+                *self.discord.internal_errors,
+                *map(str, self.slack.internal_errors),
+            ],
+        }
+
+
+def _control_app(world: World) -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        name = request.match_info["name"]
+        if name == "ask":
+            result: Any = await world.ask(body)
+        elif name == "writes":
+            result = world.writes(body)
+        elif name == "openai":
+            result = world.set_openai(body)
+        elif name == "limits":
+            result = world.set_limits(body)
+        elif name == "stats":
+            result = world.stats()
+
+        else:
+            raise web.HTTPNotFound()
+        return web.json_response(result)
+
+    app = web.Application()
+    app.router.add_post("/{name}", handle)
+    return app
+
+
+def serve(channels: int, pipe: Any) -> None:
+    """Child-process entry point (see `benchmarks.common.child_process`)."""
+
+    async def main() -> None:
+        world = World(channels)
+        await world.start()
+        runner = web.AppRunner(_control_app(world), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        pipe.send({**world.info(), "control": f"http://127.0.0.1:{port}"})
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+        finally:
+            await runner.cleanup()
+            await world.close()
+
+    asyncio.run(main())
