@@ -341,3 +341,34 @@ def test_events_survive_the_round_trip_through_the_inbox() -> None:
     assert decoded == message and decoded.received_at == message.received_at
     command = CommandCall(KEY, USER, "imagine", "E2", text="a cat", options={"size": "auto"})
     assert inbox.decode_event(inbox.encode_event(command)) == command
+
+
+async def test_an_answer_the_server_finished_meanwhile_is_delivered_after_a_restart(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Responses backend, background mode: the process stops mid-answer, the response runs on
+    at OpenAI; the next process recovers it by its id and delivers it instead of a notice."""
+    settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_SHUTDOWN_GRACE=0.1)
+    first = await Harness.start(settings)
+    fake.answer = lambda turn: LONG
+    fake.delta_delay = 0.1
+    await first.app.dispatcher.submit(first.message("tell me everything", event_id="EvBg"))
+    await until(lambda: bool(first.outbox.streams) and bool(first.outbox.streams[0].deltas))
+    await first.close()
+    fake.delta_delay = 0
+    (response_id,) = [r for r, obj in fake.responses.items() if obj.get("background")]
+    await until(lambda: fake.responses[response_id]["status"] == "completed")
+
+    second = await Harness.start(settings)
+    try:
+        await second.app.dispatcher.wait_idle()
+        (delivered,) = second.outbox.replies
+        assert delivered.text == LONG and delivered.in_reply_to == "EvBg"
+        assert second.outbox.streams == []  # not generated a second time
+        (run,) = await run_rows(second.app.db)
+        assert run["status"] == "completed" and run["response_id"] == response_id
+        usage = await second.app.db.fetchone("SELECT output_tokens FROM usage")
+        assert usage is not None and usage["output_tokens"] > 0
+        assert await pending_ids(second.app.db) == []
+    finally:
+        await second.close()

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.types import ConversationKey
+from storage.configs import save_overrides
 from storage.steps import save_steps
 from tests.fakes import slack_payloads as P
-from tests.fakes.openai_fake import FakeOpenAI
+from tests.fakes.openai_fake import CodeRun, FakeOpenAI, FakeTurn, FunctionCall, ModelOutput
 from tests.test_discord_adapter import (  # noqa: F401 (discord_seams is a fixture)
     Bot,
     discord_seams,
@@ -150,3 +152,50 @@ async def test_discord_cancel_stops_the_answer_and_steps_reports_it(
     inter = await dc.send_interaction("cancel", user=dc.member)
     followup = await wait_followup(dc, inter)
     assert "Nothing is being answered here" in followup["content"]
+
+
+async def test_slack_a_tool_turn_moves_through_requires_action_and_steps_shows_it(
+    env: Env,
+) -> None:
+    """The run row goes queued → in_progress → requires_action (the function runs) →
+    in_progress → completed (recorded by a trigger, so no state is missed), and /steps in the
+    channel shows the code and the call of the caller's last answer in a thread."""
+    await env.app.db.write("CREATE TABLE status_log (run_id INTEGER, status TEXT)")
+    await env.app.db.write(
+        "CREATE TRIGGER log_status AFTER UPDATE OF status ON runs "
+        "WHEN new.status != old.status "
+        "BEGIN INSERT INTO status_log VALUES (new.id, new.status); END"
+    )
+    key = ConversationKey("slack", P.TEAM_ID, P.CHANNEL_ID)
+    await save_overrides(
+        env.app.db, key, {"tools": ["code_interpreter", "functions:calculate"]}, updated_by="a"
+    )
+
+    def script(turn: FakeTurn) -> str | ModelOutput:
+        if not turn.tool_outputs:
+            return ModelOutput(
+                calls=[FunctionCall("calculate", {"expression": "6 * 7"})],
+                hosted=[CodeRun("print(sum(range(10)))", logs="45")],
+            )
+        return f"Both agree: {turn.tool_outputs[0][1]}."
+
+    env.openai.answer = script
+    event = P.app_mention("compute things")
+    await env.slack.send_event(event)
+    await env.settle(1, 15)
+    assert env.bot_texts(P.CHANNEL_ID, event["ts"]) == ["Both agree: 42."]
+    log = await env.app.db.fetchall("SELECT status FROM status_log")
+    assert [r["status"] for r in log] == [
+        "in_progress",
+        "requires_action",
+        "in_progress",
+        "completed",
+    ]
+
+    await env.slack.send_slash_command("/steps", "", user_id=P.USER_ID)
+    await env.settle(2)
+    await until(lambda: env.bot_texts(P.CHANNEL_ID), 5)
+    steps = env.bot_texts(P.CHANNEL_ID)[-1]
+    assert steps.startswith("What I did for the last answer here:")
+    assert "*Ran code*" in steps and "print(sum(range(10)))" in steps
+    assert '*Called a tool*: calculate({"expression":"6 * 7"})' in steps

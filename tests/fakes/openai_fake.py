@@ -22,6 +22,8 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
   ``POST /v1/responses/{id}/cancel`` work while it streams; cancel sets ``cancelled`` and the
   stream then ends without a terminal event (how the real stream ends is not documented);
   cancel of a non-background response -> 400, of a finished one -> the response unchanged.
+  A background response whose client leaves mid-stream runs on to completion (stored, so a
+  later ``GET`` finds it ``completed``), as the real API does; a plain stream just stops.
   Other parameters (``temperature``, ``max_output_tokens``, ``json_schema``...) are accepted and
   echoed in the Response object, never acted on. Streams carry the real event sequence
   (created, in_progress, per tool item output_item.added/done with function_call_arguments
@@ -766,18 +768,31 @@ class FakeOpenAI(ContainersMixin):
                 return await self._broken_json(request, obj)
             return self._json(request, finish())
 
-        response = await self._open_stream(request)
         seq = 0
+        detached = False  # a background response whose client left: it runs on, unseen
+        try:
+            response = await self._open_stream(request)
+        except ConnectionError:
+            if not background:
+                raise
+            response, detached = web.StreamResponse(), True
 
         async def send(event: dict[str, Any]) -> None:
-            nonlocal seq
+            nonlocal seq, detached
             if response_id in self.cancelled:
                 raise _Cancelled
             event["sequence_number"] = seq
             seq += 1
             self._check_event(request, event)
+            if detached:
+                return
             data = json.dumps(event, ensure_ascii=False)
-            await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+            try:
+                await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+            except ConnectionError:
+                if not background:
+                    raise
+                detached = True
 
         try:
             await send({"type": "response.created", "response": dict(obj)})
@@ -861,10 +876,12 @@ class FakeOpenAI(ContainersMixin):
                 )
             terminal = {"completed": "response.completed", "failed": "response.failed"}
             await send({"type": terminal.get(status, "response.incomplete"), "response": final})
-            await response.write_eof()
-        except _Cancelled:
-            with contextlib.suppress(ConnectionError):
+            if not detached:
                 await response.write_eof()
+        except _Cancelled:
+            if not detached:
+                with contextlib.suppress(ConnectionError):
+                    await response.write_eof()
         except ConnectionError:
             pass  # the client left
         return response
