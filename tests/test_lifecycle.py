@@ -252,8 +252,12 @@ async def test_after_a_stop_unfinished_events_are_answered_or_explained_in_order
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     """A stop in the middle: the answer that had shown text is explained, the ones never started
-    are answered by the next process, in order per conversation; nothing is answered twice."""
-    settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_SHUTDOWN_GRACE=0.1)
+    are answered by the next process, in order per conversation; nothing is answered twice.
+    (Chat backend: nothing runs on at the server; for the responses backend's recovery see
+    the next test.)"""
+    settings = make_settings(
+        fake.base_url, tmp_path, SWITCHBOARD_SHUTDOWN_GRACE=0.1, SWITCHBOARD_BACKEND="chat"
+    )
     other = ConversationKey(KEY.platform, KEY.workspace, "C2")
     first = await Harness.start(settings)
     fake.answer = lambda turn: LONG
@@ -265,7 +269,7 @@ async def test_after_a_stop_unfinished_events_are_answered_or_explained_in_order
     await until(lambda: bool(first.outbox.streams) and bool(first.outbox.streams[0].deltas))
     fake.latency, fake.delta_delay = 30, 0  # the other conversation never gets an answer
     await dispatcher.submit(first.message("elsewhere", key=other, event_id="Ev4"))
-    await until(lambda: len(fake.requests) >= 2 + (settings.backend == "responses") * 2)
+    await until(lambda: len(fake.requests) >= 2)
     await first.close()
 
     fake.latency = 0
