@@ -101,6 +101,26 @@ async def save_overrides_audited(
     _forget(db, key, workspace_wide)
 
 
+async def set_channel_field(
+    db: Database, key: ConversationKey, field: str, value: Any, *, updated_by: str
+) -> Change | None:
+    """Set one field of the channel's overrides (`None` removes it), audited; the change, or
+    None when the value was already so."""
+    _, channel = await load_overrides(db, key)
+    old = channel.get(field)
+    if value is None:
+        if field not in channel:
+            return None
+        del channel[field]
+    elif field in channel and old == value:
+        return None
+    else:
+        channel[field] = value
+    change = Change(field, old, value)
+    await save_overrides_audited(db, key, channel, [change], updated_by=updated_by)
+    return change
+
+
 @dataclass(frozen=True, slots=True)
 class AuditRow:
     channel: str  # '' = the workspace defaults

@@ -261,6 +261,16 @@ async def test_reset_removes_the_channel_overrides_and_history_shows_them(bot: H
 async def test_usage_budget_keeps_working_and_is_audited(bot: Harness) -> None:
     assert "$12.50" in await bot.command("usage", "budget 12.5", actor=ADMIN)
     assert "budget: $12.50 a month (set for this channel)" in await command(bot, "")
+    await bot.command("usage", "moderation on", actor=ADMIN)
+    await bot.command("usage", "budget off", actor=ADMIN)
+    rows = [(r["field"], r["old_value"], r["new_value"]) for r in await audit_rows(bot)]
+    assert rows == [
+        ("budget_monthly_usd", None, "12.5"),
+        ("moderation", None, "true"),
+        ("budget_monthly_usd", "12.5", None),
+    ]
+    history = await command(bot, "history")
+    assert "budget (this channel): $12.50 a month → (inherited)" in history
 
 
 async def test_knowledge_add_list_remove(bot: Harness, fake: FakeOpenAI) -> None:

@@ -153,12 +153,10 @@ class UsageCommands:
             if words[0] not in ("on", "off", "default"):
                 said = shorten(words[0], 20).replace("`", "'")
                 raise UserError(f"`{said}`: say on, off or default. {USAGE_HELP}")
-            _, channel = await configs.load_overrides(self._db, call.key)
-            if words[0] == "default":
-                channel.pop("moderation", None)
-            else:
-                channel["moderation"] = words[0] == "on"
-            await configs.save_overrides(self._db, call.key, channel, updated_by=call.actor.id)
+            value = None if words[0] == "default" else words[0] == "on"
+            await configs.set_channel_field(
+                self._db, call.key, "moderation", value, updated_by=call.actor.id
+            )
         config = await resolve_assistant(self._db, self._settings, call.key)
         state = "on" if config.moderation else "off"
         return Reply(
@@ -170,12 +168,9 @@ class UsageCommands:
 
     async def _set_channel_budget(self, call: CommandCall, value: str) -> None:
         amount = parse_budget(value)
-        _, channel = await configs.load_overrides(self._db, call.key)
-        if amount is None:
-            channel.pop("budget_monthly_usd", None)
-        else:
-            channel["budget_monthly_usd"] = amount
-        await configs.save_overrides(self._db, call.key, channel, updated_by=call.actor.id)
+        await configs.set_channel_field(
+            self._db, call.key, "budget_monthly_usd", amount, updated_by=call.actor.id
+        )
 
     async def _describe_budgets(self, call: CommandCall) -> str:
         config = await resolve_assistant(self._db, self._settings, call.key)
