@@ -27,7 +27,7 @@ CONTRACT_COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("steps", "", "What the assistant did for the last answer here (code, tools)"),
     CommandInfo(
         "assistant",
-        "[set FIELD VALUE | reset | knowledge add/list/remove]",
+        "[set [workspace] FIELD VALUE | reset | history | knowledge add/list/remove]",
         "Show or configure this channel's assistant (changes: admins)",
     ),
     CommandInfo(

@@ -32,6 +32,7 @@ ADMINS_ONLY = (
 # Kept by `/assistant reset`: knowledge is removed file by file with `knowledge remove`.
 KEPT_ON_RESET = frozenset({"vector_store_id"})
 MAX_SCHEMA_FILE_BYTES = args.MAX_SCHEMA_CHARS * 4
+HISTORY_VALUE_CHARS = 80  # per old/new value in `/assistant history`
 
 
 class ConfigEditor:
@@ -254,9 +255,8 @@ def _audit_value(name: str, value: Any) -> str:
     if value is None:
         return "(inherited)"
     spec = args.FIELDS.get(name)
-    if spec is None:
-        return str(value)
-    return args.display(spec, value)
+    text = str(value) if spec is None else args.display(spec, value)
+    return text if len(text) <= HISTORY_VALUE_CHARS else text[: HISTORY_VALUE_CHARS - 1] + "…"
 
 
 async def _schema_file_text(attachments: Sequence[Attachment]) -> str:
