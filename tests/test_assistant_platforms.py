@@ -207,6 +207,13 @@ async def test_discord_knowledge_with_attachment_options(
         assert "✗ budget.xlsx: file search cannot read spreadsheets or CSV" in text
         assert [f["filename"] for f in kb.files.values()] == ["guide.pdf"]
 
+        schema = dc.add_attachment(
+            "answer.json", b'{"type": "object", "properties": {}}', "application/json"
+        )
+        formatted = await dc.send_interaction(
+            "assistant", {"args": "set format", "file": schema}, user=dc.admin
+        )
+        assert "Set format" in (await wait_followup(dc, formatted))["content"]
         listed = await dc.send_interaction("assistant", {"args": "knowledge list"}, user=dc.admin)
         assert "• guide.pdf" in (await wait_followup(dc, listed))["content"]
         removed = await dc.send_interaction(
