@@ -43,7 +43,7 @@ _KEEP_PREFIX = (
         r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|bot|basic)\s+)?[^\s\"',}]+"
     ),
     re.compile(
-        r"(?i)(\b(?:api[_-]?key|access[_-]?token|refresh[_-]?token|bot[_-]?token|app[_-]?token"
+        r"(?i)((?<![A-Za-z0-9])(?:api[_-]?key|access[_-]?token|refresh[_-]?token|bot[_-]?token|app[_-]?token"
         r"|token|secret|signing[_-]?secret|client[_-]?secret|password)"
         r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}&]{6,}"
     ),

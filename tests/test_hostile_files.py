@@ -172,3 +172,95 @@ def test_safe_path_stays_inside(tmp_path: Path) -> None:
     assert safe_path(tmp_path, "../x.png").name == "x.png"
     assert safe_filename("x" * 300 + ".png").endswith(".png")
     assert len(safe_filename("é" * 300).encode()) <= 200
+
+
+# --------------------------------------------------------------------------- hosts and caps
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://cdn.discordapp.com/attachments/1/2/a.png?ex=1", True),
+        ("https://media.discordapp.net/attachments/1/2/a.png", True),
+        ("http://cdn.discordapp.com/attachments/1/2/a.png", False),  # not https
+        ("https://cdn.discordapp.com:8443/a.png", False),
+        ("https://cdn.discordapp.com.evil.example/a.png", False),
+        ("https://cdn.discordapp.com@evil.example/a.png", False),
+        ("https://evil.example/cdn.discordapp.com/a.png", False),
+        ("https://discord.com/api/v10/attachments/a.png", True),  # the configured API host
+        ("file:///etc/passwd", False),
+        ("http://[::1", False),
+        ("", False),
+    ],
+)
+def test_discord_cdn_hosts(url: str, allowed: bool) -> None:
+    from adapters.discord.files import DiscordCdn
+
+    assert DiscordCdn("https://discord.com/api/v10").allows(url) is allowed
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://files.slack.com/files-pri/T1-F1/a.png", True),
+        ("https://slack.com/files-pri/T1-F1/a.png", True),
+        ("http://files.slack.com/files-pri/T1-F1/a.png", False),
+        ("https://files.slack.com.evil.example/a.png", False),
+        ("https://files.slack.com@evil.example/a.png", False),
+        ("https://notslack.com/a.png", False),
+    ],
+)
+def test_slack_file_hosts(url: str, allowed: bool) -> None:
+    from adapters.slack.files import SlackHost
+
+    assert SlackHost("https://slack.com/api/").allows(url) is allowed
+
+
+@pytest.fixture
+async def endless() -> AsyncIterator[tuple[str, list[int]]]:
+    """A loopback server streaming an endless chunked body (no Content-Length)."""
+    from aiohttp import web
+
+    sent: list[int] = []
+
+    async def forever(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        await response.prepare(request)
+        chunk = b"\x00" * 65_536
+        try:
+            while True:
+                await response.write(chunk)
+                sent.append(len(chunk))
+        except (ConnectionError, RuntimeError):
+            return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", forever)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", sent
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_endless_body_is_cut_at_the_cap(endless: tuple[str, list[int]]) -> None:
+    from adapters.discord.files import DiscordCdn
+    from adapters.slack.files import SlackFiles
+
+    base, sent = endless
+    cdn = DiscordCdn(base + "/api/v10")
+    with pytest.raises(UserError, match="larger than Discord said"):
+        await cdn.download(base + "/cdn/a.png", "a.png", limit=1_000_000, declared=100_000)
+    with pytest.raises(UserError, match="I take files up to 1 MB"):
+        await cdn.download(base + "/cdn/a.png", "a.png", limit=1_048_576)
+    files = SlackFiles("xoxb-test", base + "/api/", max_bytes=1_048_576)
+    meta = {"name": "a.png", "mimetype": "image/png", "url_private_download": base + "/f/a.png"}
+    with pytest.raises(UserError, match="I can take files up to 1 MB"):
+        await files.download(meta, "image")
+    with pytest.raises(UserError, match="larger than Slack said"):
+        await files.download({**meta, "size": 1000}, "image")
+    assert sum(sent) < 50 * 1_048_576  # the server was cut off, not read to the end

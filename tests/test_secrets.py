@@ -47,6 +47,8 @@ __all__ = ["discord_seams"]  # a fixture
         "headers bearer " + "abcdef123456",
         "signing_secret=" + "abcdef0123456789",
         '"api_key": "' + 'whatever-secret-value"',
+        "OPENAI_API_KEY=" + "some-secret-value",
+        "DISCORD_TOKEN: " + "abcdefgh12345",
         "https://hooks.slack.com/commands/T1/123/" + "aBcDeF123456",
         "POST https://discord.com/api/v10/webhooks/1100/" + "aW50ZXJhY3Rpb246MTIzNDU2Nzg5",
     ],
