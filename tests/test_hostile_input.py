@@ -12,6 +12,7 @@ on the wire; when discord.py itself refuses a payload it never reaches us, so th
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -26,12 +27,21 @@ from hypothesis import strategies as st
 
 from adapters.discord import normalise as dn
 from adapters.slack import normalise as sn
+from bot.capabilities.assistant_args import (
+    FIELDS,
+    Inherit,
+    SetField,
+    ValueContext,
+    parse_command,
+    parse_schema,
+    parse_value,
+)
 from bot.capabilities.images import BACKGROUNDS, QUALITIES, SIZES
 from bot.capabilities.media import message_command
 from bot.capabilities.usage import parse_budget, parse_usage_args
 from bot.errors import UserError
 from bot.media.options import Option, parse
-from bot.sanitise import safe_filename
+from bot.sanitise import clean_text, safe_filename
 from bot.speech import VOICES
 from bot.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
 from tests.fakes import discord_payloads as DP
@@ -544,3 +554,32 @@ def test_a_malformed_payload_is_dropped_with_one_log_line(caplog: pytest.LogCapt
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("adapters.")]
     assert len(lines) == 2, lines
     assert "slack: dropped" in lines[0] and "discord: dropped" in lines[1]
+
+
+# --------------------------------------------------------------------------- /assistant
+
+assistant_words = st.sampled_from(
+    ["", "show", "set", "workspace", "reset", "history", "knowledge", "add", "list", "remove",
+     "help", "name", "instructions", "model", "temperature", "tools", "format", "seed", "voice",
+     "voice_replies", "reply_mode", "vision_detail", "max_output_tokens", "budget",
+     "moderation", "default", "off", "on", "2", "-1", "1e309", "nan", "gpt-5-mini",
+     "functions:a,b", "code_interpreter", '{"type": "object"}', '{"type": ', "`", '"', "“x”",
+     "json", "text", "9" * 40, "mention", "all"]
+)  # fmt: skip
+assistant_text = st.one_of(
+    odd_text, st.lists(assistant_words | odd_text, max_size=5).map(" ".join)
+).map(clean_text)  # what the normalisers hand over
+
+
+@PROPS
+@given(assistant_text, st.sampled_from(sorted(FIELDS)), assistant_text, st.booleans())
+def test_assistant_arguments(text: str, field: str, raw: str, chat_backend: bool) -> None:
+    command = outcome(lambda: parse_command(text))
+    if isinstance(command, SetField):
+        assert command.field.name in FIELDS
+    context = ValueContext(frozenset({"a", "b"}), "chat_completions" if chat_backend else "")
+    value = outcome(lambda: parse_value(FIELDS[field], raw, context))
+    if not isinstance(value, UserError | Inherit):
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # storable as an override
+    schema = outcome(lambda: parse_schema(raw))
+    assert isinstance(schema, str | UserError)

@@ -38,6 +38,7 @@ _DOCUMENT_MIMES = (
 )
 _THREAD_TYPES = frozenset({10, 11, 12})  # news, public, private thread
 _DM_TYPES = frozenset({1, 3})  # DM, group DM
+_OPTION_NAME = re.compile(r"[-_\w]{1,32}")
 _MIME = re.compile(r"[a-z0-9][\w.+\-]{0,63}/[\w.+\-]{1,127}")
 
 Fetcher = Callable[[], Awaitable[bytes]]
@@ -380,8 +381,8 @@ def command_from_interaction(
         options: dict[str, str] = {}
         files: list[Any] = []
         for option, value in option_values(getattr(interaction, "namespace", None)):
-            if value is None:
-                continue
+            if value is None or not _OPTION_NAME.fullmatch(option):
+                continue  # Discord's option names: 1-32 letters, digits, - or _
             if getattr(value, "url", None) is not None and getattr(value, "filename", None):
                 files.append(value)
                 options[option] = safe_filename(getattr(value, "filename", ""))

@@ -139,6 +139,7 @@ def plain_text(text: str, bot_user_id: str = "") -> str:
     mentions and links made readable, `&amp;`/`&lt;`/`&gt;` unescaped."""
     if not isinstance(text, str):
         return ""
+    text = clean_text(text)
 
     def entity(match: re.Match[str]) -> str:
         inner = match.group(1)
