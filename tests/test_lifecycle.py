@@ -376,3 +376,48 @@ async def test_an_answer_the_server_finished_meanwhile_is_delivered_after_a_rest
         assert await pending_ids(second.app.db) == []
     finally:
         await second.close()
+
+
+async def test_after_a_restart_a_response_still_running_is_cancelled_and_the_user_told(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Responses backend: the answer had shown text and is still running at OpenAI when the
+    next process starts: it is cancelled there (no answer runs on unseen) and the user told."""
+    settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_SHUTDOWN_GRACE=0.1)
+    first = await Harness.start(settings)
+    fake.answer = lambda turn: LONG
+    fake.delta_delay = 0.5
+    await first.app.dispatcher.submit(first.message("a long one", event_id="EvRun"))
+    await until(lambda: bool(first.outbox.streams) and bool(first.outbox.streams[0].deltas))
+    await first.close()
+    (response_id,) = list(fake.responses)
+
+    second = await Harness.start(settings)
+    try:
+        await second.app.dispatcher.wait_idle()
+        assert [r.text for r in second.outbox.replies] == [INTERRUPTED]
+        assert fake.responses[response_id]["status"] == "cancelled"
+    finally:
+        await second.close()
+
+
+async def test_a_message_too_old_by_the_restart_is_not_answered_but_explained(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_RUN_TIMEOUT_SECONDS=60)
+    db = await Database.open(settings.database_path)
+    old = Inbound(
+        KEY, USER, "from before", "EvOld", message_id="EvOld", received_at=time.time() - 3600
+    )
+    assert await claim_event(db, KEY.platform, "EvOld", inbox.encode_event(old))
+    await db.close()
+    bot = await Harness.start(settings)
+    try:
+        await bot.app.dispatcher.wait_idle()
+        (reply,) = bot.outbox.replies
+        assert "waited longer than 60 s" in reply.text and reply.in_reply_to == "EvOld"
+        assert fake.requests == []
+        (run,) = await run_rows(bot.app.db)
+        assert run["status"] == "expired"
+    finally:
+        await bot.close()

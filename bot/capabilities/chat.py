@@ -229,15 +229,22 @@ class ChatCapability:
     ) -> bool:
         """After a restart: when the server finished the answer of `stale` meanwhile (a known
         response id the backend can `recover`), deliver it and complete the run. False when
-        there is nothing to deliver."""
+        there is nothing to deliver; a response still running is then cancelled, so it does not
+        run on beside the notice or the new answer that replaces it."""
         if not stale.response_id:
             return False
         try:
             result = await self._backend.recover(stale.response_id)
         except Exception as exc:
             log.warning("recovering response of run %d failed: %s", stale.id, _describe(exc))
-            return False
+            result = None
         if result is None:
+            try:
+                await self._backend.cancel(stale.response_id)
+            except Exception as exc:
+                log.warning(
+                    "could not cancel response of run %d at OpenAI: %s", stale.id, _describe(exc)
+                )
             return False
         await outbox.send(
             Reply(
