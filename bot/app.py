@@ -13,6 +13,7 @@ from bot.backends.chat_completions import ChatCompletionsBackend
 from bot.backends.responses import ResponsesBackend
 from bot.backends.retry import RetryPolicy
 from bot.capabilities.assistant_admin import AssistantAdmin
+from bot.breaker import CircuitBreaker
 from bot.capabilities.chat import ChatCapability
 from bot.capabilities.conversation import ConversationCommands
 from bot.capabilities.media import MediaContext, media_commands
@@ -46,9 +47,29 @@ def make_openai_client(settings: Settings) -> AsyncOpenAI:
     )
 
 
-def retry_policy(settings: Settings) -> RetryPolicy:
+def make_breaker(settings: Settings) -> CircuitBreaker:
+    return CircuitBreaker(
+        settings.breaker_failures, settings.breaker_cooldown, settings.breaker_max_cooldown
+    )
+
+
+def retry_policy(settings: Settings, breaker: CircuitBreaker | None = None) -> RetryPolicy:
+    """The one fault policy; pass the process's breaker so every OpenAI call shares it."""
     return RetryPolicy(
-        attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
+        attempts=settings.openai_max_retries,
+        max_wait=settings.openai_retry_max_wait,
+        budget=settings.openai_retry_budget,
+        breaker=breaker,
+    )
+
+
+def make_lanes(settings: Settings) -> Lanes:
+    return Lanes(
+        settings.max_concurrency,
+        busy_per_key=settings.busy_queued_per_conversation,
+        max_per_key=settings.max_queued_per_conversation,
+        busy_total=settings.busy_queued_total,
+        max_total=settings.max_queued_total,
     )
 
 
@@ -59,9 +80,13 @@ def make_tool_registry() -> ToolRegistry:
 
 
 def make_backend(
-    settings: Settings, client: AsyncOpenAI, db: Database, registry: ToolRegistry | None = None
+    settings: Settings,
+    client: AsyncOpenAI,
+    db: Database,
+    registry: ToolRegistry | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Backend:
-    retry = retry_policy(settings)
+    retry = retry or retry_policy(settings)
     tools = ToolRunner(
         registry if registry is not None else ToolRegistry(),
         timeout=settings.tool_timeout_seconds,
@@ -82,6 +107,7 @@ class App:
     lanes: Lanes
     dispatcher: Dispatcher
     tools: ToolRegistry
+    breaker: CircuitBreaker | None = None
 
     @property
     def function_names(self) -> frozenset[str]:
@@ -101,10 +127,12 @@ class App:
         if stale:
             log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
         await prune_events(db, EVENT_MEMORY_SECONDS)
-        lanes = Lanes(settings.max_concurrency)
-        media = MediaContext.create(db, settings, client, prices)
+        lanes = make_lanes(settings)
+        breaker = make_breaker(settings)
+        retry = retry_policy(settings, breaker)
+        media = MediaContext.create(db, settings, client, prices, retry)
         registry = make_tool_registry()
-        backend = make_backend(settings, client, db, registry)
+        backend = make_backend(settings, client, db, registry, retry)
         chat = ChatCapability(db, settings, backend, prices, media.message_media())
         conversation = ConversationCommands(db, client if settings.backend == "responses" else None)
         run_commands = RunCommands(db, chat.running)
@@ -115,7 +143,7 @@ class App:
 
         usage = UsageCommands(db, settings, quota, is_admin)
         assistant = AssistantAdmin(
-            db, settings, client, retry_policy(settings), is_admin, registry.names
+            db, settings, client, retry, is_admin, registry.names
         )
         commands = {
             "reset": Command(conversation.reset, "start a new conversation here", preempt=True),
@@ -129,9 +157,11 @@ class App:
             # up the channel's conversation; config writes are serialised by its own lock.
             "assistant": Command(assistant.assistant, "this channel's assistant", ordered=False),
         }
-        moderation = Moderation(client, db, settings, retry_policy(settings))
-        dispatcher = Dispatcher(db, settings, lanes, chat, commands, quota, moderation)
-        return cls(settings, db, client, lanes, dispatcher, registry)
+        moderation = Moderation(client, db, settings, retry)
+        dispatcher = Dispatcher(
+            db, settings, lanes, chat, commands, quota, moderation, breaker=breaker
+        )
+        return cls(settings, db, client, lanes, dispatcher, registry, breaker)
 
     async def recover(self) -> int:
         """Take up the events the previous process left unfinished (after the adapters

@@ -106,6 +106,23 @@ class Settings(BaseSettings):
     openai_retry_max_wait: float = Field(
         default=20.0, ge=0, alias="SWITCHBOARD_OPENAI_RETRY_MAX_WAIT"
     )
+    # Reliability (issue #8): the fault policy and back-pressure, see README "Reliability".
+    openai_retry_budget: float = Field(default=60.0, gt=0, alias="SWITCHBOARD_OPENAI_RETRY_BUDGET")
+    breaker_failures: int = Field(default=5, ge=0, alias="SWITCHBOARD_BREAKER_FAILURES")
+    breaker_cooldown: float = Field(default=15.0, gt=0, alias="SWITCHBOARD_BREAKER_COOLDOWN")
+    breaker_max_cooldown: float = Field(
+        default=300.0, gt=0, alias="SWITCHBOARD_BREAKER_MAX_COOLDOWN"
+    )
+    busy_queued_per_conversation: int = Field(
+        default=5, ge=1, alias="SWITCHBOARD_BUSY_QUEUED_PER_CONVERSATION"
+    )
+    max_queued_per_conversation: int = Field(
+        default=25, ge=1, alias="SWITCHBOARD_MAX_QUEUED_PER_CONVERSATION"
+    )
+    busy_queued_total: int = Field(default=200, ge=1, alias="SWITCHBOARD_BUSY_QUEUED_TOTAL")
+    max_queued_total: int = Field(default=1000, ge=1, alias="SWITCHBOARD_MAX_QUEUED_TOTAL")
+    delivery_retries: int = Field(default=3, ge=0, alias="SWITCHBOARD_DELIVERY_RETRIES")
+    delivery_retry_wait: float = Field(default=1.0, ge=0, alias="SWITCHBOARD_DELIVERY_RETRY_WAIT")
     shutdown_grace: float = Field(default=30.0, ge=0, alias="SWITCHBOARD_SHUTDOWN_GRACE")
     # An answer running (or a message waiting for its turn) longer than this is stopped.
     run_timeout: float = Field(default=600.0, gt=0, alias="SWITCHBOARD_RUN_TIMEOUT_SECONDS")

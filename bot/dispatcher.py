@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from bot.assistant import AssistantConfig, resolve_assistant
+from bot.backends.retry import answer_budget
+from bot.breaker import CircuitBreaker, CircuitOpen
 from bot.capabilities.chat import ChatCapability, check_message
 from bot.capabilities.media import message_command
 from bot.commands import COMMAND_NAMES, METERED_COMMANDS
 from bot.config import Settings
-from bot.delivery import Outbox
-from bot.errors import UserError
+from bot.delivery import DeliveryFailed, Outbox, delivery_reason
+from bot.errors import UserError, explain_error
 from bot.lanes import Lanes, LanesClosed
 from bot.moderation import Moderation
 from bot.quota import Quota
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 APOLOGY = (
     "Sorry, something went wrong on my side while answering. It has been logged; please try again."
 )
+BUSY = "I'm busy with earlier messages right now; yours is queued and I'll get to it."
+TOO_BUSY = "I'm too busy right now to take this message. Please retry in a minute."
 
 CommandHandler = Callable[[CommandCall], Awaitable[Reply | None]]
 
@@ -55,6 +59,8 @@ class Dispatcher:
         commands: Mapping[str, Command],
         quota: Quota,
         moderation: Moderation | None = None,
+        *,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -63,6 +69,7 @@ class Dispatcher:
         self._commands = dict(commands)
         self._quota = quota
         self._moderation = moderation
+        self._breaker = breaker
         self._outboxes: dict[str, Outbox] = {}
 
     @property
@@ -100,10 +107,20 @@ class Dispatcher:
         if not await claim_event(self._db, event.key.platform, event.event_id, encode_event(event)):
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
-        try:
-            await self._accept(event)
-        except LanesClosed:
-            return False
+        if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
+            await self._notify(event, down, "OpenAI circuit open", handled=True)
+            return True
+        admission = self._lanes.admit(self._lane_key(event))
+        if admission.refused:
+            await self._notify(event, TOO_BUSY, "queues full, not queued", handled=True)
+            return True
+        with admission:
+            if admission.busy:
+                await self._notify(event, BUSY, "queued past the soft bound")
+            try:
+                await self._accept(event)
+            except LanesClosed:
+                return False
         return True
 
     async def _accept(self, event: Event) -> None:
@@ -112,6 +129,43 @@ class Dispatcher:
             await self._submit_message(event)
         else:
             self._submit_command(event)
+
+    def _openai_down(self) -> str | None:
+        """The answer for a new message while the OpenAI circuit is open (None: it is not)."""
+        wait = self._breaker.retry_in() if self._breaker is not None else None
+        if wait is None:
+            return None
+        friendly = explain_error(CircuitOpen(wait))
+        return friendly.message if friendly else None
+
+    def _lane_key(self, event: Event) -> ConversationKey | None:
+        """The lane the event will wait in; None for stateless commands (no lane)."""
+        if isinstance(event, CommandCall):
+            command = self._commands.get(event.name)
+            if command is not None and not command.ordered:
+                return None
+        return event.key
+
+    async def _notify(self, event: Event, text: str, why: str, *, handled: bool = False) -> None:
+        """Tell the user at once (back-pressure and circuit notices), outside the lanes.
+        `handled`: the notice is all the event gets; it leaves the inbox once told, so a
+        restart before the notice went out still tells the user."""
+
+        async def notice() -> None:
+            await self._tell(event, text)
+            if handled:
+                await self._finish_event(event)
+
+        log.warning("event %s at %s: %s; told the user at once", event.event_id, event.key, why)
+        if not self._lanes.notify(notice):
+            log.error(
+                "event %s at %s: too many notices in flight, the user was not told (%s)",
+                event.event_id,
+                event.key,
+                why,
+            )
+            if handled:
+                await self._finish_event(event)
 
     async def _submit_message(self, event: Inbound) -> None:
         job = await self._message_job(event)
@@ -199,7 +253,8 @@ class Dispatcher:
 
     async def _boundary(self, event: Event, job: Callable[[], Awaitable[None]]) -> None:
         try:
-            await job()
+            with answer_budget(self._settings.openai_retry_budget):
+                await job()
         except asyncio.CancelledError:
             raise
         except UserError as exc:
@@ -211,6 +266,11 @@ class Dispatcher:
                 f" ({exc.log_detail})" if exc.log_detail else "",
             )
             await self._tell(event, exc.message)
+        except DeliveryFailed as exc:
+            log.error(
+                "reply not delivered key=%s event=%s: %s", event.key, event.event_id, exc.reason
+            )
+            await self._tell(event, APOLOGY)
         except Exception as exc:
             log.error(
                 "unhandled error key=%s event=%s: %s: %s",
@@ -238,7 +298,7 @@ class Dispatcher:
                 "could not deliver an error reply key=%s event=%s: %s",
                 event.key,
                 event.event_id,
-                type(exc).__name__,
+                delivery_reason(exc),
             )
 
     # -- recovery after a restart ----------------------------------------------------------

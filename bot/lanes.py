@@ -3,6 +3,13 @@
 Jobs of one key run strictly in submission order; different keys run in parallel, at most
 `max_concurrency` at a time. A lane's worker exits as soon as its queue is empty, so idle
 conversations cost nothing; the next job for that key starts a new worker.
+
+Back-pressure: `admit` sizes up a new event against the bounds before it is queued. Past a soft
+bound (`busy_per_key` jobs waiting in its lane, or `busy_total` in all) it is still queued but the
+caller should say "busy"; past a hard bound (`max_per_key`, `max_total`) it must not be queued.
+An admitted event holds its place (a reservation) until the caller submits its job, so events
+admitted concurrently cannot overshoot the bounds while they are being recorded. `notify` runs
+short jobs (the notices themselves) at once, outside lanes and the concurrency limit.
 """
 
 from __future__ import annotations
@@ -11,24 +18,78 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+Level = Literal["accept", "busy", "refuse"]
 
 
 class LanesClosed(Exception):
     """Raised by `submit` after `close()`: the bot is shutting down."""
 
 
+class Admission:
+    """The verdict on one event, and (unless refused) its reserved place. Use as a context
+    manager around the code that submits the event's job: the first `submit` for the same key
+    inside it takes the reservation; leaving without submitting gives the place back."""
+
+    def __init__(self, lanes: Lanes, key: Hashable | None, level: Level) -> None:
+        self._lanes = lanes
+        self.key = key
+        self.level: Level = level
+        self.held = level != "refuse"
+
+    @property
+    def refused(self) -> bool:
+        return self.level == "refuse"
+
+    @property
+    def busy(self) -> bool:
+        return self.level == "busy"
+
+    def __enter__(self) -> Admission:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
+        if self.held:
+            self.held = False
+            self._lanes._release(self.key)
+
+
+_current: ContextVar[Admission | None] = ContextVar("lanes_admission", default=None)
+
+
 class Lanes:
-    def __init__(self, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        max_concurrency: int,
+        *,
+        busy_per_key: int | None = None,
+        max_per_key: int | None = None,
+        busy_total: int | None = None,
+        max_total: int | None = None,
+        max_notices: int = 200,
+    ) -> None:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._queues: dict[Hashable, deque[Job]] = {}
+        self._reserved: dict[Hashable | None, int] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self.busy_per_key = busy_per_key
+        self.max_per_key = max_per_key
+        self.busy_total = busy_total
+        self.max_total = max_total
+        self.max_notices = max_notices
+        self._total = 0  # jobs reserved, queued or running (lanes and unordered)
+        self._notices = 0
+        self.high_water = 0  # the most jobs ever held at once
 
     @property
     def active_lanes(self) -> int:
@@ -42,10 +103,33 @@ class Lanes:
     def busy(self) -> bool:
         return bool(self._workers)
 
+    @property
+    def total(self) -> int:
+        """Jobs reserved, queued or running, in every lane and outside them."""
+        return self._total
+
+    def queued(self, key: Hashable) -> int:
+        """Jobs of `key` reserved, queued or running."""
+        return self._reserved.get(key, 0) + len(self._queues.get(key, ()))
+
+    def admit(self, key: Hashable | None) -> Admission:
+        """Size up one more job for `key` (None: a job outside lanes, bounded by the totals
+        only) and reserve its place unless refused."""
+        ahead = self.queued(key) if key is not None else 0
+        if _over(ahead, self.max_per_key) or _over(self._total, self.max_total):
+            return Admission(self, key, "refuse")
+        level: Level = "accept"
+        if _over(ahead, self.busy_per_key) or _over(self._total, self.busy_total):
+            level = "busy"
+        self._reserved[key] = self._reserved.get(key, 0) + 1
+        self._grow()
+        return Admission(self, key, level)
+
     def submit(self, key: Hashable, job: Job) -> None:
         """Queue `job` behind the earlier jobs of `key`."""
         if self._closed:
             raise LanesClosed
+        self._take(key)
         queue = self._queues.get(key)
         if queue is not None:
             queue.append(job)
@@ -53,11 +137,46 @@ class Lanes:
         self._queues[key] = deque([job])
         self._spawn(self._drain_lane(key))
 
-    def submit_unordered(self, job: Job) -> None:
-        """Run `job` outside any lane (stateless commands); it still takes the global limit."""
+    def submit_unordered(self, job: Job, *, key: Hashable | None = None) -> None:
+        """Run `job` outside any lane (stateless commands); it still takes the global limit.
+        `key`: the admission it was reserved under, if any."""
         if self._closed:
             raise LanesClosed
-        self._spawn(self._run_one(job))
+        self._take(key)
+        self._spawn(self._run_unordered(job))
+
+    def notify(self, job: Job) -> bool:
+        """Run a short job (a notice to a user) now, outside lanes and the concurrency limit.
+        False, and nothing runs, when `max_notices` notices are already in flight."""
+        if self._notices >= self.max_notices:
+            return False
+        self._notices += 1
+        self._spawn(self._run_notice(job))
+        return True
+
+    def _take(self, key: Hashable | None) -> None:
+        """Count a job about to be queued: it uses the caller's reservation when there is one."""
+        admission = _current.get()
+        if admission is not None and admission.held and admission.key == key:
+            admission.held = False
+            self._unreserve(key)
+        else:
+            self._grow()
+
+    def _grow(self) -> None:
+        self._total += 1
+        self.high_water = max(self.high_water, self._total)
+
+    def _unreserve(self, key: Hashable | None) -> None:
+        left = self._reserved.get(key, 0) - 1
+        if left > 0:
+            self._reserved[key] = left
+        else:
+            self._reserved.pop(key, None)
+
+    def _release(self, key: Hashable | None) -> None:
+        self._unreserve(key)
+        self._total -= 1
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -80,10 +199,28 @@ class Lanes:
             while queue:
                 await self._run_one(queue[0])
                 queue.popleft()
+                self._total -= 1
         finally:
             # No await between the emptiness check and the removal: a concurrent submit either
             # appended before the check (and ran above) or finds no lane and starts a new one.
+            self._total -= len(queue)  # jobs left behind by a cancellation at shutdown
             del self._queues[key]
+
+    async def _run_unordered(self, job: Job) -> None:
+        try:
+            await self._run_one(job)
+        finally:
+            self._total -= 1
+
+    async def _run_notice(self, job: Job) -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a notice job raised")
+        finally:
+            self._notices -= 1
 
     async def _run_one(self, job: Job) -> None:
         async with self._semaphore:
@@ -111,3 +248,7 @@ class Lanes:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         return not pending
+
+
+def _over(count: int, bound: int | None) -> bool:
+    return bound is not None and count >= bound

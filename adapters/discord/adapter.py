@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import discord
 import discord.gateway
 import discord.http
@@ -48,6 +49,7 @@ from adapters.discord.stream import (
     DiscordStream,
 )
 from bot.config import ConfigError, Settings
+from bot.delivery import DeliveryFailed
 from bot.dispatcher import Dispatcher
 from bot.sanitise import safe_filename
 from bot.types import Actor, ConversationKey, OutFile, Reply
@@ -387,11 +389,18 @@ class DiscordAdapter:
         )
 
     async def send(self, reply: Reply) -> None:
+        """Deliver `reply`. discord.py already retries 429s (honouring Retry-After), 5xx and
+        dropped connections; what still fails raises `DeliveryFailed` with Discord's reason."""
         pending = self._take_pending(reply)
-        if pending is not None and not pending.interaction.is_expired():
-            await self._send_followup(pending, reply)
-        else:
-            await self._send_to_channel(reply)
+        try:
+            if pending is not None and not pending.interaction.is_expired():
+                await self._send_followup(pending, reply)
+            else:
+                await self._send_to_channel(reply)
+        except discord.HTTPException as exc:
+            raise DeliveryFailed(f"discord: {_http_reason(exc)}") from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise DeliveryFailed(f"discord: {type(exc).__name__}") from exc
 
     async def _send_followup(self, pending: _Pending, reply: Reply) -> None:
         interaction = pending.interaction
@@ -474,6 +483,11 @@ def _messages(
         else:
             out.append(("", batch))
     return out
+
+
+def _http_reason(exc: discord.HTTPException) -> str:
+    """Discord's status, error code and message (e.g. "HTTP 403 code 50013: Missing Permissions")."""
+    return f"HTTP {exc.status} code {exc.code}: {exc.text[:200]}".rstrip(": ")
 
 
 def _start_failure(error: BaseException | None) -> str:

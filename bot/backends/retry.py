@@ -1,25 +1,47 @@
-"""The retry policy for OpenAI calls, in one place (the SDK's own retries are switched off).
+"""The fault policy for OpenAI calls, in one place (the SDK's own retries are switched off).
 
-Retried: connection errors and timeouts, 408/409, 429 rate limits, 5xx — honouring the server's
-`retry-after-ms` / `retry-after`. Never retried: 401, `insufficient_quota`, other 4xx, and any call
-that has already shown text to the user (a retry would repeat it).
+Retried: connection errors and timeouts, 408/409, 429 rate limits, 5xx — with exponential
+backoff and jitter, honouring the server's `retry-after-ms` / `retry-after`, at most `attempts`
+retries and never past the answer's time budget (`answer_budget`, else `budget` per call).
+Never retried: 401, `insufficient_quota`, other 4xx, and any call that has already shown text to
+the user (a retry would repeat it). Every attempt goes through the shared `CircuitBreaker`: while
+it is open, calls fail at once with `CircuitOpen`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx2
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from bot.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The monotonic time after which no retry starts, for the answer being worked on (set around
+# each event's handling by the dispatcher; contextvars follow the task that handles it).
+_deadline: ContextVar[float | None] = ContextVar("openai_retry_deadline", default=None)
+
+
+@contextlib.contextmanager
+def answer_budget(seconds: float) -> Iterator[None]:
+    """Every OpenAI call inside shares one retry budget of `seconds` (the per-answer budget)."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -29,7 +51,14 @@ def is_retryable(exc: BaseException) -> bool:
         exc, openai.APIConnectionError | openai.InternalServerError | httpx2.TransportError
     ):
         return True
-    return isinstance(exc, openai.APIStatusError) and exc.status_code in (408, 409)
+    return isinstance(exc, openai.APIStatusError) and (
+        exc.status_code in (408, 409) or exc.status_code >= 500
+    )
+
+
+def is_openai_answer(exc: BaseException) -> bool:
+    """OpenAI answered, with an error about the request itself (it is reachable)."""
+    return isinstance(exc, openai.APIStatusError) and not is_retryable(exc)
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
@@ -53,6 +82,8 @@ class RetryPolicy:
     attempts: int = 3
     max_wait: float = 20.0
     base_wait: float = 0.5
+    budget: float = 60.0
+    breaker: CircuitBreaker | None = None
 
     def wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -65,10 +96,27 @@ class RetryPolicy:
     async def call(
         self, fn: Callable[[], Awaitable[T]], *, may_retry: Callable[[], bool] = lambda: True
     ) -> T:
-        """Run `fn`, retrying retryable failures while `may_retry()` is still true."""
+        """Run `fn`, retrying retryable failures while `may_retry()` is still true, the retry
+        count and the time budget allow it, and the circuit breaker is not open."""
+        deadline = _deadline.get()
+        if deadline is None:
+            deadline = time.monotonic() + self.budget
+        breaker = self.breaker
 
         def should_retry(exc: BaseException) -> bool:
+            if breaker is not None and breaker.retry_in() is not None:
+                return False
             return is_retryable(exc) and may_retry()
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number > self.attempts:
+                return True
+            if time.monotonic() + state.upcoming_sleep > deadline:
+                log.warning(
+                    "OpenAI retry budget spent; giving up after %d tries", state.attempt_number
+                )
+                return True
+            return False
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -80,8 +128,25 @@ class RetryPolicy:
                 state.next_action.sleep if state.next_action else 0.0,
             )
 
+        async def guarded() -> T:
+            if breaker is None:
+                return await fn()
+            probe = breaker.admit()
+            try:
+                result = await fn()
+            except BaseException as exc:
+                if is_retryable(exc):
+                    breaker.failed(probe)
+                elif is_openai_answer(exc):
+                    breaker.succeeded(probe)
+                else:
+                    breaker.released(probe)
+                raise
+            breaker.succeeded(probe)
+            return result
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts + 1),
+            stop=stop,
             wait=self.wait,
             retry=retry_if_exception(should_retry),
             before_sleep=before_sleep,
@@ -89,5 +154,5 @@ class RetryPolicy:
         )
         async for attempt in retrying:
             with attempt:
-                return await fn()
+                return await guarded()
         raise AssertionError("unreachable")

@@ -19,7 +19,7 @@ from bot.capabilities.lifecycle import (
     StopCause,
 )
 from bot.config import Settings
-from bot.delivery import Outbox, TextStream
+from bot.delivery import DeliveryFailed, Outbox, TextStream, delivery_reason
 from bot.errors import UserError, explain_error
 from bot.pricing import PriceTable
 from bot.types import Inbound, Reply
@@ -151,7 +151,7 @@ class ChatCapability:
             await stream.abort()
             raise
         except Exception as exc:
-            friendly = explain_error(exc, model=config.model)
+            friendly = explain_error(exc, model=config.model, role="chat")
             await self._close_run(run_id, "failed", _describe(friendly or exc))
             await stream.abort()
             if friendly is None or friendly is exc:
@@ -163,13 +163,15 @@ class ChatCapability:
         try:
             await stream.finish(text)
         except Exception as exc:
-            await self._close_run(run_id, "failed", f"delivery failed: {type(exc).__name__}")
-            raise
+            raise await self._undelivered(run_id, "answer", exc) from exc
         await self._record(run_id, conversation.id, result)
         if result.files:
-            await outbox.send(
-                Reply(event.key, text="", files=result.files, in_reply_to=event.message_id)
-            )
+            try:
+                await outbox.send(
+                    Reply(event.key, text="", files=result.files, in_reply_to=event.message_id)
+                )
+            except Exception as exc:
+                raise await self._undelivered(run_id, "files", exc) from exc
         if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
 
@@ -277,6 +279,13 @@ class ChatCapability:
         else:
             reply = Reply(event.key, text="", files=(audio,), in_reply_to=event.message_id)
         await outbox.send(reply)
+
+    async def _undelivered(self, run_id: int, what: str, exc: Exception) -> DeliveryFailed:
+        """The platform refused the answer after its retries: the run fails with the reason
+        (the dispatcher's error boundary logs it)."""
+        reason = f"delivery failed ({what}): {delivery_reason(exc)}"
+        await self._close_run(run_id, "failed", reason)
+        return DeliveryFailed(reason)
 
     async def _close_run(self, run_id: int, status: runs.RunStatus, error: str) -> None:
         await runs.close_run(self._db, run_id, status, error)

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-import openai
 from openai import AsyncOpenAI
 
 from bot.backends.retry import RetryPolicy
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 # Typed at the start of a message to the bot (`@Switchboard /transcribe fr` + a file), these run
 # as the command with the message's files: Slack's slash commands cannot carry files.
 # `assistant` too, for `knowledge add` and a schema file for `set format`.
@@ -50,9 +48,15 @@ class MediaContext:
 
     @classmethod
     def create(
-        cls, db: Database, settings: Settings, client: AsyncOpenAI, prices: PriceTable
+        cls,
+        db: Database,
+        settings: Settings,
+        client: AsyncOpenAI,
+        prices: PriceTable,
+        retry: RetryPolicy | None = None,
     ) -> MediaContext:
-        retry = RetryPolicy(
+        """`retry`: the app's shared policy (and so its circuit breaker)."""
+        retry = retry or RetryPolicy(
             attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
         )
         speech = make_speech_engine(settings.speech_engine, client, settings.speech_model, retry)
@@ -115,36 +119,19 @@ def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         return call()
 
 
-MODEL_SETTINGS = {
-    "image": "SWITCHBOARD_IMAGE_MODEL",
-    "edit": "SWITCHBOARD_IMAGE_MODEL",
-    "variation": "SWITCHBOARD_IMAGE_MODEL",
-    "transcription": "SWITCHBOARD_TRANSCRIBE_MODEL",
-    "speech": "SWITCHBOARD_SPEECH_MODEL",
+# The model role behind each media run kind ("translation" may use one of several models).
+MEDIA_ROLES = {
+    "image": "image",
+    "edit": "image",
+    "variation": "image",
+    "transcription": "transcribe",
+    "speech": "speech",
 }
 
 
 def explain_media_error(exc: BaseException, *, model: str, kind: str = "") -> UserError | None:
-    """`explain_error`, plus the image safety refusals and the setting naming each model."""
-    if (
-        isinstance(exc, openai.APIStatusError)
-        and kind in MODEL_SETTINGS
-        and (exc.code == "model_not_found" or getattr(exc, "param", None) == "model")
-    ):
-        return UserError(
-            f"The model `{model}` is not available on this OpenAI endpoint. An admin can "
-            f"choose another with {MODEL_SETTINGS[kind]}.",
-            log_detail=f"{type(exc).__name__}: {exc.code or ''}",
-        )
-    if isinstance(exc, openai.BadRequestError) and (
-        exc.code in REFUSAL_CODES or "safety system" in (exc.message or "")
-    ):
-        return UserError(
-            "OpenAI's safety system declined this request, so no image was made. "
-            "Please rephrase it (or use another image) and try again.",
-            log_detail=f"content policy refusal: {exc.code}",
-        )
-    return explain_error(exc, model=model)
+    """`explain_error`, naming the setting that chose the model of this kind of run."""
+    return explain_error(exc, model=model, role=MEDIA_ROLES.get(kind, ""))
 
 
 def media_commands(media: MediaContext) -> dict[str, Command]:
