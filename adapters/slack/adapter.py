@@ -20,17 +20,13 @@ from slack_bolt.middleware.authorization.async_single_team_authorization import 
     AsyncSingleTeamAuthorization,
 )
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
 from adapters.slack.commands import AdminCache, SlackCommands
 from adapters.slack.files import FileLimits, SlackFiles
 from adapters.slack.outbox import SlackOutbox
+from adapters.slack.retry import retry_handlers
 from adapters.slack.stream import _describe
 from bot.config import ConfigError, Settings
 
@@ -75,16 +71,12 @@ def _socket_logger() -> logging.Logger:
 
 
 def make_client(settings: Settings, token: str) -> AsyncWebClient:
-    """The one Web API client: `SLACK_API_URL`, with retries for 429 (honouring Retry-After),
-    500/503 and dropped connections."""
+    """The one Web API client: `SLACK_API_URL`, with the retry handlers of
+    `adapters.slack.retry` (429 honouring Retry-After, server errors, dropped connections)."""
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=retry_handlers(settings.delivery_retries, settings.delivery_retry_wait),
         logger=logging.getLogger("adapters.slack.web"),
     )
 

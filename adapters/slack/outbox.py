@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.slack.files import UPLOAD_BATCH, upload_files
+from adapters.slack.files import upload_files
 from adapters.slack.stream import SlackStream, _describe, split_text
 from bot.delivery import DeliveryFailed
 from bot.types import Actor, ConversationKey, Reply
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -27,25 +22,14 @@ RESPONSE_URL_TTL = 25 * 60  # Slack honours a response_url for 30 minutes (5 use
 # a slash command's response_url still works there.
 _CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "user_not_in_channel"})
 _PRIVATE_FILES_NOTE = "(Files can't be shown privately here; ask again in a DM with me.)"
-# Failures worth another try that the client's retry handlers (429, HTTP 500/503, dropped
-# connections) do not cover, or gave up on: Slack reports most of them as HTTP 200 `ok: false`.
-_TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
-_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-MAX_DELIVERY_WAIT = 30.0
 
 
 class SlackOutbox:
     """`send` posts a reply (split at Slack's limits) into the conversation's thread, then its
     files; ephemeral replies go to `Reply.actor_id` only. `open_stream` gives a `SlackStream`."""
 
-    def __init__(
-        self, client: AsyncWebClient, *, retries: int = 3, retry_wait: float = 1.0
-    ) -> None:
+    def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
-        self.retries = retries
-        self.retry_wait = retry_wait
         self._no_stream: set[str] = set()  # channels where chat.startStream was refused
         self._no_status: set[str] = set()
         self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}
@@ -110,8 +94,8 @@ class SlackOutbox:
     # -- Outbox ------------------------------------------------------------------------------
 
     async def send(self, reply: Reply) -> None:
-        """Deliver `reply`; `DeliveryFailed` (with Slack's reason) when a part could not be
-        posted after the retries."""
+        """Deliver `reply` (the client's retry handlers retry what is worth it, see
+        `adapters.slack.retry`); `DeliveryFailed` with Slack's reason when a part failed."""
         try:
             await self._send(reply)
         except (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:
@@ -130,39 +114,13 @@ class SlackOutbox:
             return
         for part in parts:
             await self._post(channel, thread, reply.actor_id, part)
-        for start in range(0, len(reply.files), UPLOAD_BATCH):
-            batch = reply.files[start : start + UPLOAD_BATCH]
-            await self.deliver(lambda b=batch: upload_files(self.client, channel, thread, b))
-
-    async def deliver(self, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()`, tried again after transient Slack failures: up to `retries` more times,
-        waiting Slack's Retry-After or a doubling `retry_wait`. Other errors raise at once."""
-        for attempt in range(self.retries + 1):
-            try:
-                return await call()
-            except SlackApiError as exc:
-                if attempt == self.retries or not _transient(exc):
-                    raise
-                wait = _retry_after(exc)
-                if wait is None:
-                    wait = self.retry_wait * 2**attempt
-                wait = min(wait, MAX_DELIVERY_WAIT)
-                log.warning(
-                    "slack: delivery failed (%s), retry %d of %d in %.1fs",
-                    _describe(exc),
-                    attempt + 1,
-                    self.retries,
-                    wait,
-                )
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
+        if reply.files:
+            await upload_files(self.client, channel, thread, reply.files)
 
     async def _post(self, channel: str, thread: str | None, user: str, text: str) -> None:
         try:
-            await self.deliver(
-                lambda: self.client.chat_postMessage(
-                    channel=channel, thread_ts=thread, markdown_text=text
-                )
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=thread, markdown_text=text
             )
         except SlackApiError as exc:
             if not await self._via_response_url(exc, channel, user, text, "in_channel"):
@@ -170,10 +128,8 @@ class SlackOutbox:
 
     async def _post_ephemeral(self, channel: str, thread: str | None, user: str, text: str) -> None:
         try:
-            await self.deliver(
-                lambda: self.client.chat_postEphemeral(
-                    channel=channel, user=user, thread_ts=thread, markdown_text=text
-                )
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread, markdown_text=text
             )
         except SlackApiError as exc:
             if not await self._via_response_url(exc, channel, user, text, "ephemeral"):
@@ -194,22 +150,3 @@ class SlackOutbox:
             )
             return False
         return True
-
-
-def _transient(exc: SlackApiError) -> bool:
-    response = exc.response
-    if response is None:
-        return False
-    return response.get("error") in _TRANSIENT_ERRORS or response.status_code in _TRANSIENT_STATUS
-
-
-def _retry_after(exc: SlackApiError) -> float | None:
-    headers = exc.response.headers if exc.response is not None else None
-    value = None
-    for name, item in (headers or {}).items():
-        if name.lower() == "retry-after":
-            value = item[0] if isinstance(item, list) and item else item
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None

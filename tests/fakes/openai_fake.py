@@ -107,6 +107,11 @@ Faults (`FakeOpenAI.fail_next`), consumed FIFO by the matching requests, each re
                  "length"``). Non-stream: the same as a final object.
 ===============  ====================================================================
 
+Random faults (`FakeOpenAI.fail_randomly`): each request that no queued fault matched fails with
+probability ``rate``, its kind drawn from ``kinds``, from a seeded ``random.Random`` (the same
+seed and request sequence give the same faults); `FakeOpenAI.random_faults` lists what was
+injected. Off by default.
+
 ``break``/``failed``/``incomplete`` only match generation requests (``POST /v1/responses``,
 ``POST /v1/chat/completions``); the others match ANY request, including the
 ``POST /v1/conversations`` a Responses backend may send before its first turn (narrow with
@@ -137,6 +142,7 @@ import inspect
 import json
 import logging
 import math
+import random
 import re
 import secrets
 import time
@@ -319,6 +325,8 @@ class FakeOpenAI(ContainersMixin):
         self._init_containers()
         self._response_context: dict[str, list[dict[str, Any]]] = {}
         self._faults: list[_Fault] = []
+        self._chaos: tuple[random.Random, float, tuple[str, ...], str | None] | None = None
+        self.random_faults: list[str] = []
         self._spec: Spec | None = None
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -403,6 +411,27 @@ class FakeOpenAI(ContainersMixin):
             raise ValueError("times must be >= 1")
         self._faults.append(_Fault(kind, times, retry_after, endpoint))
 
+    def fail_randomly(
+        self,
+        rate: float,
+        kinds: tuple[FaultKind, ...] = ("rate_limit", "server_error", "timeout"),
+        *,
+        seed: int = 0,
+        endpoint: str | None = None,
+    ) -> None:
+        """Fail a ``rate`` fraction of the matching requests (0 switches it off), with a kind
+        drawn from ``kinds``; seeded, so a test sees the same faults on every run."""
+        unknown = set(kinds) - _FAULT_KINDS
+        if unknown or not kinds:
+            raise ValueError(
+                f"unknown fault kinds {sorted(unknown)}; one of {sorted(_FAULT_KINDS)}"
+            )
+        if endpoint not in _ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(_ENDPOINTS - {None})}")
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        self._chaos = (random.Random(seed), rate, tuple(kinds), endpoint) if rate else None
+
     def _take_fault(self, endpoint: str, generation: bool) -> _Fault | None:
         for fault in self._faults:
             if fault.endpoint not in (None, endpoint):
@@ -413,7 +442,20 @@ class FakeOpenAI(ContainersMixin):
             if fault.times == 0:
                 self._faults.remove(fault)
             return fault
-        return None
+        return self._random_fault(endpoint, generation)
+
+    def _random_fault(self, endpoint: str, generation: bool) -> _Fault | None:
+        if self._chaos is None:
+            return None
+        rng, rate, kinds, only = self._chaos
+        if only not in (None, endpoint):
+            return None
+        allowed = [k for k in kinds if generation or k not in _STREAM_FAULTS]
+        if not allowed or rng.random() >= rate:
+            return None
+        kind = rng.choice(allowed)
+        self.random_faults.append(kind)
+        return _Fault(kind, 1, None, endpoint)
 
     # -- plumbing -----------------------------------------------------------------------------
 

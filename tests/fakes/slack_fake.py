@@ -36,7 +36,7 @@ What it models
   + ``{"ok": false, "error": "ratelimited"}``; ``enable_rate_limits()`` switches on a
   token-bucket limiter (``chat.postMessage`` ~1/s per channel, ``chat.update`` ~50/min per
   workspace).  Every 429 counts in ``rate_limited_count``.  ``fail_next(method, error)``
-  injects any other error.
+  injects any other error; ``clear_faults()`` drops the injected ones not used yet.
 * **File hosting**: ``add_file`` / uploaded files are served at ``url_private(_download)``;
   with a valid bearer token the bytes and the file's MIME type come back, otherwise a
   200 ``text/html`` login page (as Slack does).  Per file: ``redirect_to`` (302 to another
@@ -633,6 +633,11 @@ class FakeSlack:
             self._fail_next[method].append(
                 SlackError(error, status=status, headers=headers, extra=extra)
             )
+
+    def clear_faults(self) -> None:
+        """Forget every fault queued by ``fail_next`` and ``rate_limit_next`` not used yet."""
+        self._fail_next.clear()
+        self._rate_limit_next.clear()
 
     def enable_rate_limits(
         self,

@@ -1,0 +1,207 @@
+"""Core layer under faults: the real app and openai SDK against the loopback fake OpenAI with
+injected failures (a seeded soak, the circuit breaker, the retry budget) and back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.dispatcher import BUSY, TOO_BUSY
+from bot.types import ConversationKey, Inbound
+from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
+from tests.harness import Harness, make_settings
+
+# Every way a turn may legitimately end besides its answer: one clear message each.
+TOLD = (
+    "rate limited",
+    "server error",
+    "took too long",
+    "lost the connection",
+    "OpenAI is unavailable right now",
+)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as server:
+        yield server
+    assert server.spec_problems == []
+
+
+async def until(predicate: Callable[[], Any], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def replies_by_event(bot: Harness) -> dict[str, list[str]]:
+    """Everything delivered, by the message it answers: finished streams and replies."""
+    out: dict[str, list[str]] = {}
+    for stream in bot.outbox.streams:
+        if stream.final is not None:
+            out.setdefault(stream.in_reply_to, []).append(stream.final)
+    for reply in bot.outbox.replies:
+        out.setdefault(reply.in_reply_to, []).append(reply.text)
+    return out
+
+
+async def test_fault_soak_every_turn_is_answered_or_told_once(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        fake.base_url,
+        tmp_path,
+        SWITCHBOARD_OPENAI_TIMEOUT=1.0,
+        SWITCHBOARD_BREAKER_COOLDOWN=0.2,
+        SWITCHBOARD_BREAKER_MAX_COOLDOWN=0.5,
+        SWITCHBOARD_BUSY_QUEUED_PER_CONVERSATION=100,
+        SWITCHBOARD_MAX_CONCURRENCY=4,
+    )
+    bot = await Harness.start(settings)
+    try:
+        fake.fail_randomly(0.2, ("rate_limit", "server_error", "timeout"), seed=8)
+        keys = [ConversationKey("test", "W1", f"C{n}") for n in range(10)]
+        sent: list[Inbound] = []
+        for n in range(100):
+            message = bot.message(f"turn {n}", key=keys[n % len(keys)])
+            sent.append(message)
+            assert await bot.app.dispatcher.submit(message)
+        await asyncio.wait_for(bot.app.dispatcher.wait_idle(), 240)
+
+        delivered = replies_by_event(bot)
+        answered = 0
+        for message in sent:
+            (text,) = delivered.pop(message.message_id)  # exactly one reply: no duplicates
+            if text == f"echo: {message.text}":
+                answered += 1
+            else:
+                assert any(words in text for words in TOLD), text
+        assert delivered == {}
+        assert len(fake.random_faults) >= 15 and set(fake.random_faults) == {
+            "rate_limit",
+            "server_error",
+            "timeout",
+        }
+        assert answered >= 85  # retries turned most faults into answers
+        statuses = Counter(run["status"] for run in await _runs(bot))
+        assert statuses["completed"] == answered
+        assert set(statuses) <= {"completed", "failed"}
+
+        fake.fail_randomly(0)
+        await until(lambda: bot.app.breaker is not None and bot.app.breaker.retry_in() is None)
+        assert await bot.say("still there?") == "echo: still there?"
+    finally:
+        await bot.close()
+
+
+async def test_circuit_breaker_opens_answers_at_once_and_a_probe_closes_it(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        fake.base_url,
+        tmp_path,
+        SWITCHBOARD_BREAKER_FAILURES=3,
+        SWITCHBOARD_BREAKER_COOLDOWN=0.5,
+        SWITCHBOARD_BREAKER_MAX_COOLDOWN=2.0,
+    )
+    bot = await Harness.start(settings)
+    breaker = bot.app.breaker
+    assert breaker is not None
+    try:
+        assert await bot.say("warm up") == "echo: warm up"  # the conversation exists
+        fake.fail_next("server_error", times=3)  # the first try and both retries
+        assert "server error" in await bot.say("one")
+        assert breaker.state == "open"
+
+        requests = len(fake.requests)
+        created = len(await _runs(bot))
+        reply = await bot.say("two")
+        assert reply.startswith("OpenAI is unavailable right now; I'll try again in 1 s")
+        assert len(fake.requests) == requests  # no work went out or piled up
+        assert len(await _runs(bot)) == created
+
+        await until(lambda: breaker.retry_in() is None)  # the cool-down is over: half-open
+        fake.fail_next("server_error")  # the probe fails: open again, for longer
+        assert "server error" in await bot.say("three")
+        assert breaker.state == "open" and breaker.times_opened == 2
+        assert len(fake.requests) == requests + 1  # the probe only, no retries while open
+
+        await until(lambda: breaker.retry_in() is None)
+        assert await bot.say("four") == "echo: four"  # the probe succeeds
+        assert breaker.state == "closed"
+        assert await bot.say("five") == "echo: five"
+    finally:
+        await bot.close()
+
+
+async def test_the_retry_budget_limits_how_long_one_answer_retries(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        fake.base_url,
+        tmp_path,
+        SWITCHBOARD_OPENAI_MAX_RETRIES=5,
+        SWITCHBOARD_OPENAI_RETRY_MAX_WAIT=5.0,
+        SWITCHBOARD_OPENAI_RETRY_BUDGET=1.0,
+    )
+    bot = await Harness.start(settings)
+    try:
+        assert await bot.say("warm up") == "echo: warm up"
+        before = len(fake.requests)
+        fake.fail_next("rate_limit", times=6, retry_after=0.7, endpoint="responses")
+        assert "rate limited" in await bot.say("hello")
+        # Two waits of 0.7 s cannot fit in 1 s: at most one retry, not five.
+        assert 1 <= len(fake.requests) - before <= 2
+    finally:
+        await bot.close()
+
+
+async def test_back_pressure_busy_notice_then_too_busy_and_order_kept(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        fake.base_url,
+        tmp_path,
+        SWITCHBOARD_BUSY_QUEUED_PER_CONVERSATION=2,
+        SWITCHBOARD_MAX_QUEUED_PER_CONVERSATION=4,
+    )
+    bot = await Harness.start(settings)
+    gate = asyncio.Event()
+
+    async def held(turn: FakeTurn) -> str:
+        await gate.wait()
+        return "echo: " + turn.messages[-1][1]
+
+    fake.answer = held
+    try:
+        sent = [bot.message(f"m{n}") for n in range(7)]
+        for message in sent:
+            assert await bot.app.dispatcher.submit(message)  # handled, also when refused
+        await until(lambda: len(bot.outbox.replies) == 5)  # told at once, answers still held
+        notices = [(r.in_reply_to, r.text) for r in bot.outbox.replies]
+        ids = [m.message_id for m in sent]
+        assert notices == [(ids[2], BUSY), (ids[3], BUSY)] + [(i, TOO_BUSY) for i in ids[4:]]
+        assert bot.app.lanes.high_water == 4
+
+        gate.set()
+        await bot.app.dispatcher.wait_idle()
+        assert [s.final for s in bot.outbox.streams] == [f"echo: m{n}" for n in range(4)]
+        assert [run["event_id"] for run in await _runs(bot)] == [m.event_id for m in sent[:4]]
+        # A refused event was handled: its redelivery is not taken for a new message.
+        assert not await bot.app.dispatcher.submit(sent[6])
+        assert await bot.say("later") == "echo: later"
+    finally:
+        gate.set()
+        await bot.close()
+
+
+async def _runs(bot: Harness) -> list[dict]:
+    rows = await bot.app.db.fetchall("SELECT * FROM runs ORDER BY id")
+    return [dict(row) for row in rows]
