@@ -70,6 +70,7 @@ def make_lanes(settings: Settings) -> Lanes:
         max_per_key=settings.max_queued_per_conversation,
         busy_total=settings.busy_queued_total,
         max_total=settings.max_queued_total,
+        max_notices=settings.max_queued_total,
     )
 
 
