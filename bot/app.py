@@ -12,8 +12,8 @@ from bot.backends.base import Backend
 from bot.backends.chat_completions import ChatCompletionsBackend
 from bot.backends.responses import ResponsesBackend
 from bot.backends.retry import RetryPolicy
-from bot.capabilities.assistant_admin import AssistantAdmin
 from bot.breaker import CircuitBreaker
+from bot.capabilities.assistant_admin import AssistantAdmin
 from bot.capabilities.chat import ChatCapability
 from bot.capabilities.conversation import ConversationCommands
 from bot.capabilities.media import MediaContext, media_commands
@@ -143,9 +143,7 @@ class App:
             return actor.is_admin or actor.id in settings.admin_ids
 
         usage = UsageCommands(db, settings, quota, is_admin)
-        assistant = AssistantAdmin(
-            db, settings, client, retry, is_admin, registry.names
-        )
+        assistant = AssistantAdmin(db, settings, client, retry, is_admin, registry.names)
         commands = {
             "reset": Command(conversation.reset, "start a new conversation here", preempt=True),
             "cancel": Command(
