@@ -85,6 +85,12 @@ class Dispatcher:
         answer thread replies without a mention)."""
         return await conversations.get_active(self._db, key, self._chat.backend_name) is not None
 
+    async def answers_everything(self, key: ConversationKey) -> bool:
+        """Whether the channel's assistant answers every message there (`reply_mode` `all`),
+        not only mentions, DMs and the threads it takes part in."""
+        config = await resolve_assistant(self._db, self._settings, key)
+        return config.reply_mode == "all"
+
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
 

@@ -224,3 +224,52 @@ async def test_discord_knowledge_with_attachment_options(
         rows = await bot.app.db.fetchall("SELECT * FROM knowledge_files")
         assert rows == []
         dc.assert_spec_clean()
+
+
+# ------------------------------------------------------------------------------ reply_mode all
+
+
+async def test_slack_reply_mode_all_answers_every_message_in_the_channel(slack_env: Env) -> None:
+    env = slack_env
+    await env.slack.send_slash_command("/assistant", "set reply_mode all", user_id="UADMIN")
+    await env.settle(1)
+    await until(lambda: len(env.slack.ephemeral) >= 1)
+    plain = P.message("good morning")
+    await env.slack.send_event(plain)
+    await env.settle(2)
+    assert env.bot_texts(P.CHANNEL_ID, plain["ts"]) == ["echo: good morning"]
+
+    await env.slack.send_slash_command("/assistant", "set reply_mode mention", user_id="UADMIN")
+    await env.settle(3)
+    await until(lambda: len(env.slack.ephemeral) >= 2)
+    quiet = P.message("just chatting")
+    await env.slack.send_event(quiet)
+    ping = P.app_mention("ping")
+    await env.slack.send_event(ping)
+    await env.settle(4)
+    assert env.bot_texts(P.CHANNEL_ID, ping["ts"]) == ["echo: ping"]
+    assert env.bot_texts(P.CHANNEL_ID, quiet["ts"]) == []
+
+
+async def test_discord_reply_mode_all_answers_without_a_mention(
+    discord_seams: None,  # noqa: F811
+    openai_fake: FakeOpenAI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        cid = dc.text_channel["id"]
+        changed = await dc.send_interaction(
+            "assistant", {"args": "set reply_mode all"}, user=dc.admin
+        )
+        await wait_followup(dc, changed)
+        plain = await dc.send_message_create(cid, dc.member, "good morning")
+        assert (await bot.answer_to(plain))["content"] == "echo: good morning"
+
+        back = await dc.send_interaction(
+            "assistant", {"args": "set reply_mode mention"}, user=dc.admin
+        )
+        await wait_followup(dc, back)
+        await dc.send_message_create(cid, dc.member, "just chatting")
+        ping = await dc.send_message_create(cid, dc.member, mention(dc, "ping"))
+        await bot.answer_to(ping)
+        assert [m["content"] for m in bot.bot_messages(cid)] == ["echo: good morning", "echo: ping"]

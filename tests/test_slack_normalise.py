@@ -78,7 +78,9 @@ def test_thread_replies_need_the_adapter_to_check_the_conversation() -> None:
     reply = N.message_event(body(P.thread_reply("go on", thread_ts="1700000000.000005")), BOT)
     assert reply is not None and not reply.addressed
     assert reply.key.thread == "1700000000.000005"
-    assert N.message_event(body(P.message("just chatting")), BOT) is None  # top level, no mention
+    # top level, no mention: answered only where reply_mode is `all` (the adapter checks)
+    top = N.message_event(body(P.message("just chatting")), BOT)
+    assert top is not None and not top.addressed and top.key.thread == top.message_id
 
 
 @pytest.mark.parametrize(

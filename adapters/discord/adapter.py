@@ -14,7 +14,7 @@ import io
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -279,8 +279,16 @@ class DiscordAdapter:
                 bot_role_id=role_id,
                 max_bytes=self.max_attachment_bytes,
             )
-            if event is None or not event.addressed:
+            if event is None:
                 return
+            if not event.addressed:
+                # Only where the channel's assistant answers every message (`reply_mode` all);
+                # an empty message (no message-content intent) is never answered.
+                if not (event.text.strip() or event.attachments):
+                    return
+                if not await self._dispatcher.answers_everything(event.key):
+                    return
+                event = replace(event, addressed=True)
             await self._dispatcher.submit(event)
         except Exception as exc:
             log.error("discord: handling a message failed: %s", type(exc).__name__)

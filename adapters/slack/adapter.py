@@ -168,7 +168,15 @@ class SlackAdapter:
             return
         try:
             if not inbound.addressed:
-                if not await self._dispatcher.has_conversation(inbound.key):
+                if not (inbound.text.strip() or inbound.attachments):
+                    return
+                if inbound.key.thread == inbound.message_id:  # top level: reply_mode decides
+                    if not await self._dispatcher.answers_everything(inbound.key):
+                        return
+                elif not (
+                    await self._dispatcher.has_conversation(inbound.key)
+                    or await self._dispatcher.answers_everything(inbound.key)
+                ):
                     return
                 inbound = replace(inbound, addressed=True)
             if inbound.text.lstrip().startswith("/"):  # a command spelt in a message

@@ -269,10 +269,10 @@ def _message_event(
     else:
         if mentions(text, bot.user_id):
             return None  # answered from the `app_mention` event
-        if not thread_ts:
-            return None  # a channel message not addressed to the bot
-        thread = thread_ts
-        addressed = False  # only if the bot takes part in this thread (adapter checks)
+        # Not addressed to the bot: answered only in a thread it takes part in, or in a channel
+        # whose assistant answers every message (`reply_mode` all); the adapter checks.
+        thread = thread_ts or ts
+        addressed = False
     team = team_of(body, bot.team_id)
     event_id = _id(body.get("event_id")) or f"{channel}-{ts}"
     return Inbound(
