@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.logs import configure_logging
+from bot.logs import configure_logging, redact
 
 log = logging.getLogger("bot")
 
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return asyncio.run(_run(settings))
     except ConfigError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
+        print(f"switchboard: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

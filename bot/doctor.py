@@ -14,6 +14,7 @@ import openai
 
 from bot.app import make_openai_client
 from bot.config import ConfigError, Settings
+from bot.logs import redact
 from bot.pricing import PriceTable
 
 SHUTDOWN_WARNING_DAYS = 60
@@ -26,15 +27,15 @@ class Report:
         self.warnings = 0
 
     def ok(self, text: str) -> None:
-        self._out.write(f"ok    {text}\n")
+        self._out.write(f"ok    {redact(text)}\n")
 
     def warn(self, text: str) -> None:
         self.warnings += 1
-        self._out.write(f"WARN  {text}\n")
+        self._out.write(f"WARN  {redact(text)}\n")
 
     def error(self, text: str) -> None:
         self.errors += 1
-        self._out.write(f"ERROR {text}\n")
+        self._out.write(f"ERROR {redact(text)}\n")  # platform errors may quote a token
 
 
 def model_warnings(

@@ -208,3 +208,16 @@ async def test_discord_secrets_never_reach_logs_chat_or_database(
         assert secret not in database, f"a secret in the database: {secret[:8]}…"
     for secret in (dc.token, OPENAI_KEY):
         assert secret not in chat, f"a secret in chat: {secret[:8]}…"
+
+
+def test_doctor_lines_are_redacted() -> None:
+    from bot.doctor import Report
+
+    out = io.StringIO()
+    report = Report(out)
+    report.error(f"Slack said invalid_auth for {BOT_TOKEN}")
+    report.warn(f"OpenAI: Incorrect API key provided: {OPENAI_KEY}")
+    report.ok("Discord: connected as switchboard#0001")
+    text = out.getvalue()
+    assert BOT_TOKEN not in text and OPENAI_KEY not in text and text.count(REDACTED) == 2
+    assert "switchboard#0001" in text
