@@ -11,10 +11,12 @@ from __future__ import annotations
 import io
 import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import bot.logs
 from bot.errors import UserError
 from bot.logs import REDACTED, RedactingFilter, configure_logging, redact, secrets_of
 from storage import runs
@@ -29,6 +31,14 @@ DISCORD_TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAw" + "MQ.GhIjKl." + "s3cr3t-d1sc0rd-t0k3
 SIGNING = "8f2b" + "c0ffee1234567890abcdef0123456"
 SECRETS = (OPENAI_KEY, BOT_TOKEN, APP_TOKEN, DISCORD_TOKEN, SIGNING)
 __all__ = ["discord_seams"]  # a fixture
+
+
+@pytest.fixture(autouse=True)
+def registered_secrets() -> Iterator[None]:
+    """The secrets a test registers do not outlive it."""
+    before = list(bot.logs._secrets)
+    yield
+    bot.logs._secrets[:] = before
 
 
 @pytest.mark.parametrize(
