@@ -16,6 +16,7 @@ from bot.app import make_openai_client
 from bot.config import ConfigError, Settings
 from bot.logs import redact
 from bot.pricing import PriceTable
+from bot.tools import build_registry, function_names
 
 SHUTDOWN_WARNING_DAYS = 60
 
@@ -90,6 +91,41 @@ def channel_models(settings: Settings) -> dict[str, str]:
         return {}
 
 
+def channel_functions(settings: Settings) -> dict[str, list[str]]:
+    """Function tools enabled in channels' assistant settings (read-only, like the models)."""
+    path = settings.database_path
+    if not path.exists():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute(
+                "SELECT platform, workspace, channel, settings FROM channel_configs"
+            )
+            found = {}
+            for platform, workspace, channel, raw in rows:
+                tools = json.loads(raw).get("tools")
+                if isinstance(tools, list):
+                    names = function_names(t for t in tools if isinstance(t, str))
+                    if names:
+                        found[f"{platform}:{workspace}:{channel or '(workspace default)'}"] = names
+            return found
+    except (sqlite3.Error, ValueError):
+        return {}
+
+
+def check_tools(settings: Settings, report: Report) -> None:
+    """The function tools this deployment has (plugins included), plugins that failed, and
+    channels enabling a function no tool provides."""
+    registry = build_registry()
+    report.ok(f"function tools: {', '.join(sorted(registry.names))}")
+    for reason in registry.skipped:
+        report.warn(reason)
+    for where, names in channel_functions(settings).items():
+        missing = [n for n in names if n not in registry.names]
+        if missing:
+            report.warn(f"channel {where} enables unknown function tools: {', '.join(missing)}")
+
+
 async def run_doctor(
     settings: Settings, out: TextIO, *, today: Callable[[], dt.date] = dt.date.today
 ) -> int:
@@ -114,6 +150,8 @@ async def run_doctor(
             continue
         for level, text in await module.check(settings):
             {"ok": report.ok, "warn": report.warn, "error": report.error}[level](text)
+
+    check_tools(settings, report)
 
     prices: PriceTable | None = None
     try:

@@ -74,6 +74,7 @@ class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, Draft202012Validator] = {}
+        self.skipped: list[str] = []  # why tools were left out, for `python -m bot doctor`
         for tool in tools:
             self.add(tool)
 
@@ -83,7 +84,8 @@ class ToolRegistry:
         if not problems and tool.name in self._tools:
             problems = [f"the name {tool.name!r} is already taken"]
         if problems:
-            log.error("tool from %s skipped: %s", origin, "; ".join(problems))
+            self.skipped.append(f"tool from {origin} skipped: {'; '.join(problems)}")
+            log.error("%s", self.skipped[-1])
             return False
         self._tools[tool.name] = tool
         self._validators[tool.name] = Draft202012Validator(dict(tool.parameters))
@@ -111,7 +113,8 @@ class ToolRegistry:
                 loaded = point.load()
                 tools = _tools_of(loaded)
             except Exception as exc:  # a broken plugin must not stop the bot
-                log.error("%s could not be loaded: %s: %s", origin, type(exc).__name__, exc)
+                self.skipped.append(f"{origin} could not be loaded: {type(exc).__name__}: {exc}")
+                log.error("%s", self.skipped[-1])
                 continue
             for tool in tools:
                 if self.add(tool, origin=origin):
