@@ -350,3 +350,37 @@ async def test_knowledge_add_without_files_or_with_only_unsupported_ones(bot: Ha
         bot, "knowledge add", files=(file("setup.exe", b"MZ"),)
     )
     assert await audit_rows(bot) == []
+
+
+async def test_knowledge_uploads_survive_a_shutdown_during_the_wait(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from bot.app import retry_policy
+    from bot.capabilities.assistant_admin import ConfigEditor
+    from bot.capabilities.knowledge import Knowledge
+
+    bot = await start(fake, tmp_path, SWITCHBOARD_KNOWLEDGE_WAIT=600)
+    try:
+        app = bot.app
+        kb = Knowledge(
+            app.db, app.settings, app.client, retry_policy(app.settings), ConfigEditor(app.db)
+        )
+        fake.knowledge.stuck.add("slow.md")
+        call = CommandCall(
+            KEY, ADMIN, "assistant", "cmd-x", "knowledge add", attachments=(file("slow.md", b"x"),)
+        )
+        task = asyncio.create_task(kb.add(call))
+        for _ in range(1000):
+            polled = [r for r in fake.requests if r.method == "GET" and "/files/" in r.path]
+            if polled:  # the wait for processing has begun
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (row,) = await app.db.fetchall("SELECT name, status FROM knowledge_files")
+        assert (row["name"], row["status"]) == ("slow.md", "in_progress")
+    finally:
+        await bot.close()

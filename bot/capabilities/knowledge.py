@@ -105,7 +105,13 @@ class Knowledge:
                 uploads.append(upload)
             else:
                 lines.append(f"✗ {attachment.name}: {problem}")
-        await self._wait(store, uploads)
+        try:
+            await self._wait(store, uploads)
+        except asyncio.CancelledError:  # shutdown: keep what was uploaded, as in progress
+            alive = [u for u in uploads if u.status in ("completed", "in_progress")]
+            if alive:
+                await asyncio.shield(self._record(call, store, alive))
+            raise
         kept = [u for u in uploads if u.status in ("completed", "in_progress")]
         for upload in uploads:
             if upload in kept:
