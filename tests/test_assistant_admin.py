@@ -384,3 +384,17 @@ async def test_knowledge_uploads_survive_a_shutdown_during_the_wait(
         assert (row["name"], row["status"]) == ("slow.md", "in_progress")
     finally:
         await bot.close()
+
+
+async def test_a_knowledge_store_gone_at_openai_is_replaced(bot: Harness, fake: FakeOpenAI) -> None:
+    await command(bot, "knowledge add", files=(file("a.md", b"alpha"),))
+    (old_store,) = fake.knowledge.stores
+    del fake.knowledge.stores[old_store]  # expired or deleted at OpenAI
+    reply = await command(bot, "knowledge add", files=(file("b.md", b"beta"),))
+    assert "previous knowledge store is gone" in reply and "Add these again: a.md" in reply
+    assert "✓ b.md" in reply
+    (new_store,) = fake.knowledge.stores
+    listing = await command(bot, "knowledge list")
+    assert "b.md" in listing and "a.md" not in listing
+    config = await bot.app.dispatcher._check_quota(bot.message("x"))
+    assert config.vector_store_id == new_store != old_store

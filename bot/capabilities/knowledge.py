@@ -97,7 +97,9 @@ class Knowledge:
             lines.append(f"Only the first {MAX_FILES} files were taken; add the rest next.")
         if not accepted:
             raise UserError("\n".join(lines))
-        store = await self._ensure_store(key, call.actor.id)
+        store, note = await self._ensure_store(key, call.actor.id)
+        if note:
+            lines.append(note)
         uploads: list[_Upload] = []
         for attachment in accepted:
             upload, problem = await self._upload(store, attachment)
@@ -128,13 +130,14 @@ class Knowledge:
             lines[:0] = await self._record(call, store, kept)
         return "\n".join(lines)
 
-    async def _ensure_store(self, key: ConversationKey, actor_id: str) -> str:
-        """This channel's vector store id, creating the store the first time."""
+    async def _ensure_store(self, key: ConversationKey, actor_id: str) -> tuple[str, str]:
+        """(this channel's vector store id, a note): the store is created the first time, and
+        again when OpenAI no longer has it (expired or deleted), dropping the files it held."""
         async with self._store_lock:
             _, channel = await configs.load_overrides(self._db, key)
             existing = channel.get("vector_store_id")
-            if isinstance(existing, str) and existing:
-                return existing
+            if isinstance(existing, str) and existing and await self._store_alive(existing):
+                return existing, ""
             store = await self._call(
                 lambda: self._client.vector_stores.create(
                     name=f"Switchboard {key.platform} {key.channel}"[:200],
@@ -142,9 +145,43 @@ class Knowledge:
                 ),
                 "create this channel's knowledge store",
             )
-            await self._editor.edit(key, actor_id, {"vector_store_id": store.id})
-            log.info("created vector store %s for %s", store.id, key)
-            return store.id
+            lost = [
+                f.name
+                for f in await knowledge.list_files(self._db, key)
+                if f.vector_store_id == existing
+            ]
+
+            async def drop_lost(batch: Batch) -> None:
+                for name in lost:
+                    await knowledge.delete_file(batch, key, name)
+
+            notes = [Change("knowledge", name, None) for name in lost]
+            await self._editor.edit(
+                key, actor_id, {"vector_store_id": store.id}, notes=notes, also=drop_lost
+            )
+            log.info("created vector store %s for %s (replacing %r)", store.id, key, existing)
+            if not existing:
+                return store.id, ""
+            again = f" Add these again: {', '.join(lost)}." if lost else ""
+            return store.id, (
+                "This channel's previous knowledge store is gone at OpenAI (expired or "
+                f"deleted), so a new one was made.{again}"
+            )
+
+    async def _store_alive(self, store: str) -> bool:
+        try:
+            current = await self._retry.call(lambda: self._client.vector_stores.retrieve(store))
+        except openai.NotFoundError:
+            return False
+        except Exception as exc:
+            friendly = explain_error(exc)
+            if friendly is None:
+                raise
+            raise UserError(
+                f"I could not reach this channel's knowledge store: {friendly.message}",
+                log_detail=friendly.log_detail,
+            ) from exc
+        return current.status != "expired"
 
     async def _upload(self, store: str, attachment: Attachment) -> tuple[_Upload | None, str]:
         try:
