@@ -56,6 +56,7 @@ class Round:
     gaps: list[float] = field(default_factory=list)
     cpu: float = 0.0
     missing: int = 0
+    errors_429: int = 0
 
 
 class Control:
@@ -100,12 +101,13 @@ class BotSide:
 
             self.adapter = DiscordAdapter(self.settings, app.dispatcher)
             await self.adapter.start()
-            return {"synced": bool(self.adapter.commands_synced)}
+            synced = self.adapter.commands_synced is not None
+            return {"synced": synced, "ready_means": f"connected, commands synced {synced}"}
         from adapters.slack.adapter import SlackAdapter
 
         self.adapter = SlackAdapter(self.settings, app.dispatcher, http_host="127.0.0.1")
         await self.adapter.start()
-        return {"synced": True}
+        return {"synced": True, "ready_means": "Socket Mode connected"}
 
     async def close(self) -> None:
         assert self.app is not None
@@ -122,11 +124,13 @@ class BotSide:
         self._want = self.submitted + len(channels)
         self._arrived.clear()
         asks = [{"channel": c, "thread": self.threads.get(c)} for c in channels]
+        before = (await control("stats"))[f"{self.plan.platform}_429"]
         cpu = time.process_time()
         sent = await control("ask", platform=self.plan.platform, asks=asks)
         await self._arrived.wait()
         await self.app.dispatcher.wait_idle()
         result.cpu = time.process_time() - cpu
+        result.errors_429 = (await control("stats"))[f"{self.plan.platform}_429"] - before
         for ask in sent:
             if self.plan.platform == "slack":
                 self.threads.setdefault(ask["channel"], ask["thread"])
