@@ -34,16 +34,19 @@ def rss_mib() -> float:
 
 
 @contextlib.contextmanager
-def child_process(target: Callable[..., None], *args: Any) -> Iterator[tuple[Any, Any]]:
+def child_process(
+    target: Callable[..., None], *args: Any, timeout: float = 120.0
+) -> Iterator[tuple[Any, Any]]:
     """Run `target(*args, pipe)` in a fresh (spawned) process, so its CPU and memory are its
-    own. Yields the first thing it sends and the pipe; on exit sends "stop" and waits."""
+    own. Yields the first thing it sends (within `timeout` seconds) and the pipe; on exit sends
+    "stop" and waits."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     process = ctx.Process(target=target, args=(*args, child), daemon=True)
     process.start()
     try:
-        if not parent.poll(120):
-            raise RuntimeError(f"{getattr(target, '__name__', target)} did not start")
+        if not parent.poll(timeout):
+            raise RuntimeError(f"{getattr(target, '__name__', target)} sent nothing in time")
         yield parent.recv(), parent
     finally:
         with contextlib.suppress(OSError):

@@ -89,7 +89,7 @@ def report_load(platform: str, load: int, rounds: list[Round]) -> None:
 
 
 def run_platform(info: dict[str, Any], plan: Plan) -> dict[str, Any]:
-    with child_process(stream_bot.run, plan, info, time.time()) as (result, _):
+    with child_process(stream_bot.run, plan, info, time.time(), timeout=900) as (result, _):
         pass
     if "error" in result:
         raise SystemExit(f"{plan.platform} bot failed: {result['error']}")
@@ -145,6 +145,7 @@ def main() -> None:
         "workload: first delta after 0.3 s, 400 deltas 10 ms apart; "
         f"loads {loads}, {rounds} rounds each after a warm-up"
     )
+    began = time.monotonic()
     warm_bytecode()
     with child_process(fakes.serve, max(loads)) as (info, _):
         for platform in platforms:
@@ -157,6 +158,7 @@ def main() -> None:
                 result = run_platform(info, seeded)
                 result["rss_answers"] = answers
                 print_result(result, "10,000 conversations in the database")
+    print(f"took {time.monotonic() - began:.0f} s")
 
 
 if __name__ == "__main__":

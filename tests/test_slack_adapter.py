@@ -125,7 +125,7 @@ async def http_env(tmp_path: Path) -> AsyncIterator[Env]:
 async def test_mention_gets_a_threaded_streamed_answer(env: Env) -> None:
     answer = " ".join(f"word{i}" for i in range(120))
     env.openai.answer = lambda turn: answer
-    env.openai.delta_delay = 0.008  # ~1 s of streaming: several flushes
+    env.openai.delta_delay = 0.02  # ~2.4 s of streaming: flushes once a second
     mention = P.app_mention("tell me a story")
     envelope = await env.slack.send_event(mention)
     assert await env.slack.wait_ack(envelope, timeout=3) == {"envelope_id": envelope}
