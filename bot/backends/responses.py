@@ -107,7 +107,7 @@ class ResponsesBackend:
         await self._collect(response, collected)
         if collected.calls:  # it stopped to ask for tools that never ran
             return None
-        usage = _with_tools(_usage(response, response.model), response, collected, 0)
+        usage = _with_tools(_usage(response, response.model), collected, 0)
         return TurnResult(
             text=response.output_text or "",
             usage=usage,
@@ -266,7 +266,7 @@ class ResponsesBackend:
             notices.append(format_notice)
         return TurnResult(
             text=answer,
-            usage=_with_tools(usage, final, collected, new_containers),
+            usage=_with_tools(usage, collected, new_containers),
             response_id=final.id,
             notice=common.join_notices(notice, *notices),
             files=tuple(collected.files),
@@ -416,7 +416,16 @@ class ResponsesBackend:
         return paths
 
     async def _collect(self, response: Any, into: _Collected) -> None:
-        """Function calls, steps, generated files and citations of one response's output."""
+        """Function calls, steps, generated files, citations and billable searches of one
+        response's output (web searches: the server's billable count when it gives one)."""
+        web_before = into.web_searches
+        tool_usage = getattr(response, "tool_usage", None)
+        billed = getattr(getattr(tool_usage, "web_search", None), "num_requests", None)
+        await self._collect_items(response, into)
+        if isinstance(billed, int):
+            into.web_searches = web_before + billed
+
+    async def _collect_items(self, response: Any, into: _Collected) -> None:
         for item in response.output or []:
             kind = item.type
             if kind == "function_call":
@@ -479,18 +488,12 @@ def _content(turn: Turn, uploaded: list[str]) -> list[dict[str, Any]]:
     return parts
 
 
-def _with_tools(usage: Usage, final: Any, collected: _Collected, containers: int) -> Usage:
-    """Tool fees: file searches and web searches (the server's billable count when it gives
-    one) and container sessions started."""
-    web = collected.web_searches
-    tool_usage = getattr(final, "tool_usage", None)
-    counted = getattr(getattr(tool_usage, "web_search", None), "num_requests", None)
-    if isinstance(counted, int):
-        web = counted
+def _with_tools(usage: Usage, collected: _Collected, containers: int) -> Usage:
+    """Tool fees: file searches, web searches and container sessions started."""
     extra = Usage(
         model=usage.model,
         file_search_calls=collected.file_searches,
-        web_search_calls=web,
+        web_search_calls=collected.web_searches,
         container_sessions=containers,
     )
     return common.add_usage(usage, extra)
