@@ -71,6 +71,8 @@ class Dispatcher:
         self._moderation = moderation
         self._breaker = breaker
         self._outboxes: dict[str, Outbox] = {}
+        # Events marked done in the inbox together with their completed run (no second write).
+        self._done_with_run: set[tuple[str, str]] = set()
 
     @property
     def commands(self) -> Mapping[str, Command]:
@@ -203,7 +205,8 @@ class Dispatcher:
                         self._db, run_id, "failed", refusal.log_detail or "moderation"
                     )
                     raise
-            await self._chat.answer(event, run_id, self._outbox(event))
+            if await self._chat.answer(event, run_id, self._outbox(event)):
+                self._done_with_run.add((event.key.platform, event.event_id))
 
         return job
 
@@ -251,8 +254,12 @@ class Dispatcher:
         await self._finish_event(event)
 
     async def _finish_event(self, event: Event) -> None:
-        """The event was handled (answered, refused or told): out of the inbox."""
+        """The event was handled (answered, refused or told): out of the inbox (already done
+        when its answer completed: marked in the same trip as the run)."""
         try:
+            if (event.key.platform, event.event_id) in self._done_with_run:
+                self._done_with_run.discard((event.key.platform, event.event_id))
+                return
             await inbox.mark_done(self._db, event.key.platform, event.event_id)
         except Exception as exc:
             log.error("could not mark event %s at %s done: %s", event.event_id, event.key, exc)

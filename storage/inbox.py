@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.logs import redact
 from bot.types import Actor, Attachment, CommandCall, ConversationKey, Event, Inbound
-from storage.db import Database
+from storage.db import Database, Executor
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +89,16 @@ def _gone(name: str):  # type: ignore[no-untyped-def]
     return fetch
 
 
+_DONE = "UPDATE processed_events SET done_at = ? WHERE platform = ? AND event_id = ? AND done_at IS NULL"
+
+
 async def mark_done(db: Database, platform: str, event_id: str) -> None:
-    await db.write(
-        "UPDATE processed_events SET done_at = ? "
-        "WHERE platform = ? AND event_id = ? AND done_at IS NULL",
-        (time.time(), platform, event_id),
-    )
+    await db.write(_DONE, (time.time(), platform, event_id))
+
+
+async def mark_done_with(conn: Executor, platform: str, event_id: str) -> None:
+    """`mark_done` inside the caller's transaction (a completed answer's final batch)."""
+    await conn.execute(_DONE, (time.time(), platform, event_id))
 
 
 async def pending(db: Database) -> list[PendingEvent]:

@@ -23,7 +23,7 @@ from bot.delivery import DeliveryFailed, Outbox, TextStream, delivery_reason
 from bot.errors import UserError, explain_error
 from bot.pricing import PriceTable
 from bot.types import Inbound, Reply
-from storage import conversations, runs
+from storage import conversations, inbox, runs
 from storage.db import Database
 from storage.messages import append_messages
 from storage.steps import save_steps
@@ -68,9 +68,10 @@ class ChatCapability:
     def running(self) -> RunningAnswers:
         return self._running
 
-    async def answer(self, event: Inbound, run_id: int, outbox: Outbox) -> None:
+    async def answer(self, event: Inbound, run_id: int, outbox: Outbox) -> bool:
         """Answer `event` on run `run_id`. Returns normally also when the answer was cancelled
-        or expired (the user has been told); a shutdown's cancellation propagates."""
+        or expired (the user has been told); a shutdown's cancellation propagates. True when
+        the event was marked done in the inbox with the completed run (one trip for both)."""
         limit = self._settings.run_timeout
         waited = time.time() - event.received_at
         if waited > limit:
@@ -83,7 +84,7 @@ class ChatCapability:
         self._running.add(running)
         timer = asyncio.get_running_loop().call_later(limit, running.stop, "expired")
         try:
-            await self._answer(event, run_id, outbox, running)
+            return await self._answer(event, run_id, outbox, running)
         finally:
             timer.cancel()
             self._running.remove(running)
@@ -91,7 +92,7 @@ class ChatCapability:
 
     async def _answer(
         self, event: Inbound, run_id: int, outbox: Outbox, running: RunningAnswer
-    ) -> None:
+    ) -> bool:
         config = await resolve_assistant(self._db, self._settings, event.key)
         conversation = await conversations.ensure_active(self._db, event.key, self._backend.name)
         await runs.start_run(
@@ -107,7 +108,7 @@ class ChatCapability:
                 inputs = await running.run(self._media.prepare(event, config))
             except AnswerStopped as stopped:
                 await self._stopped(event, running, stopped.cause, None, "", outbox)
-                return
+                return False
             except BaseException as exc:
                 status: runs.RunStatus = (
                     "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
@@ -142,7 +143,7 @@ class ChatCapability:
             result = await running.run(self._backend.reply(turn, show))
         except AnswerStopped as stopped:
             await self._stopped(event, running, stopped.cause, stream, "".join(shown), outbox)
-            return
+            return False
         except asyncio.CancelledError:
             # Shutdown (not /cancel, not expiry: those raise AnswerStopped above).
             await asyncio.shield(
@@ -164,7 +165,7 @@ class ChatCapability:
             await stream.finish(text)
         except Exception as exc:
             raise await self._undelivered(run_id, "answer", exc) from exc
-        await self._record(run_id, conversation.id, result)
+        await self._record(run_id, conversation.id, result, event)
         if result.files:
             try:
                 await outbox.send(
@@ -174,11 +175,15 @@ class ChatCapability:
                 raise await self._undelivered(run_id, "files", exc) from exc
         if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
+        return True
 
-    async def _record(self, run_id: int, conversation_id: int | None, result: TurnResult) -> None:
-        """A completed run's final writes, in one trip."""
+    async def _record(
+        self, run_id: int, conversation_id: int | None, result: TurnResult, event: Inbound
+    ) -> None:
+        """A completed run's final writes, in one trip, its event out of the inbox with them."""
         cost = self._prices.cost(result.usage)
         async with self._db.batch() as conn:
+            await inbox.mark_done_with(conn, event.key.platform, event.event_id)
             await runs.finish_run(conn, run_id, "completed", response_id=result.response_id)
             await runs.record_usage(conn, run_id, result.usage, cost)
             await save_steps(conn, run_id, [(s.kind, s.title, s.detail) for s in result.steps])
@@ -256,7 +261,7 @@ class ChatCapability:
                 in_reply_to=event.message_id,
             )
         )
-        await self._record(stale.id, stale.conversation_id, result)
+        await self._record(stale.id, stale.conversation_id, result, event)
         log.info(
             "run %d at %s: delivered the answer recovered after a restart", stale.id, event.key
         )
