@@ -32,6 +32,7 @@ APOLOGY = (
 )
 BUSY = "I'm busy with earlier messages right now; yours is queued and I'll get to it."
 TOO_BUSY = "I'm too busy right now to take this message. Please retry in a minute."
+CONTROL_COMMANDS = frozenset({"cancel", "reset"})
 
 CommandHandler = Callable[[CommandCall], Awaitable[Reply | None]]
 
@@ -118,7 +119,7 @@ class Dispatcher:
         if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
             await self._notify(event, down, "OpenAI circuit open", handled=True)
             return True
-        admission = self._lanes.admit(self._lane_key(event))
+        admission = self._lanes.admit(self._lane_key(event), bounded=not self._preempts(event))
         if admission.refused:
             await self._notify(event, TOO_BUSY, "queues full, not queued", handled=True)
             return True
@@ -145,6 +146,10 @@ class Dispatcher:
             return None
         friendly = explain_error(CircuitOpen(wait))
         return friendly.message if friendly else None
+
+    def _preempts(self, event: Event) -> bool:
+        """/cancel and /reset are never refused for load: they are how a user gets out of it."""
+        return isinstance(event, CommandCall) and event.name in CONTROL_COMMANDS
 
     def _lane_key(self, event: Event) -> ConversationKey | None:
         """The lane the event will wait in; None for stateless commands (no lane)."""

@@ -112,14 +112,17 @@ class Lanes:
         """Jobs of `key` reserved, queued or running."""
         return self._reserved.get(key, 0) + len(self._queues.get(key, ()))
 
-    def admit(self, key: Hashable | None) -> Admission:
+    def admit(self, key: Hashable | None, *, bounded: bool = True) -> Admission:
         """Size up one more job for `key` (None: a job outside lanes, bounded by the totals
-        only) and reserve its place unless refused."""
+        only) and reserve its place unless refused. `bounded=False`: always accepted (a few
+        control commands must get through a full queue)."""
         ahead = self.queued(key) if key is not None else 0
-        if _over(ahead, self.max_per_key) or _over(self._total, self.max_total):
-            return Admission(self, key, "refuse")
         level: Level = "accept"
-        if _over(ahead, self.busy_per_key) or _over(self._total, self.busy_total):
+        if not bounded:
+            pass
+        elif _over(ahead, self.max_per_key) or _over(self._total, self.max_total):
+            return Admission(self, key, "refuse")
+        elif _over(ahead, self.busy_per_key) or _over(self._total, self.busy_total):
             level = "busy"
         self._reserved[key] = self._reserved.get(key, 0) + 1
         self._grow()

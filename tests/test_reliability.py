@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bot.dispatcher import BUSY, TOO_BUSY
-from bot.types import ConversationKey, Inbound
+from bot.types import CommandCall, ConversationKey, Inbound
 from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
-from tests.harness import Harness, make_settings
+from tests.harness import KEY, USER, Harness, make_settings
 
 # Every way a turn may legitimately end besides its answer: one clear message each.
 TOLD = (
@@ -205,3 +205,33 @@ async def test_back_pressure_busy_notice_then_too_busy_and_order_kept(
 async def _runs(bot: Harness) -> list[dict]:
     rows = await bot.app.db.fetchall("SELECT * FROM runs ORDER BY id")
     return [dict(row) for row in rows]
+
+
+async def test_cancel_gets_through_a_full_queue(fake: FakeOpenAI, tmp_path: Path) -> None:
+    settings = make_settings(
+        fake.base_url,
+        tmp_path,
+        SWITCHBOARD_BUSY_QUEUED_TOTAL=1,
+        SWITCHBOARD_MAX_QUEUED_TOTAL=1,
+    )
+    bot = await Harness.start(settings)
+    gate = asyncio.Event()
+
+    async def held(turn: FakeTurn) -> str:
+        await gate.wait()
+        return "late"
+
+    fake.answer = held
+    try:
+        assert await bot.app.dispatcher.submit(bot.message("long question"))
+        assert await bot.app.dispatcher.submit(bot.message("another"))
+        await until(lambda: [r.text for r in bot.outbox.replies] == [TOO_BUSY])
+        cancel = CommandCall(KEY, USER, "cancel", "ev-cancel")
+        assert await bot.app.dispatcher.submit(cancel)
+        await until(lambda: any(r.in_reply_to == "" for r in bot.outbox.replies[1:]))
+        gate.set()
+        await bot.app.dispatcher.wait_idle()
+        assert [r.text for r in bot.outbox.replies].count(TOO_BUSY) == 1
+    finally:
+        gate.set()
+        await bot.close()

@@ -215,3 +215,13 @@ def test_a_rejected_model_names_the_setting_that_chose_it() -> None:
     assert speech and "SWITCHBOARD_SPEECH_MODEL" in speech.message
     assert unknown and "the configured model" in unknown.message
     assert "SWITCHBOARD_" not in unknown.message
+
+
+async def test_an_unbounded_admission_is_never_refused() -> None:
+    lanes = Lanes(1, busy_per_key=1, max_per_key=1, busy_total=1, max_total=1)
+    with lanes.admit("a") as first:
+        assert first.level == "accept"
+        assert lanes.admit("a").refused
+        with lanes.admit("a", bounded=False) as control:
+            assert control.level == "accept"
+        assert lanes.total == 1
