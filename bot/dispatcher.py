@@ -18,6 +18,7 @@ from bot.delivery import DeliveryFailed, Outbox, delivery_reason
 from bot.errors import UserError, explain_error
 from bot.lanes import Lanes, LanesClosed
 from bot.moderation import Moderation
+from bot.notices import Notices, Text
 from bot.quota import Quota
 from bot.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from storage import conversations, inbox, runs
@@ -33,6 +34,24 @@ APOLOGY = (
 BUSY = "I'm busy with earlier messages right now; yours is queued and I'll get to it."
 TOO_BUSY = "I'm too busy right now to take this message. Please retry in a minute."
 CONTROL_COMMANDS = frozenset({"cancel", "reset"})
+
+
+def busy_text(count: int) -> str:
+    if count == 1:
+        return BUSY
+    return (
+        f"I'm busy with earlier messages right now; the last {count} messages here are queued "
+        "and I'll get to them."
+    )
+
+
+def too_busy_text(count: int) -> str:
+    if count == 1:
+        return TOO_BUSY
+    return (
+        f"I'm too busy right now to take the last {count} messages here. Please retry in a minute."
+    )
+
 
 CommandHandler = Callable[[CommandCall], Awaitable[Reply | None]]
 
@@ -71,6 +90,7 @@ class Dispatcher:
         self._quota = quota
         self._moderation = moderation
         self._breaker = breaker
+        self._notices = Notices(lanes, self._tell, self._finish_event)
         self._outboxes: dict[str, Outbox] = {}
         # Events marked done in the inbox together with their completed run (no second write).
         self._done_with_run: set[tuple[str, str]] = set()
@@ -117,15 +137,15 @@ class Dispatcher:
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
         if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
-            await self._notify(event, down, "OpenAI circuit open", handled=True)
+            await self._notify(event, "OpenAI circuit open", lambda n: down, handled=True)
             return True
         admission = self._lanes.admit(self._lane_key(event), bounded=not self._preempts(event))
         if admission.refused:
-            await self._notify(event, TOO_BUSY, "queues full, not queued", handled=True)
+            await self._notify(event, "queues full, not queued", too_busy_text, handled=True)
             return True
         with admission:
             if admission.busy:
-                await self._notify(event, BUSY, "queued past the soft bound")
+                await self._notify(event, "queued past the soft bound", busy_text, handled=False)
             try:
                 await self._accept(event)
             except LanesClosed:
@@ -159,26 +179,10 @@ class Dispatcher:
                 return None
         return event.key
 
-    async def _notify(self, event: Event, text: str, why: str, *, handled: bool = False) -> None:
-        """Tell the user at once (back-pressure and circuit notices), outside the lanes.
-        `handled`: the notice is all the event gets; it leaves the inbox once told, so a
-        restart before the notice went out still tells the user."""
-
-        async def notice() -> None:
-            await self._tell(event, text)
-            if handled:
-                await self._finish_event(event)
-
-        log.warning("event %s at %s: %s; told the user at once", event.event_id, event.key, why)
-        if not self._lanes.notify(notice):
-            log.error(
-                "event %s at %s: too many notices in flight, the user was not told (%s)",
-                event.event_id,
-                event.key,
-                why,
-            )
-            if handled:
-                await self._finish_event(event)
+    async def _notify(self, event: Event, kind: str, text: Text, *, handled: bool) -> None:
+        """Tell the user at once (back-pressure and circuit notices), outside the lanes."""
+        log.warning("event %s at %s: %s; told the user at once", event.event_id, event.key, kind)
+        await self._notices.tell(event, kind, text, handled=handled)
 
     async def _submit_message(self, event: Inbound) -> None:
         job = await self._message_job(event)
