@@ -13,6 +13,8 @@ from bot.backends.retry import RetryPolicy, answer_budget
 from bot.breaker import CircuitBreaker, CircuitOpen
 from bot.errors import explain_error
 from bot.lanes import Lanes
+from bot.notices import Notices
+from bot.types import Actor, ConversationKey, Event, Inbound
 
 
 class Clock:
@@ -225,3 +227,37 @@ async def test_an_unbounded_admission_is_never_refused() -> None:
         with lanes.admit("a", bounded=False) as control:
             assert control.level == "accept"
         assert lanes.total == 1
+
+
+async def test_notices_are_coalesced_per_conversation_and_kind() -> None:
+    lanes = Lanes(1)
+    gate = asyncio.Event()
+    sent: list[tuple[str, str]] = []
+    done: list[str] = []
+
+    async def send(event: Event, text: str) -> None:
+        await gate.wait()
+        sent.append((event.event_id, text))
+
+    async def mark(event: Event) -> None:
+        done.append(event.event_id)
+
+    notices = Notices(lanes, send, mark)
+    here, there = ConversationKey("t", "W", "C1"), ConversationKey("t", "W", "C2")
+    actor = Actor("U1")
+
+    def text(n: int) -> str:
+        return f"{n} refused"
+
+    for n in range(5):
+        await notices.tell(Inbound(here, actor, "x", f"e{n}"), "full", text, handled=True)
+    await notices.tell(Inbound(there, actor, "x", "f0"), "full", text, handled=True)
+    await notices.tell(Inbound(here, actor, "x", "b0"), "busy", text, handled=False)
+    await asyncio.sleep(0)
+    assert notices.pending == 4
+    gate.set()
+    await lanes.wait_idle()
+    assert sorted(sent) == [("b0", "1 refused"), ("e0", "1 refused"), ("e4", "4 refused"),
+                            ("f0", "1 refused")]  # fmt: skip
+    assert sorted(done) == ["e0", "e1", "e2", "e3", "e4", "f0"]  # "busy" events stay queued
+    assert notices.pending == 0
