@@ -58,6 +58,7 @@ async def save_overrides(
     updated_by: str,
     workspace_wide: bool = False,
 ) -> None:
+    """Unaudited (set-up and tests); changes made in chat go through `save_overrides_audited`."""
     channel = WORKSPACE if workspace_wide else key.channel
     await db.write(_UPSERT, _upsert_params(key, channel, settings, updated_by, time.time()))
     _forget(db, key, workspace_wide)

@@ -82,6 +82,13 @@ class ConfigEditor:
                 workspace_wide=workspace_wide,
                 also=also,
             )
+            log.info(
+                "assistant settings changed at %s%s by %s: %s",
+                key.channel_key,
+                " (workspace default)" if workspace_wide else "",
+                actor_id,
+                ", ".join(c.field for c in [*changes, *notes]),
+            )
             return changes
 
 
