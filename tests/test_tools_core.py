@@ -283,3 +283,23 @@ async def test_the_responses_backend_sends_no_seed(fake: FakeOpenAI, tmp_path: P
         assert "seed" not in tool_requests(fake)[0]
     finally:
         await bot.close()
+
+
+async def test_an_admin_enables_a_function_and_steps_show_the_call(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
+    from bot.types import Actor, CommandCall
+
+    admin = Actor(id="UADMIN", name="root", is_admin=True)
+    call = CommandCall(KEY, admin, "assistant", "cmd-tools", text="set tools functions:nope")
+    assert await bot.app.dispatcher.submit(call)
+    await bot.app.dispatcher.wait_idle()
+    assert "nope" in bot.outbox.shown[-1] and "calculate" in bot.outbox.shown[-1]
+
+    call = CommandCall(KEY, admin, "assistant", "cmd-tools2", text="set tools functions:calculate")
+    assert await bot.app.dispatcher.submit(call)
+    await bot.app.dispatcher.wait_idle()
+    fake.answer = calls_then_answer(FunctionCall("calculate", {"expression": "3*(4+5)"}))
+    assert await ask(bot, "3*(4+5)?") == ["27"]
+    steps = await bot.command("steps")
+    assert 'calculate({"expression":"3*(4+5)"})' in steps and "27" in steps
