@@ -421,3 +421,43 @@ async def test_a_message_too_old_by_the_restart_is_not_answered_but_explained(
         assert run["status"] == "expired"
     finally:
         await bot.close()
+
+
+async def test_running_answers_stop_and_lookup() -> None:
+    """Stopping: before the work starts, during it, and too late; and which answer a command at
+    channel level finds among those running in the channel's threads."""
+    from bot.capabilities.lifecycle import AnswerStopped, RunningAnswers
+
+    def thread(ts: str) -> ConversationKey:
+        return ConversationKey(KEY.platform, KEY.workspace, KEY.channel, ts)
+
+    early = RunningAnswer(thread("1"), 1, USER)
+    assert early.stop("cancelled", by="bob") and not early.stop("expired")
+    work = asyncio.sleep(10)
+    with pytest.raises(AnswerStopped) as stopped:
+        await early.run(work)
+    assert stopped.value.cause == "cancelled" and early.stopped_by == "bob"
+
+    during = RunningAnswer(thread("2"), 2, USER)
+    task = asyncio.ensure_future(during.run(asyncio.sleep(10)))
+    await asyncio.sleep(0)
+    assert during.stop("expired")
+    with pytest.raises(AnswerStopped):
+        await task
+
+    late = RunningAnswer(thread("3"), 3, USER)
+    assert await late.run(asyncio.sleep(0, "done")) == "done"
+    late.settled = True
+    assert not late.stop("cancelled")
+
+    registry = RunningAnswers()
+    bob = Actor("U2", "bob")
+    mine, theirs = RunningAnswer(thread("4"), 4, USER), RunningAnswer(thread("5"), 5, bob)
+    registry.add(mine)
+    registry.add(theirs)
+    assert registry.find(thread("5"), USER.id) is theirs  # the exact conversation first
+    assert registry.find(KEY, USER.id) is mine  # channel level: the caller's own
+    assert registry.find(KEY, "U3") is None  # two others running: ambiguous, none
+    registry.remove(mine)
+    assert registry.find(KEY, "U3") is theirs  # the only one there
+    assert registry.find(thread("6"), USER.id) is None  # another thread: never a fallback

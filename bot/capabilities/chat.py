@@ -141,6 +141,7 @@ class ChatCapability:
             if shown_before:
                 await show(shown_before)
             result = await running.run(self._backend.reply(turn, show))
+            running.settled = True
         except AnswerStopped as stopped:
             await self._stopped(event, running, stopped.cause, stream, "".join(shown), outbox)
             return False

@@ -48,11 +48,13 @@ class RunningAnswer:
     cause: StopCause | None = None
     stopped_by: str = ""
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    # The answer is written and being delivered: too late to stop it.
+    settled: bool = False
     _task: asyncio.Future[object] | None = None
 
     def stop(self, cause: StopCause, by: str = "") -> bool:
         """Ask the answer to stop; False when it already ended or was already stopped."""
-        if self.cause is not None or self.finished.is_set():
+        if self.cause is not None or self.settled or self.finished.is_set():
             return False
         self.cause, self.stopped_by = cause, by
         if self._task is not None:
