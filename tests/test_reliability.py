@@ -52,12 +52,14 @@ def replies_by_event(bot: Harness) -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.parametrize("backend", ["responses", "chat"])
 async def test_fault_soak_every_turn_is_answered_or_told_once(
-    fake: FakeOpenAI, tmp_path: Path
+    fake: FakeOpenAI, tmp_path: Path, backend: str
 ) -> None:
     settings = make_settings(
         fake.base_url,
         tmp_path,
+        SWITCHBOARD_BACKEND=backend,
         SWITCHBOARD_OPENAI_TIMEOUT=1.0,
         SWITCHBOARD_BREAKER_COOLDOWN=0.2,
         SWITCHBOARD_BREAKER_MAX_COOLDOWN=0.5,
