@@ -90,7 +90,7 @@ class Dispatcher:
         self._quota = quota
         self._moderation = moderation
         self._breaker = breaker
-        self._notices = Notices(lanes, self._tell, self._finish_event)
+        self._notices = Notices(lanes, self._tell, self._refused_done)
         self._outboxes: dict[str, Outbox] = {}
         # Events marked done in the inbox together with their completed run (no second write).
         self._done_with_run: set[tuple[str, str]] = set()
@@ -261,6 +261,13 @@ class Dispatcher:
         the inbox. A cancellation (shutdown) leaves it there, for the next start."""
         await self._boundary(event, job)
         await self._finish_event(event)
+
+    async def _refused_done(self, platform: str, event_id: str) -> None:
+        """A refused event was told why: out of the inbox (it has no run)."""
+        try:
+            await inbox.mark_done(self._db, platform, event_id)
+        except Exception as exc:
+            log.error("could not mark event %s done: %s", event_id, type(exc).__name__)
 
     async def _finish_event(self, event: Event) -> None:
         """The event was handled (answered, refused or told): out of the inbox (already done

@@ -25,20 +25,29 @@ Text = Callable[[int], str]  # the notice's text for a batch of n events
 
 @dataclass(slots=True)
 class _Batch:
+    """Events told by one notice: the latest (the notice replies to it) and every event id (to
+    mark them done), so a waiting event costs only its id."""
+
     text: Text
     handled: bool
-    events: list[Event] = field(default_factory=list)
+    latest: Event
+    ids: list[str] = field(default_factory=list)
+
+    def add(self, event: Event) -> None:
+        self.latest = event
+        self.ids.append(event.event_id)
 
 
 class Notices:
-    """`send(event, text)` posts one notice replying to `event` (and never raises); `done(event)`
-    marks an event handled when its notice is all it gets."""
+    """`send(event, text)` posts one notice replying to `event` (and never raises);
+    `done(platform, event_id)` marks an event handled when its notice is all it gets (and never
+    raises)."""
 
     def __init__(
         self,
         lanes: Lanes,
         send: Callable[[Event, str], Awaitable[None]],
-        done: Callable[[Event], Awaitable[None]],
+        done: Callable[[str, str], Awaitable[None]],
     ) -> None:
         self._lanes = lanes
         self._send = send
@@ -50,7 +59,7 @@ class Notices:
     @property
     def pending(self) -> int:
         """Events waiting for a follow-up notice."""
-        return sum(len(batch.events) for batch in self._posting.values() if batch is not None)
+        return sum(len(batch.ids) for batch in self._posting.values() if batch is not None)
 
     async def tell(self, event: Event, kind: str, text: Text, *, handled: bool) -> None:
         """Tell the user about `event` at once (or in the follow-up of the notice being posted
@@ -61,11 +70,12 @@ class Notices:
         if slot in self._posting:
             batch = self._posting[slot]
             if batch is None:
-                batch = self._posting[slot] = _Batch(text, handled)
-            batch.events.append(event)
+                batch = self._posting[slot] = _Batch(text, handled, event)
+            batch.add(event)
             return
         self._posting[slot] = None
-        first = _Batch(text, handled, [event])
+        first = _Batch(text, handled, event)
+        first.add(event)
         if not self._lanes.notify(lambda: self._post(slot, first)):
             del self._posting[slot]
             log.error(
@@ -75,16 +85,17 @@ class Notices:
                 kind,
             )
             if handled:
-                await self._done(event)
+                await self._done(event.key.platform, event.event_id)
 
     async def _post(self, slot: Hashable, batch: _Batch) -> None:
         try:
             current: _Batch | None = batch
             while current is not None:
-                await self._send(current.events[-1], current.text(len(current.events)))
+                await self._send(current.latest, current.text(len(current.ids)))
                 if current.handled:
-                    for event in current.events:
-                        await self._done(event)
+                    platform = current.latest.key.platform
+                    for event_id in current.ids:
+                        await self._done(platform, event_id)
                 current = self._posting.get(slot)
                 self._posting[slot] = None
         finally:

@@ -14,6 +14,7 @@ import pytest
 
 from bot.dispatcher import BUSY, TOO_BUSY
 from bot.types import CommandCall, ConversationKey, Inbound
+from storage import inbox
 from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
 from tests.harness import KEY, USER, Harness, make_settings
 
@@ -196,7 +197,9 @@ async def test_back_pressure_busy_notice_then_too_busy_and_order_kept(
         await bot.app.dispatcher.wait_idle()
         assert [s.final for s in bot.outbox.streams] == [f"echo: m{n}" for n in range(4)]
         assert [run["event_id"] for run in await _runs(bot)] == [m.event_id for m in sent[:4]]
-        # A refused event was handled: its redelivery is not taken for a new message.
+        # Refused events were handled: not replayed after a restart, and a redelivery is not
+        # taken for a new message.
+        assert await inbox.pending(bot.app.db) == []
         assert not await bot.app.dispatcher.submit(sent[6])
         assert await bot.say("later") == "echo: later"
     finally:

@@ -239,8 +239,8 @@ async def test_notices_are_coalesced_per_conversation_and_kind() -> None:
         await gate.wait()
         sent.append((event.event_id, text))
 
-    async def mark(event: Event) -> None:
-        done.append(event.event_id)
+    async def mark(platform: str, event_id: str) -> None:
+        done.append(event_id)
 
     notices = Notices(lanes, send, mark)
     here, there = ConversationKey("t", "W", "C1"), ConversationKey("t", "W", "C2")
