@@ -52,7 +52,7 @@ class CircuitBreaker:
         self.threshold = threshold
         self.base_cooldown = cooldown
         self.max_cooldown = max(cooldown, max_cooldown)
-        self._clock = clock
+        self.clock = clock
         self._failures = 0
         self._cooldown = cooldown
         self._open_until: float | None = None
@@ -63,7 +63,7 @@ class CircuitBreaker:
     def state(self) -> State:
         if self._open_until is None:
             return "closed"
-        if self._clock() < self._open_until:
+        if self.clock() < self._open_until:
             return "open"
         return "half_open"
 
@@ -71,7 +71,7 @@ class CircuitBreaker:
         """Seconds until calls may go out again, or None when a call would be admitted now."""
         if self._open_until is None:
             return None
-        remaining = self._open_until - self._clock()
+        remaining = self._open_until - self.clock()
         if remaining > 0:
             return remaining
         # Half-open: admitted unless the probe is already out; then "very soon".
@@ -119,6 +119,6 @@ class CircuitBreaker:
             self._probing = False
 
     def _open(self, why: str) -> None:
-        self._open_until = self._clock() + self._cooldown
+        self._open_until = self.clock() + self._cooldown
         self.times_opened += 1
         log.warning("OpenAI circuit open: %s", why)

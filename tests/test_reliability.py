@@ -61,7 +61,6 @@ async def test_fault_soak_every_turn_is_answered_or_told_once(
         fake.base_url,
         tmp_path,
         SWITCHBOARD_BACKEND=backend,
-        SWITCHBOARD_OPENAI_TIMEOUT=1.0,
         SWITCHBOARD_BREAKER_COOLDOWN=0.2,
         SWITCHBOARD_BREAKER_MAX_COOLDOWN=0.5,
         SWITCHBOARD_BUSY_QUEUED_PER_CONVERSATION=100,
@@ -111,12 +110,14 @@ async def test_circuit_breaker_opens_answers_at_once_and_a_probe_closes_it(
         fake.base_url,
         tmp_path,
         SWITCHBOARD_BREAKER_FAILURES=3,
-        SWITCHBOARD_BREAKER_COOLDOWN=0.5,
-        SWITCHBOARD_BREAKER_MAX_COOLDOWN=2.0,
+        SWITCHBOARD_BREAKER_COOLDOWN=30,
+        SWITCHBOARD_BREAKER_MAX_COOLDOWN=100,
     )
     bot = await Harness.start(settings)
     breaker = bot.app.breaker
     assert breaker is not None
+    now = [1000.0]
+    breaker.clock = lambda: now[0]  # the cool-downs pass when the test says so
     try:
         assert await bot.say("warm up") == "echo: warm up"  # the conversation exists
         fake.fail_next("server_error", times=3)  # the first try and both retries
@@ -125,18 +126,20 @@ async def test_circuit_breaker_opens_answers_at_once_and_a_probe_closes_it(
 
         requests = len(fake.requests)
         created = len(await _runs(bot))
+        now[0] += 12.5
         reply = await bot.say("two")
-        assert reply.startswith("OpenAI is unavailable right now; I'll try again in 1 s")
+        assert reply.startswith("OpenAI is unavailable right now; I'll try again in 18 s")
         assert len(fake.requests) == requests  # no work went out or piled up
         assert len(await _runs(bot)) == created
 
-        await until(lambda: breaker.retry_in() is None)  # the cool-down is over: half-open
-        fake.fail_next("server_error")  # the probe fails: open again, for longer
+        now[0] += 17.5  # the cool-down is over: half-open
+        fake.fail_next("server_error")  # the probe fails: open again, for twice as long
         assert "server error" in await bot.say("three")
         assert breaker.state == "open" and breaker.times_opened == 2
         assert len(fake.requests) == requests + 1  # the probe only, no retries while open
+        assert "try again in 60 s" in await bot.say("three and a half")
 
-        await until(lambda: breaker.retry_in() is None)
+        now[0] += 60
         assert await bot.say("four") == "echo: four"  # the probe succeeds
         assert breaker.state == "closed"
         assert await bot.say("five") == "echo: five"
