@@ -1,14 +1,16 @@
-"""The loopback fakes of the streaming benchmark (OpenAI, Discord, Slack) in one process of their
-own, so their CPU is never charged to the bot, steered over a small HTTP control API.
+"""The loopback fakes of the streaming benchmark in processes of their own (the fake OpenAI in
+one, the fake Discord and Slack in another), so their CPU is never charged to the bot and
+neither delays the other; each is steered over a small HTTP control API.
 
 The control API (JSON over POST, on 127.0.0.1):
 
 - `/ask` `{"platform", "asks": [{"channel", "thread"}]}`: a user mentions the bot in each
   channel (in `thread`, a Slack thread ts, when given); answers when each was sent.
 - `/writes` `{"platform", "since"}`: the bot's visible writes since `since` (the time each
-  post/edit/stream call reached the fake, the characters it shows, whether it completes the
+  post/edit/stream call arrived at the fake, the characters it shows, whether it completes the
   answer), in the clock of `/ask`.
-- `/openai` `{"latency", "delta_delay", "words"}`: the model's pacing and answer length.
+- `/openai` `{"latency", "delta_delay", "words"}`: the model's pacing and answer length (sent
+  to both: the platforms need the answer to tell the final text).
 - `/limits` `{"discord": bool}`: Discord's per-channel message-write bucket on or off.
 - `/stats`: 429s each platform answered.
 """
@@ -74,13 +76,33 @@ def discord_token(application_id: str) -> str:
     return f"{head}.GabcDe.bench-not-a-secret-0123456789abcdefghij"
 
 
+class TimedDiscord(FakeDiscord):
+    """Also records when each REST request arrived (`Call.at` is when it was answered)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arrived: dict[int, float] = {}  # id(Call) -> arrival time
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.time()
+        response = await super()._api(request)
+        # the Call is appended just before `_api` returns, with no await in between
+        self.arrived[id(self.calls[-1])] = arrived
+        return response
+
+
 class World:
-    def __init__(self, channels: int) -> None:
-        self.openai = FakeOpenAI(spec_check=False)
-        self.openai.paced = True
+    """The fake model (role "openai") or the fake platforms (role "platforms"): two processes,
+    so that neither's event loop delays the other's answers."""
+
+    def __init__(self, role: str, channels: int) -> None:
+        self.role = role
         self.answer = answer_text(400)
-        self.openai.answer = lambda turn: self.answer
-        self.discord = FakeDiscord(message_content=True, spec_path=None)
+        self.openai = FakeOpenAI(spec_check=False) if role == "openai" else None
+        if self.openai is not None:
+            self.openai.paced = True
+            self.openai.answer = lambda turn: self.answer
+        self.discord = TimedDiscord(message_content=True, spec_path=None)
         self.discord.enable_message_rate_limit(*DISCORD_MESSAGE_LIMIT)
         self.slack = FakeSlack(bot_token=SLACK_BOT_TOKEN, app_token=SLACK_APP_TOKEN)
         self.slack.enable_rate_limits()
@@ -90,19 +112,24 @@ class World:
         self.slack_channels = [f"CBENCH{i:04d}" for i in range(channels)]
 
     async def start(self) -> None:
-        await self.openai.start()
+        if self.openai is not None:
+            await self.openai.start()
+            return
         await self.discord.start()
         self.discord.token = discord_token(self.discord.application_id)
         await self.slack.start()
 
     async def close(self) -> None:
+        if self.openai is not None:
+            await self.openai.close()
+            return
         await self.slack.stop()
         await self.discord.close()
-        await self.openai.close()
 
     def info(self) -> dict[str, Any]:
+        if self.openai is not None:
+            return {"openai": self.openai.base_url}
         return {
-            "openai": self.openai.base_url,
             "discord_api": self.discord.api_url,
             "discord_gateway": self.discord.gateway_url,
             "discord_token": self.discord.token,
@@ -153,7 +180,7 @@ class World:
             channel = call.path.split("/")[2]
             out.append(
                 {
-                    "at": call.at,
+                    "at": self.discord.arrived.get(id(call), call.at),
                     "channel": channel,
                     "chars": len(content),
                     "final": content == self.answer,
@@ -185,9 +212,10 @@ class World:
         return out
 
     def set_openai(self, body: dict[str, Any]) -> None:
-        self.openai.latency = float(body["latency"])
-        self.openai.delta_delay = float(body["delta_delay"])
         self.answer = answer_text(int(body["words"]))
+        if self.openai is not None:
+            self.openai.latency = float(body["latency"])
+            self.openai.delta_delay = float(body["delta_delay"])
 
     def set_limits(self, body: dict[str, Any]) -> None:
         if body["discord"]:
@@ -230,18 +258,18 @@ def _control_app(world: World) -> web.Application:
     return app
 
 
-def serve(channels: int, pipe: Any) -> None:
+def serve(role: str, channels: int, pipe: Any) -> None:
     """Child-process entry point (see `benchmarks.common.child_process`)."""
 
     async def main() -> None:
-        world = World(channels)
+        world = World(role, channels)
         await world.start()
         runner = web.AppRunner(_control_app(world), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        pipe.send({**world.info(), "control": f"http://127.0.0.1:{port}"})
+        pipe.send({**world.info(), f"control_{role}": f"http://127.0.0.1:{port}"})
         try:
             await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
         finally:

@@ -60,12 +60,20 @@ class Round:
 
 
 class Control:
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    """The fakes' control APIs (`benchmarks.fakes`): `openai` goes to both processes."""
+
+    def __init__(self, session: aiohttp.ClientSession, info: dict[str, Any]) -> None:
         self._session = session
-        self._url = url
+        self._platforms = info["control_platforms"]
+        self._openai = info["control_openai"]
 
     async def __call__(self, name: str, **body: Any) -> Any:
-        async with self._session.post(f"{self._url}/{name}", json=body) as response:
+        if name == "openai":
+            await self._post(self._openai, name, body)
+        return await self._post(self._platforms, name, body)
+
+    async def _post(self, url: str, name: str, body: dict[str, Any]) -> Any:
+        async with self._session.post(f"{url}/{name}", json=body) as response:
             response.raise_for_status()
             return await response.json()
 
@@ -238,7 +246,7 @@ async def measure(plan: Plan, info: dict[str, Any], started_at: float) -> dict[s
         out |= await side.start()
         out["ready"] = time.time() - started_at
         async with aiohttp.ClientSession() as session:
-            control = Control(session, info["control"])
+            control = Control(session, info)
             client = AsyncOpenAI(api_key="sk-bench", base_url=info["openai"], max_retries=0)
             try:
                 await control(

@@ -7,7 +7,8 @@ after a warm-up, the bot (the real app and adapter, against loopback fakes of Di
 Slack with their rate limits on) answers while the fakes record when each post/edit/stream call
 arrives. Each round is paired with a direct SDK stream of the same request in the same process.
 
-Three processes: the fakes, the bot, and this one (which only prints). Prints per load:
+Four processes: the fake OpenAI, the fake platforms, the bot, and this one (which prints).
+Prints per load:
 final ÷ direct (median, p99), first visible − direct first token (median), writes per
 answer, the longest gap between visible updates, 429s, CPU per answer ÷ the SDK-alone CPU;
 then RSS after 500 more answers (also with 10,000 conversations in the database) and the time
@@ -147,7 +148,11 @@ def main() -> None:
     )
     began = time.monotonic()
     warm_bytecode()
-    with child_process(fakes.serve, max(loads)) as (info, _):
+    with (
+        child_process(fakes.serve, "openai", 0) as (model, _),
+        child_process(fakes.serve, "platforms", max(loads)) as (services, _),
+    ):
+        info = model | services
         for platform in platforms:
             plan = Plan(platform, loads, rounds, rss_answers=answers, profile=args.profile)
             result = run_platform(info, plan)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # at most and only while WRITE_LIMIT - 1 writes are in the last (WRITE_LIMIT - 1) *
 # EDIT_INTERVAL seconds, so one write is always left for the final text.
 WRITE_LIMIT = 5
-EDIT_INTERVAL = 1.3
+EDIT_INTERVAL = 1.25
 FIRST_DELAY = 0.0  # the first text shows as soon as it arrives
 TYPING_AFTER = 1.0  # no typing call for answers whose text starts sooner than this
 TYPING_EVERY = 8.0  # one typing call shows ~10 s
