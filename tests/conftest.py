@@ -4,10 +4,20 @@ reach a real OpenAI, Slack or Discord by accident."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# In CI the property tests draw the same examples every run, so a red build always reproduces;
+# locally they explore anew each run (`HYPOTHESIS_PROFILE=explore` forces that anywhere).
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "explore")
+)
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
 
