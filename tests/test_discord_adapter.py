@@ -576,6 +576,23 @@ async def test_reply_files_are_uploaded_and_oversized_ones_explained(bot: Bot) -
     assert "speech.mp3" in message["content"] and "upload limit" in message["content"]
 
 
+async def test_a_private_reply_without_an_interaction_goes_to_a_dm_not_the_channel(
+    bot: Bot,
+) -> None:
+    """A command replayed after a restart has no interaction left: its private answer (e.g.
+    `/usage me`) must reach only the member who asked."""
+    dc = bot.dc
+    cid = dc.text_channel["id"]
+    key = ConversationKey("discord", dc.guild["id"], cid, "")
+    member_id = dc.member["id"]
+    await bot.adapter.send(
+        Reply(key=key, text="You spent $0.42 today.", ephemeral=True, actor_id=member_id)
+    )
+    assert bot.bot_messages(cid) == []
+    (dm,) = bot.bot_messages(dc.dm_channel(member_id)["id"])
+    assert "You spent $0.42 today." in dm["content"] and f"<#{cid}>" in dm["content"]
+
+
 async def test_a_broken_answer_keeps_its_text_marked_and_the_next_is_served(
     bot: Bot, openai_fake: FakeOpenAI
 ) -> None:

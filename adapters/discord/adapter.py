@@ -403,6 +403,8 @@ class DiscordAdapter:
         try:
             if pending is not None and not pending.interaction.is_expired():
                 await self._send_followup(pending, reply)
+            elif reply.ephemeral and reply.key.workspace != DM_WORKSPACE:
+                await self._send_privately(reply)
             else:
                 await self._send_to_channel(reply)
         except discord.HTTPException as exc:
@@ -430,6 +432,26 @@ class DiscordAdapter:
             if batch:
                 kwargs["files"] = batch
             await interaction.followup.send(**kwargs)
+
+    async def _send_privately(self, reply: Reply) -> None:
+        """A private reply with no live interaction to carry it (the command was replayed after
+        a restart, or its 15-minute token ran out): a DM to the member who asked, never the
+        channel. Without a member to write to, it is not posted at all."""
+        assert self.client is not None, "the Discord adapter is not started"
+        if not reply.actor_id.isdigit():
+            raise DeliveryFailed("discord: a private reply without a member to send it to")
+        user_id = int(reply.actor_id)
+        user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+        channel = await user.create_dm()
+        files, notes = _to_files(reply.files, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+        where = f"(Your private reply from <#{reply.key.channel}>)\n"
+        for content, batch in _messages(where + reply.text, notes, files):
+            kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+            if content:
+                kwargs["content"] = content
+            if batch:
+                kwargs["files"] = batch
+            await channel.send(**kwargs)
 
     async def _send_to_channel(self, reply: Reply) -> None:
         channel = self._channel(reply.key)
