@@ -8,7 +8,7 @@ import importlib
 import json
 import sqlite3
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import openai
 
@@ -69,48 +69,49 @@ def model_warnings(
     return warnings
 
 
-def channel_models(settings: Settings) -> dict[str, str]:
-    """Models chosen in channels' assistant settings, read from the database if there is one
-    (read-only: the doctor never creates or migrates a database)."""
+def channel_settings(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+    """Every stored assistant override, as (where, settings), read from the database if there is
+    one (read-only: the doctor never creates or migrates a database)."""
     path = settings.database_path
     if not path.exists():
-        return {}
+        return []
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
             rows = conn.execute(
                 "SELECT platform, workspace, channel, settings FROM channel_configs"
-            )
-            found = {}
-            for platform, workspace, channel, raw in rows:
-                model = json.loads(raw).get("model")
-                if isinstance(model, str):
-                    where = f"{platform}:{workspace}:{channel or '(workspace default)'}"
-                    found[f"channel {where} chat"] = model
-            return found
-    except (sqlite3.Error, ValueError):
-        return {}
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    found = []
+    for platform, workspace, channel, raw in rows:
+        try:
+            values = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(values, dict):
+            found.append((f"{platform}:{workspace}:{channel or '(workspace default)'}", values))
+    return found
+
+
+def channel_models(settings: Settings) -> dict[str, str]:
+    """Models chosen in channels' assistant settings."""
+    return {
+        f"channel {where} chat": values["model"]
+        for where, values in channel_settings(settings)
+        if isinstance(values.get("model"), str)
+    }
 
 
 def channel_functions(settings: Settings) -> dict[str, list[str]]:
-    """Function tools enabled in channels' assistant settings (read-only, like the models)."""
-    path = settings.database_path
-    if not path.exists():
-        return {}
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            rows = conn.execute(
-                "SELECT platform, workspace, channel, settings FROM channel_configs"
-            )
-            found = {}
-            for platform, workspace, channel, raw in rows:
-                tools = json.loads(raw).get("tools")
-                if isinstance(tools, list):
-                    names = function_names(t for t in tools if isinstance(t, str))
-                    if names:
-                        found[f"{platform}:{workspace}:{channel or '(workspace default)'}"] = names
-            return found
-    except (sqlite3.Error, ValueError):
-        return {}
+    """Function tools enabled in channels' assistant settings."""
+    found = {}
+    for where, values in channel_settings(settings):
+        tools = values.get("tools")
+        if isinstance(tools, list):
+            names = function_names(t for t in tools if isinstance(t, str))
+            if names:
+                found[where] = names
+    return found
 
 
 def check_tools(settings: Settings, report: Report) -> None:

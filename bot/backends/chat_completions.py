@@ -197,12 +197,7 @@ class ChatCompletionsBackend:
                     choice = chunk.choices[0]
                     delta = choice.delta
                     if delta and delta.content:
-                        if not parts and shown and not shown[-1].endswith("\n"):
-                            shown.append("\n\n")  # a new round's text after an earlier one
-                            await on_delta("\n\n")
-                        parts.append(delta.content)
-                        shown.append(delta.content)
-                        await on_delta(delta.content)
+                        await common.show_delta(delta.content, parts, shown, on_delta)
                     for piece in (delta.tool_calls or []) if delta else []:
                         slot = calls.setdefault(piece.index, {"id": "", "name": "", "args": ""})
                         slot["id"] = piece.id or slot["id"]

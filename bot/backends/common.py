@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from bot.backends.base import Turn
+from bot.backends.base import OnDelta, Turn
 from bot.types import Usage
 
 HOSTED_TOOLS = ("code_interpreter", "file_search", "web_search", "image_generation")
@@ -42,3 +42,14 @@ async def tools_done(turn: Turn) -> None:
 
 def join_notices(*notices: str) -> str:
     return "\n".join(n for n in notices if n)
+
+
+async def show_delta(delta: str, parts: list[str], shown: list[str], on_delta: OnDelta) -> None:
+    """Stream one text delta of this round (`parts`) and of the whole turn (`shown`); a later
+    round's first text is set apart from what an earlier round showed."""
+    if not parts and shown and not shown[-1].endswith("\n"):
+        shown.append("\n\n")
+        await on_delta("\n\n")
+    parts.append(delta)
+    shown.append(delta)
+    await on_delta(delta)

@@ -302,12 +302,7 @@ class ResponsesBackend:
                         response_ids.append(event.response.id)
                         await common.response_started(turn, event.response.id)
                     elif kind == "response.output_text.delta" or kind == "response.refusal.delta":
-                        if not parts and shown and not shown[-1].endswith("\n"):
-                            shown.append("\n\n")  # a new round's text after an earlier one
-                            await on_delta("\n\n")
-                        parts.append(event.delta)
-                        shown.append(event.delta)
-                        await on_delta(event.delta)
+                        await common.show_delta(event.delta, parts, shown, on_delta)
                     elif kind in ("response.completed", "response.incomplete", "response.failed"):
                         final = event.response
                     elif kind == "error":
