@@ -195,3 +195,17 @@ async def test_first_text_shows_at_once_then_the_channel_budget_paces_edits() ->
     for i, start in enumerate(times):  # never more than the budget in any window
         assert sum(1 for t in times[i:] if t < start + 0.39) <= 3
     assert [m.content for m in channel.sent] == ["done"]
+
+
+async def test_typing_shows_only_when_the_first_words_are_slow() -> None:
+    fast, slow = Channel(1), Channel(2)
+    throttle = ChannelThrottle(0.05)
+    quick = stream(fast, throttle, typing_after=0.2)
+    await quick.append("at once")
+    await quick.finish("at once")
+    await asyncio.sleep(0.3)
+    assert fast.typings == 0  # the answer started before a typing call was due
+    late = stream(slow, throttle, typing_after=0.05)
+    await asyncio.sleep(0.3)
+    assert slow.typings == 1
+    await late.finish("late")
