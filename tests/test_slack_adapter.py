@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.slack import SlackAdapter
+from adapters.slack.budget import APPEND, UPDATE, WorkspaceBudget
 from adapters.slack.stream import MESSAGE_LIMIT, UPDATE_INTERVAL
 from bot.app import App
 from bot.errors import UserError
@@ -307,6 +308,24 @@ async def test_without_chat_streaming_edits_are_throttled_and_the_text_is_whole(
     for times in by_message.values():
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(gap >= UPDATE_INTERVAL - 0.05 for gap in gaps), gaps
+
+
+async def test_answers_streaming_at_once_share_the_workspace_append_budget(env: Env) -> None:
+    """Five answers stream at once in one workspace whose chat.appendStream limit is 6 a
+    minute: progressive appends stay within it (no 429) and every answer arrives whole."""
+    env.slack.enable_rate_limits(post_burst=10, append_per_minute=6, append_burst=6)
+    env.adapter.outbox.budget = WorkspaceBudget({APPEND: (6, 0), UPDATE: (50, 10)})
+    answer = " ".join(f"word{i}" for i in range(100))
+    env.openai.answer = lambda turn: answer
+    env.openai.delta_delay = 0.03  # ~3 s of streaming each: ~15 appends wanted in all
+    mentions = [P.app_mention(f"question {i}") for i in range(5)]
+    for mention in mentions:
+        await env.slack.send_event(mention)
+    await env.settle(5, seconds=30)
+    assert env.slack.rate_limited_count == 0
+    assert len(env.slack.calls_to("chat.appendStream")) <= 6
+    for mention in mentions:
+        assert env.bot_texts(P.CHANNEL_ID, mention["ts"]) == [answer]
 
 
 # --------------------------------------------------------------------------- files

@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack.budget import WorkspaceBudget
 from adapters.slack.files import upload_files
 from adapters.slack.stream import SlackStream, _describe, split_text
 from bot.delivery import DeliveryFailed
@@ -28,8 +29,9 @@ class SlackOutbox:
     """`send` posts a reply (split at Slack's limits) into the conversation's thread, then its
     files; ephemeral replies go to `Reply.actor_id` only. `open_stream` gives a `SlackStream`."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, budget: WorkspaceBudget | None = None) -> None:
         self.client = client
+        self.budget = budget or WorkspaceBudget()
         self._no_stream: set[str] = set()  # channels where chat.startStream was refused
         self._no_status: set[str] = set()
         self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}

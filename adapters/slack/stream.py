@@ -11,6 +11,10 @@ once. Two ways of showing text:
   the top level of a DM, and wherever `chat.startStream` answers `ok: false` (streaming not
   available to this app or in this conversation).
 
+Progressive writes also draw on the workspace's budget for their method (`WorkspaceBudget`,
+shared by every stream of the adapter), so many answers at once never exceed Slack's
+per-workspace method limits; a skipped write only means the next one shows more.
+
 Long answers become several messages in order (`split_text`): each at most `MESSAGE_LIMIT`
 characters, cut at a paragraph, line or word boundary near the end of the window, never inside
 a ``` code block without closing it and reopening it in the next message. The cut of a part
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from adapters.slack.budget import APPEND, UPDATE
 from bot.markdown import open_fence
 
 if TYPE_CHECKING:
@@ -208,6 +213,8 @@ class SlackStream:
             async with self._lock:
                 if self._done or self._text == self._synced:
                     continue
+                if self._shown and not self._outbox.budget.take(self._team, self._method()):
+                    continue  # the workspace's budget is spent: a later write shows more
                 try:
                     await self._sync(self._text, final=False)
                 except asyncio.CancelledError:
@@ -221,6 +228,10 @@ class SlackStream:
                         self._channel,
                         _describe(exc),
                     )
+
+    def _method(self) -> str:
+        """The API method the next progressive write will use."""
+        return APPEND if self._streaming and self._shown[-1].streamer is not None else UPDATE
 
     async def _wait_status(self) -> None:
         if self._status is not None and not self._status.done():
@@ -308,6 +319,8 @@ class SlackStream:
             if not closed:
                 return  # the next tick will do it
             await asyncio.sleep(UPDATE_INTERVAL - elapsed)
+        if closed:
+            self._outbox.budget.take(self._team, UPDATE, final=True)
         await self._client.chat_update(channel=self._channel, ts=shown.ts, markdown_text=part)
         shown.text = part
         shown.updated_at = time.monotonic()

@@ -646,13 +646,18 @@ class FakeSlack:
         post_burst: float = 1.0,
         update_per_minute: float = 50.0,
         update_burst: float = 50.0,
+        append_per_minute: float = 100.0,
+        append_burst: float = 100.0,
     ) -> None:
-        """Token buckets: chat.postMessage per channel, chat.update per workspace (Tier 3)."""
+        """Token buckets: chat.postMessage per channel, chat.update per workspace (Tier 3),
+        chat.appendStream per workspace (Tier 4)."""
         self._limits = {
             "post_rate": post_per_second,
             "post_burst": post_burst,
             "update_rate": update_per_minute / 60.0,
             "update_burst": update_burst,
+            "append_rate": append_per_minute / 60.0,
+            "append_burst": append_burst,
         }
         self._buckets.clear()
 
@@ -813,14 +818,19 @@ class FakeSlack:
         return handler(args)
 
     def _apply_limiter(self, method: str, args: dict[str, Any]) -> None:
-        if self._limits is None or method not in ("chat.postMessage", "chat.update"):
+        if self._limits is None:
             return
         if method == "chat.postMessage":
             key = (method, str(args.get("channel", "")))
             rate, burst = self._limits["post_rate"], self._limits["post_burst"]
-        else:
+        elif method == "chat.update":
             key = (method, "")
             rate, burst = self._limits["update_rate"], self._limits["update_burst"]
+        elif method == "chat.appendStream":
+            key = (method, "")
+            rate, burst = self._limits["append_rate"], self._limits["append_burst"]
+        else:
+            return
         bucket = self._buckets.setdefault(key, _Bucket(rate, burst))
         wait = bucket.take()
         if wait > 0:
