@@ -131,10 +131,13 @@ class ChatCapability:
         shown: list[str] = []
 
         async def show(delta: str) -> None:
-            if not shown and delta.strip():
-                await runs.mark_shown(self._db, run_id)
+            first = not shown and delta.strip()
             shown.append(delta)
             await stream.append(delta)
+            if first:
+                # Written while the stream posts the first words (its flusher runs meanwhile):
+                # the mark lands as the text does, without delaying it behind other writes.
+                await runs.mark_shown(self._db, run_id)
 
         shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
         try:
