@@ -172,6 +172,24 @@ async def test_discord_admin_change_applies_next_turn_and_a_member_is_refused(
         assert await audit_count(bot.app.db) == 6
 
 
+async def test_discord_threads_follow_their_parent_channels_assistant(
+    discord_seams: None,  # noqa: F811
+    openai_fake: FakeOpenAI,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        changed = await dc.send_interaction(
+            "assistant", {"args": "set instructions Answer like a pirate."}, user=dc.admin
+        )
+        assert "applies from the next message" in (await wait_followup(dc, changed))["content"]
+        thread = dc.add_thread(dc.text_channel, "a question", owner=dc.member)
+        await dc.flush()
+        incoming = await dc.send_message_create(thread["id"], dc.member, mention(dc, "ahoy?"))
+        await bot.answer_to(incoming)
+        body = next(r.json for r in reversed(openai_fake.requests) if r.path == "/v1/responses")
+        assert body["instructions"] == "Answer like a pirate."
+
+
 async def test_discord_knowledge_with_attachment_options(
     discord_seams: None,  # noqa: F811
     openai_fake: FakeOpenAI,  # noqa: F811

@@ -249,7 +249,12 @@ async def test_thread_is_its_own_conversation_and_needs_no_mention_once_joined(b
     keys = {e.key for e in bot.events}
     assert len(keys) == 1
     (key,) = keys
-    assert (key.workspace, key.channel, key.thread) == (dc.guild["id"], thread["id"], "")
+    # the thread is its own conversation, under its parent channel (whose settings apply)
+    assert (key.workspace, key.channel, key.thread) == (
+        dc.guild["id"],
+        dc.text_channel["id"],
+        thread["id"],
+    )
 
     # a thread the bot started (or was added to) needs no mention from the first message
     started = dc.add_thread(dc.text_channel, "bot's own", owner=dc.bot_user)

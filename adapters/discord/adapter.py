@@ -370,7 +370,7 @@ class DiscordAdapter:
 
     def _channel(self, key: ConversationKey) -> Any:
         assert self.client is not None, "the Discord adapter is not started"
-        channel_id = int(key.channel)
+        channel_id = int(key.thread or key.channel)  # a thread is a channel of its own
         channel = self.client.get_channel(channel_id)
         if channel is not None:
             return channel
@@ -444,7 +444,7 @@ class DiscordAdapter:
         user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
         channel = await user.create_dm()
         files, notes = _to_files(reply.files, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
-        where = f"(Your private reply from <#{reply.key.channel}>)\n"
+        where = f"(Your private reply from <#{reply.key.thread or reply.key.channel}>)\n"
         for content, batch in _messages(where + reply.text, notes, files):
             kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
             if content:

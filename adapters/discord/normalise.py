@@ -84,8 +84,9 @@ def is_thread(channel: Any) -> bool:
 
 
 def conversation_key(channel: Any, guild_id: Any = None) -> ConversationKey | None:
-    """The conversation a channel is: a text channel or a thread (its own channel) in a guild,
-    or a DM. None when the channel has no usable id."""
+    """The conversation a channel is: a text channel in a guild, a thread under its parent
+    channel (`thread` = the thread's id, so the parent's assistant settings, budget and knowledge
+    apply in it, as on Slack), or a DM. None when the channel has no usable id."""
     channel_id = _int(getattr(channel, "id", None))
     if channel_id is None:
         return None
@@ -97,6 +98,9 @@ def conversation_key(channel: Any, guild_id: Any = None) -> ConversationKey | No
     )
     if gid is None:
         return ConversationKey(PLATFORM, DM_WORKSPACE, str(channel_id), "")
+    parent_id = _int(getattr(channel, "parent_id", None)) if is_thread(channel) else None
+    if parent_id is not None:
+        return ConversationKey(PLATFORM, str(gid), str(parent_id), str(channel_id))
     return ConversationKey(PLATFORM, str(gid), str(channel_id), "")
 
 
