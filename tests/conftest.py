@@ -6,10 +6,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import Harness, make_settings
 
 # In CI the property tests draw the same examples every run, so a red build always reproduces;
 # locally they explore anew each run (`HYPOTHESIS_PROFILE=explore` forces that anywhere).
@@ -96,3 +100,23 @@ def restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    """The loopback OpenAI fake; a test fails if a request broke the OpenAPI spec."""
+    async with FakeOpenAI() as server:
+        yield server
+    assert server.spec_problems == []
+
+
+@pytest.fixture(params=["responses", "chat"])
+async def bot(
+    request: pytest.FixtureRequest, fake: FakeOpenAI, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    """The core app on each backend in turn, against `fake` (files may define their own)."""
+    harness = await Harness.start(
+        make_settings(fake.base_url, tmp_path, SWITCHBOARD_BACKEND=request.param)
+    )
+    yield harness
+    await harness.close()

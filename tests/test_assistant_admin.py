@@ -20,13 +20,6 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-    assert server.spec_problems == []
-
-
-@pytest.fixture
 async def bot(fake: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await start(fake, tmp_path)
     yield harness

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,6 @@ from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
 from tests.harness import KEY, USER, Harness, make_settings
 
 BACKENDS = ["responses", "chat"]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-    assert server.spec_problems == []
-
-
-@pytest.fixture(params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, fake: FakeOpenAI, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    harness = await Harness.start(
-        make_settings(fake.base_url, tmp_path, SWITCHBOARD_BACKEND=request.param)
-    )
-    yield harness
-    await harness.close()
 
 
 async def all_runs(db: Database) -> list[dict]:

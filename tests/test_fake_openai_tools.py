@@ -15,13 +15,6 @@ MODEL = "gpt-6.1-terra"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-    assert server.spec_problems == []
-
-
-@pytest.fixture
 async def client(fake: FakeOpenAI) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-x", max_retries=0) as c:
         yield c

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +22,7 @@ from storage.steps import load_steps, save_steps
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.harness import KEY, USER, Harness, make_settings
 
-BACKENDS = ["responses", "chat"]
 LONG = " ".join(f"word{n}" for n in range(60))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-    assert server.spec_problems == []
-
-
-@pytest.fixture(params=BACKENDS)
-async def bot(
-    request: pytest.FixtureRequest, fake: FakeOpenAI, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    harness = await Harness.start(
-        make_settings(fake.base_url, tmp_path, SWITCHBOARD_BACKEND=request.param)
-    )
-    yield harness
-    await harness.close()
 
 
 async def until(predicate: Callable[[], bool], seconds: float = 20.0) -> None:

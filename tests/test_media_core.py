@@ -4,7 +4,6 @@ OpenAI fake and a recording adapter."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,6 @@ from tests.harness import KEY, USER, Harness, make_settings
 from tests.media_fixtures import CORRUPT_PNG, OGG, WAV, attachment, bw_mask, png
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-    assert server.spec_problems == []
 
 
 async def harness(fake: FakeOpenAI, tmp_path: Path, **overrides: Any) -> Harness:

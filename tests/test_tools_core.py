@@ -20,13 +20,6 @@ from tests.harness import KEY, Harness, make_settings
 BACKENDS = ["responses", "chat"]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-    assert server.spec_problems == []
-
-
 async def start(fake: FakeOpenAI, tmp_path: Path, backend: str, **settings: Any) -> Harness:
     return await Harness.start(
         make_settings(fake.base_url, tmp_path, SWITCHBOARD_BACKEND=backend, **settings)

@@ -35,13 +35,6 @@ CSV = b"month,sales\njan,10\nfeb,12\n"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-    assert server.spec_problems == []
-
-
-@pytest.fixture
 async def bot(fake: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Harness]:
     harness = await start(fake, tmp_path, "responses")
     yield harness
