@@ -1,4 +1,4 @@
-"""Platform adapters. Each turns one platform's events into `bot.types` values and delivers
+"""Platform adapters. Each turns one platform's events into `bot.core.types` values and delivers
 `Reply` values back; the core never imports a platform SDK.
 
 A platform adapter is built as `Adapter(settings, dispatcher)` and has `async start()` (connect,
@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Protocol
 
-from bot.config import ConfigError, Settings
+from bot.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from bot.dispatcher import Dispatcher
+    from bot.core.dispatcher import Dispatcher
 
 
 class PlatformAdapter(Protocol):

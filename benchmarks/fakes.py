@@ -24,10 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes import slack_payloads as SP
-from tests.fakes.discord_fake import FakeDiscord
-from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.slack_fake import FakeSlack
+from testing.fakes import slack_payloads as SP
+from testing.fakes.discord_fake import FakeDiscord
+from testing.fakes.openai_fake import FakeOpenAI
+from testing.fakes.slack_fake import FakeSlack
 
 SLACK_BOT_TOKEN = "xoxb-" + "1111111111-2222222222-BenchBotToken"
 SLACK_APP_TOKEN = "xapp-1-A1-3333333333-BenchAppToken"

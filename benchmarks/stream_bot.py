@@ -24,8 +24,8 @@ from openai import AsyncOpenAI
 
 from benchmarks.common import rss_mib
 from bot.app import App
-from bot.config import Settings, load_settings
-from bot.types import Event
+from bot.core.config import Settings, load_settings
+from bot.core.types import Event
 
 COOLDOWN = 5.5  # seconds between a channel's rounds: its write budget (5 per 5 s) refills
 

@@ -24,9 +24,9 @@ from openai import AsyncOpenAI
 
 from benchmarks.common import child_process, machine_line, pct
 from bot.app import App
-from bot.config import Settings, load_settings
-from bot.types import Actor, ConversationKey, Inbound, Reply
-from tests.fakes.openai_fake import FakeOpenAI
+from bot.core.config import Settings, load_settings
+from bot.core.types import Actor, ConversationKey, Inbound, Reply
+from testing.fakes.openai_fake import FakeOpenAI
 
 USER = Actor("U1", "bench")
 _ids = itertools.count()

@@ -9,24 +9,24 @@ from dataclasses import dataclass
 from openai import AsyncOpenAI
 
 from bot.backends.base import Backend
+from bot.backends.breaker import CircuitBreaker
 from bot.backends.chat_completions import ChatCompletionsBackend
 from bot.backends.responses import ResponsesBackend
 from bot.backends.retry import RetryPolicy
-from bot.breaker import CircuitBreaker
-from bot.capabilities.assistant_admin import AssistantAdmin
-from bot.capabilities.chat import ChatCapability
-from bot.capabilities.conversation import ConversationCommands
-from bot.capabilities.media import MediaContext, media_commands
-from bot.capabilities.runs import RunCommands
-from bot.capabilities.usage import UsageCommands
-from bot.config import Settings
-from bot.dispatcher import Command, Dispatcher
-from bot.lanes import Lanes
-from bot.moderation import Moderation
-from bot.pricing import PriceTable
-from bot.quota import Quota
+from bot.core.config import Settings
+from bot.core.dispatcher import Command, Dispatcher
+from bot.core.lanes import Lanes
+from bot.core.types import Actor
+from bot.features.assistant.admin import AssistantAdmin
+from bot.features.chat.answer import ChatCapability
+from bot.features.control import RunCommands
+from bot.features.conversation import ConversationCommands
+from bot.features.media import MediaContext, media_commands
+from bot.features.moderation import Moderation
+from bot.features.usage import UsageCommands
+from bot.spend.pricing import PriceTable
+from bot.spend.quota import Quota
 from bot.tools import ToolRegistry, ToolRunner, build_registry
-from bot.types import Actor
 from storage import runs
 from storage.db import Database
 from storage.events import prune_events

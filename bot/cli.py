@@ -9,8 +9,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, Settings, load_settings
-from bot.logs import configure_logging, redact
+from bot.core.config import ConfigError, Settings, load_settings
+from bot.logs import configure_logging
+from bot.text.redact import redact
 
 log = logging.getLogger("bot")
 
@@ -138,7 +139,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def _console(settings: Settings) -> int:
-    from adapters.console import ConsoleAdapter
+    from adapters.console.adapter import ConsoleAdapter
     from bot.app import App
 
     app = await App.create(settings)

@@ -13,9 +13,9 @@ from typing import Any, TextIO
 import openai
 
 from bot.app import make_openai_client
-from bot.config import ConfigError, Settings
-from bot.logs import redact
-from bot.pricing import PriceTable
+from bot.core.config import ConfigError, Settings
+from bot.spend.pricing import PriceTable
+from bot.text.redact import redact
 from bot.tools import build_registry, function_names
 
 SHUTDOWN_WARNING_DAYS = 60

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.types import ConversationKey
+from bot.core.types import ConversationKey
 from storage.db import Batch, Database
 
 WORKSPACE = ""

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from bot.types import ConversationKey
+from bot.core.types import ConversationKey
 from storage.db import Database, Row
 
 

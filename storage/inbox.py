@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.logs import redact
-from bot.types import Actor, Attachment, CommandCall, ConversationKey, Event, Inbound
+from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Event, Inbound
+from bot.text.redact import redact
 from storage.db import Database, Executor
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class PendingEvent:
 
 def encode_event(event: Event) -> str:
     """`event` as JSON, without attachment bytes or fetchers; secrets and token-shaped strings
-    in its text and options are redacted (`bot.logs.redact`)."""
+    in its text and options are redacted (`bot.text.redact`)."""
     data: dict[str, Any] = {
         "type": "message" if isinstance(event, Inbound) else "command",
         "key": [event.key.platform, event.key.workspace, event.key.channel, event.key.thread],

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.types import ConversationKey
+from bot.core.types import ConversationKey
 from storage.db import Database, Executor
 
 KnowledgeStatus = Literal["in_progress", "completed"]

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from bot.logs import redact
-from bot.types import ConversationKey, Usage
+from bot.core.types import ConversationKey, Usage
+from bot.text.redact import redact
 from storage.db import Database, Executor, Row
 
 RunStatus = Literal[

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.logs import redact
+from bot.text.redact import redact
 from storage.db import Database, Executor
 
 StepRow = tuple[str, str, str]  # kind, title, detail

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import Harness, make_settings
 
 # In CI the property tests draw the same examples every run, so a red build always reproduces;

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import App
-from bot.config import Settings, load_settings
-from bot.types import Actor, CommandCall, ConversationKey, Inbound
+from bot.core.config import Settings, load_settings
+from bot.core.types import Actor, CommandCall, ConversationKey, Inbound
 from tests.recording import RecordingOutbox
 
 PLATFORM = "test"

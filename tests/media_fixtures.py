@@ -6,8 +6,8 @@ import io
 
 from PIL import Image
 
-from bot.media.audio import tone
-from bot.types import Attachment, AttachmentKind
+from bot.core.types import Attachment, AttachmentKind
+from bot.files.recordings import tone
 
 
 def png(size: tuple[int, int] = (64, 48), color: tuple[int, ...] = (10, 120, 200)) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.types import Actor, ConversationKey, Reply
+from bot.core.types import Actor, ConversationKey, Reply
 
 
 @dataclass

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.types import Actor, Attachment, CommandCall, ConversationKey
-from tests.fakes.openai_fake import FakeOpenAI
+from bot.core.types import Actor, Attachment, CommandCall, ConversationKey
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import KEY, USER, Harness, make_settings
 
 ADMIN = Actor("UADMIN", "root", is_admin=True)
@@ -351,8 +351,8 @@ async def test_knowledge_uploads_survive_a_shutdown_during_the_wait(
     import asyncio
 
     from bot.app import retry_policy
-    from bot.capabilities.assistant_admin import ConfigEditor
-    from bot.capabilities.knowledge import Knowledge
+    from bot.features.assistant.admin import ConfigEditor
+    from bot.features.assistant.knowledge import Knowledge
 
     bot = await start(fake, tmp_path, SWITCHBOARD_KNOWLEDGE_WAIT=600)
     try:

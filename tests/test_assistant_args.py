@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.backends.formats import answer_format
-from bot.capabilities import assistant_args as A
-from bot.errors import UserError
+from bot.backends.answer_format import answer_format
+from bot.core.errors import UserError
+from bot.features.assistant import args as A
 
 CONTEXT = A.ValueContext(frozenset({"weather", "lookup_order"}), "chat")
 TODAY = dt.date(2026, 11, 24)

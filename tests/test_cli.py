@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes.openai_fake import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-SECRET-never-printed-0123456789"
@@ -246,7 +246,7 @@ def test_log_lines_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 async def test_doctor_checks_channel_models_too(fake: FakeOpenAI, tmp_path: Path) -> None:
-    from bot.types import ConversationKey
+    from bot.core.types import ConversationKey
     from storage.configs import save_overrides
     from storage.db import Database
 

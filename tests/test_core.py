@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.types import Actor, ConversationKey
+from bot.core.types import Actor, ConversationKey
 from storage import configs, runs
 from storage.db import Database
-from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
 from tests.harness import KEY, USER, Harness, make_settings
 
 BACKENDS = ["responses", "chat"]

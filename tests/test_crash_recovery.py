@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.dispatcher import INTERRUPTED
-from tests.fakes import slack_payloads as payloads
-from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
-from tests.fakes.slack_fake import FakeSlack
+from bot.core.dispatcher import INTERRUPTED
+from testing.fakes import slack_payloads as payloads
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
+from testing.fakes.slack_fake import FakeSlack
 from tests.test_cli import bot_env
 
 pytestmark = pytest.mark.slow

@@ -26,10 +26,10 @@ import yarl
 from adapters.discord import DiscordAdapter
 from adapters.discord.adapter import apply_endpoints
 from bot.app import App
-from bot.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
-from tests.fakes.discord_fake import FakeDiscord
-from tests.fakes.discord_payloads import Intent, MsgFlag, MsgType
-from tests.fakes.openai_fake import FakeOpenAI
+from bot.core.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
+from testing.fakes.discord_fake import FakeDiscord
+from testing.fakes.discord_payloads import Intent, MsgFlag, MsgType
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import make_settings
 
 # A token shaped like a real one (first segment: base64 of the bot user id) is built per fake.
@@ -317,7 +317,7 @@ async def test_voice_message_reaches_the_core_as_audio_attachment(bot: Bot) -> N
 async def test_attachment_size_is_checked_before_and_after_download(
     bot: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.errors import UserError
+    from bot.core.errors import UserError
 
     dc = bot.dc
     bot.adapter.max_attachment_bytes = 100
@@ -428,7 +428,7 @@ async def wait_followup(dc: FakeDiscord, interaction: dict[str, Any]) -> dict[st
 
 
 async def test_every_contract_command_is_registered_once(bot: Bot) -> None:
-    from bot.commands import CONTRACT_COMMANDS
+    from bot.core.commands import CONTRACT_COMMANDS
 
     dc = bot.dc
     assert bot.adapter.commands_synced is True
@@ -631,7 +631,7 @@ async def test_sharded_client_when_configured(
 
 
 async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
-    from bot.dispatcher import Command
+    from bot.core.dispatcher import Command
 
     dc = bot.dc
     dc.upload_limit = 1024  # this interaction's attachment_size_limit
@@ -710,7 +710,7 @@ async def test_python_m_bot_runs_the_discord_adapter(
 async def test_a_rejected_token_is_one_config_error_line(
     discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    from bot.config import ConfigError
+    from bot.core.config import ConfigError
 
     async with fake_discord() as dc:
         real = dc.token

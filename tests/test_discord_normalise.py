@@ -26,10 +26,10 @@ from adapters.discord.normalise import (
     strip_mentions,
 )
 from adapters.discord.stream import ChannelThrottle
-from bot.config import ConfigError
-from bot.errors import UserError
-from bot.types import ConversationKey
-from tests.fakes.discord_fake import FakeDiscord
+from bot.core.config import ConfigError
+from bot.core.errors import UserError
+from bot.core.types import ConversationKey
+from testing.fakes.discord_fake import FakeDiscord
 
 BOT = 1_100_000_000_000_000_001
 GUILD = NS(id=2_200_000_000_000_000_002)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from adapters.discord.split import MESSAGE_LIMIT, open_fence, split_text
+from bot.text.split import MESSAGE_LIMIT, open_fence, split_text
 
 
 def test_short_text_is_one_part() -> None:

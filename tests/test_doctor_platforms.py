@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 
 from bot.doctor import run_doctor
-from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.slack_fake import FakeSlack
+from testing.fakes.openai_fake import FakeOpenAI
+from testing.fakes.slack_fake import FakeSlack
 from tests.harness import make_settings
 from tests.test_discord_adapter import fake_discord
 

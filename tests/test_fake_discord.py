@@ -16,8 +16,8 @@ import pytest
 import yarl
 from discord import app_commands
 
-from tests.fakes.discord_fake import FakeDiscord
-from tests.fakes.discord_payloads import AppFlag, Intent, MsgFlag, MsgType, Perm
+from testing.fakes.discord_fake import FakeDiscord
+from testing.fakes.discord_payloads import AppFlag, Intent, MsgFlag, MsgType, Perm
 
 TOKEN = "test-token"
 

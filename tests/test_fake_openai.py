@@ -9,20 +9,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import openai
 import pytest
 
-from tests.fakes import spec_check
-from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
-from tests.fakes.spec_check import SPECS_DIR, Spec, load_spec
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
+from testing.fakes.spec_check import SPECS_DIR, Spec, load_spec
 
 MODEL = "gpt-6.1-terra"
-needs_spec = pytest.mark.skipif(
-    not (SPECS_DIR / "openai-openapi.yaml").exists(), reason="no ../shared/specs beside the repo"
-)
 STREAM_EVENTS = [
     "response.created",
     "response.in_progress",
@@ -386,7 +381,6 @@ async def test_latency_delays_the_first_byte(fake: FakeOpenAI, client: openai.As
 # -- spec checking --------------------------------------------------------------------------------
 
 
-@needs_spec
 async def test_a_bad_request_shape_is_recorded(
     fake: FakeOpenAI, client: openai.AsyncOpenAI
 ) -> None:
@@ -397,7 +391,6 @@ async def test_a_bad_request_shape_is_recorded(
     fake.spec_problems.clear()  # (the echo in the Response object is reported as well)
 
 
-@needs_spec
 def test_spec_check_explains_the_meant_alternative() -> None:
     spec = load_spec("openai-openapi.yaml")
     assert load_spec("openai-openapi.yaml") is spec
@@ -507,13 +500,8 @@ async def test_unknown_routes_get_openai_style_404(
         fake.spec_problems.clear()
 
 
-async def test_without_the_spec_the_fake_still_runs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(spec_check, "SPECS_DIR", tmp_path)
-    async with (
-        FakeOpenAI() as fake,
-        openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
-        assert (await c.responses.create(model=MODEL, input="x")).output_text == "echo: x"
-        assert fake.spec_check is False
+async def test_the_fake_checks_against_the_vendored_spec() -> None:
+    """The spec ships with the repository: a fresh clone's fake always checks."""
+    assert (SPECS_DIR / "openai-openapi.yaml").is_file()
+    async with FakeOpenAI() as fake:
+        assert fake.spec_check is True

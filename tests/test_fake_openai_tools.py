@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 
-from tests.fakes.openai_fake import FakeOpenAI, FunctionCall, ModelOutput
+from testing.fakes.openai_fake import FakeOpenAI, FunctionCall, ModelOutput
 
 MODEL = "gpt-6.1-terra"
 

@@ -15,8 +15,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes import slack_payloads as P
-from tests.fakes.slack_fake import FakeSlack
+from testing.fakes import slack_payloads as P
+from testing.fakes.slack_fake import FakeSlack
 
 BOT = "xoxb-test"
 APP = "xapp-test"

@@ -15,11 +15,11 @@ import discord.http
 import pytest
 from PIL import Image
 
-from bot.errors import UserError
-from bot.media.images import open_image, prepare_for_vision
-from bot.sanitise import safe_filename, safe_path
-from tests.fakes import slack_payloads as P
-from tests.fakes.openai_fake import FakeOpenAI
+from bot.core.errors import UserError
+from bot.files.pictures import open_image, prepare_for_vision
+from bot.text.sanitise import safe_filename, safe_path
+from testing.fakes import slack_payloads as P
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.media_fixtures import png
 from tests.test_discord_adapter import Bot, fake_discord, mention, running_bot
 from tests.test_slack_adapter import Env, start_env, stop_env

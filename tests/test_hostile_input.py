@@ -1,6 +1,6 @@
 """Property tests: malformed payloads never crash the normalisers or the command parsers.
 
-Payloads start from the real builders (`tests/fakes/slack_payloads.py`, `discord_payloads.py`)
+Payloads start from the real builders (`testing/fakes/slack_payloads.py`, `discord_payloads.py`)
 and get 1-4 mutations anywhere in their tree: a field deleted, or replaced with a wrong type,
 a huge value, a huge string or odd Unicode (RTL overrides, zero-width, lone surrogates, NUL,
 path tricks). Each result must be either nothing (None) or a well-formed value; command parsers
@@ -27,7 +27,10 @@ from hypothesis import strategies as st
 
 from adapters.discord import normalise as dn
 from adapters.slack import normalise as sn
-from bot.capabilities.assistant_args import (
+from bot.backends.speech import VOICES
+from bot.core.errors import UserError
+from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
+from bot.features.assistant.args import (
     FIELDS,
     Inherit,
     SetField,
@@ -36,16 +39,13 @@ from bot.capabilities.assistant_args import (
     parse_schema,
     parse_value,
 )
-from bot.capabilities.images import BACKGROUNDS, QUALITIES, SIZES
-from bot.capabilities.media import message_command
-from bot.capabilities.usage import parse_budget, parse_usage_args
-from bot.errors import UserError
-from bot.media.options import Option, parse
-from bot.sanitise import clean_text, safe_filename
-from bot.speech import VOICES
-from bot.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
-from tests.fakes import discord_payloads as DP
-from tests.fakes import slack_payloads as SP
+from bot.features.images import BACKGROUNDS, QUALITIES, SIZES
+from bot.features.media import message_command
+from bot.features.media_options import Option, parse
+from bot.features.usage import parse_budget, parse_usage_args
+from bot.text.sanitise import clean_text, safe_filename
+from testing.fakes import discord_payloads as DP
+from testing.fakes import slack_payloads as SP
 
 PROPS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None

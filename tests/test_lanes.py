@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from bot.lanes import Lanes, LanesClosed
+from bot.core.lanes import Lanes, LanesClosed
 
 
 async def test_jobs_of_one_key_run_in_order_and_keys_run_in_parallel() -> None:

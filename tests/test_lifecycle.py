@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from bot.capabilities.lifecycle import RunningAnswer, RunObserver
-from bot.capabilities.runs import render_steps
-from bot.dispatcher import INTERRUPTED
-from bot.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
+from bot.core.dispatcher import INTERRUPTED
+from bot.core.running import RunningAnswer, RunObserver
+from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
+from bot.features.control import render_steps
 from storage import inbox, runs
 from storage.db import Database
 from storage.events import claim_event
 from storage.steps import load_steps, save_steps
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import KEY, USER, Harness, make_settings
 
 LONG = " ".join(f"word{n}" for n in range(60))
@@ -407,7 +407,7 @@ async def test_a_message_too_old_by_the_restart_is_not_answered_but_explained(
 async def test_running_answers_stop_and_lookup() -> None:
     """Stopping: before the work starts, during it, and too late; and which answer a command at
     channel level finds among those running in the channel's threads."""
-    from bot.capabilities.lifecycle import AnswerStopped, RunningAnswers
+    from bot.core.running import AnswerStopped, RunningAnswers
 
     def thread(ts: str) -> ConversationKey:
         return ConversationKey(KEY.platform, KEY.workspace, KEY.channel, ts)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.types import ConversationKey
+from bot.core.types import ConversationKey
 from storage.configs import save_overrides
 from storage.steps import save_steps
-from tests.fakes import slack_payloads as P
-from tests.fakes.openai_fake import CodeRun, FakeOpenAI, FakeTurn, FunctionCall, ModelOutput
+from testing.fakes import slack_payloads as P
+from testing.fakes.openai_fake import CodeRun, FakeOpenAI, FakeTurn, FunctionCall, ModelOutput
 from tests.test_discord_adapter import (  # noqa: F401 (discord_seams is a fixture)
     Bot,
     discord_seams,

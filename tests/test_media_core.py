@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.types import Attachment, CommandCall, Reply
+from bot.core.types import Attachment, CommandCall, Reply
 from storage import runs
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import KEY, USER, Harness, make_settings
 from tests.media_fixtures import CORRUPT_PNG, OGG, WAV, attachment, bw_mask, png
 
@@ -269,7 +269,7 @@ async def test_an_unknown_image_model_names_its_setting(fake: FakeOpenAI, tmp_pa
 
 
 def test_a_bad_speech_format_is_a_config_error() -> None:
-    from bot.config import ConfigError, load_settings
+    from bot.core.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="SWITCHBOARD_SPEECH_FORMAT"):
         load_settings(SWITCHBOARD_SPEECH_FORMAT="midi")

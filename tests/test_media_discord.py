@@ -12,8 +12,8 @@ import discord.gateway
 import discord.http
 import pytest
 
-from tests.fakes.discord_payloads import MsgFlag
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes.discord_payloads import MsgFlag
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.media_fixtures import CORRUPT_PNG, OGG, WAV, bw_mask, png
 from tests.test_discord_adapter import (
     Bot,
@@ -165,7 +165,7 @@ async def test_transcribe_translate_and_speak(bot: Bot, openai_fake: FakeOpenAI)
 async def test_channel_settings_vision_detail_and_voice_replies(
     bot: Bot, openai_fake: FakeOpenAI
 ) -> None:
-    from bot.types import ConversationKey
+    from bot.core.types import ConversationKey
     from storage.configs import save_overrides
 
     dc = bot.dc

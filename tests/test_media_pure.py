@@ -8,10 +8,11 @@ import io
 import pytest
 from PIL import Image
 
-from bot.errors import UserError
-from bot.media import audio, images
-from bot.media.files import Limits, check_attachment, media_kind
-from bot.media.options import Option, parse
+from bot.core.errors import UserError
+from bot.features.media_options import Option, parse
+from bot.files import pictures as images
+from bot.files import recordings as audio
+from bot.files.supported import Limits, check_attachment, media_kind
 from tests.media_fixtures import (
     CORRUPT_PNG,
     OGG,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import slack_payloads as P
+from testing.fakes import slack_payloads as P
 from tests.media_fixtures import CORRUPT_PNG, OGG, WAV, bw_mask, png
 from tests.test_slack_adapter import Env, start_env, stop_env, until
 

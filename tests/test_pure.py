@@ -7,12 +7,12 @@ import httpx2
 import openai
 import pytest
 
+from bot.backends.history import estimate_tokens, trim_history
 from bot.backends.retry import is_retryable, retry_after_seconds
-from bot.config import MODEL_DEFAULTS, ConfigError, load_settings
-from bot.errors import UserError, explain_error
-from bot.history import estimate_tokens, trim_history
-from bot.pricing import PriceTable
-from bot.types import ConversationKey, Usage
+from bot.core.config import MODEL_DEFAULTS, ConfigError, load_settings
+from bot.core.errors import UserError, explain_error
+from bot.core.types import ConversationKey, Usage
+from bot.spend.pricing import PriceTable
 from storage.messages import HistoryMessage
 
 
@@ -170,13 +170,13 @@ def test_database_url_paths() -> None:
 
 
 def test_no_model_name_outside_the_defaults_table() -> None:
-    """Model ids live in bot/config.py's table and the price table only."""
+    """Model ids live in bot/core/config.py's table and the price table only."""
     root = Path(__file__).resolve().parent.parent
     names = set(MODEL_DEFAULTS.values())
     offenders = []
     for folder in ("bot", "adapters", "storage"):
         for path in (root / folder).rglob("*.py"):
-            if path.name == "config.py" and path.parent.name == "bot":
+            if path.relative_to(root).as_posix() == "bot/core/config.py":
                 continue
             text = path.read_text()
             offenders += [f"{path.name}: {n}" for n in names if n in text]

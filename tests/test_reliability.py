@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from bot.dispatcher import BUSY, TOO_BUSY
-from bot.types import CommandCall, ConversationKey, Inbound
+from bot.core.dispatcher import BUSY, TOO_BUSY
+from bot.core.types import CommandCall, ConversationKey, Inbound
 from storage import inbox
-from tests.fakes.openai_fake import FakeOpenAI, FakeTurn
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
 from tests.harness import KEY, USER, Harness, make_settings
 
 # Every way a turn may legitimately end besides its answer: one clear message each.

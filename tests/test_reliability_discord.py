@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import discord_payloads as P
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes import discord_payloads as P
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.test_discord_adapter import (  # noqa: F401  (fixtures used by name)
     Bot,
     discord_seams,

@@ -9,12 +9,12 @@ import httpx2
 import openai
 import pytest
 
+from bot.backends.breaker import CircuitBreaker, CircuitOpen
 from bot.backends.retry import RetryPolicy, answer_budget
-from bot.breaker import CircuitBreaker, CircuitOpen
-from bot.errors import explain_error
-from bot.lanes import Lanes
-from bot.notices import Notices
-from bot.types import Actor, ConversationKey, Event, Inbound
+from bot.core.errors import explain_error
+from bot.core.lanes import Lanes
+from bot.core.notices import Notices
+from bot.core.types import Actor, ConversationKey, Event, Inbound
 
 
 class Clock:

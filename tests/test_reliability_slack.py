@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.dispatcher import busy_text, too_busy_text
-from tests.fakes import slack_payloads as P
+from bot.core.dispatcher import busy_text, too_busy_text
+from testing.fakes import slack_payloads as P
 from tests.test_slack_adapter import Env, start_env, stop_env
 
 FLOOD = 500

@@ -9,9 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.fakes import slack_payloads as payloads
-from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.slack_fake import FakeSlack
+from testing.fakes import slack_payloads as payloads
+from testing.fakes.openai_fake import FakeOpenAI
+from testing.fakes.slack_fake import FakeSlack
 from tests.test_cli import bot_env
 
 

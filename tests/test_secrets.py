@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-import bot.logs
-from bot.errors import UserError
+import bot.text.redact
+from bot.core.errors import UserError
 from bot.logs import REDACTED, RedactingFilter, configure_logging, redact, secrets_of
 from storage import runs
 from storage.db import Database
-from tests.fakes import slack_payloads as P
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes import slack_payloads as P
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.test_discord_adapter import discord_seams, fake_discord, mention, running_bot
 from tests.test_slack_adapter import APP_TOKEN, BOT_TOKEN, start_env, stop_env, until
 
@@ -36,9 +36,9 @@ __all__ = ["discord_seams"]  # a fixture
 @pytest.fixture(autouse=True)
 def registered_secrets() -> Iterator[None]:
     """The secrets a test registers do not outlive it."""
-    before = list(bot.logs._secrets)
+    before = list(bot.text.redact._secrets)
     yield
-    bot.logs._secrets[:] = before
+    bot.text.redact._secrets[:] = before
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_every_secret_field_of_the_settings_is_registered() -> None:
 
 
 async def test_errors_stored_on_runs_are_redacted(tmp_path: Path) -> None:
-    from bot.types import ConversationKey
+    from bot.core.types import ConversationKey
 
     db = await Database.open(tmp_path / "x.db")
     try:

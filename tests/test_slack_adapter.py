@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from adapters.slack import SlackAdapter
-from adapters.slack.budget import APPEND, UPDATE, WorkspaceBudget
 from adapters.slack.stream import MESSAGE_LIMIT, UPDATE_INTERVAL
+from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
 from bot.app import App
-from bot.errors import UserError
-from bot.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
-from tests.fakes import slack_payloads as P
-from tests.fakes.openai_fake import FakeOpenAI
-from tests.fakes.slack_fake import FakeSlack
+from bot.core.errors import UserError
+from bot.core.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
+from testing.fakes import slack_payloads as P
+from testing.fakes.openai_fake import FakeOpenAI
+from testing.fakes.slack_fake import FakeSlack
 from tests.harness import make_settings
 
 BOT_TOKEN = (
@@ -552,7 +552,7 @@ async def _all_text_in_database(path: Path) -> str:
 
 
 async def test_a_rejected_bot_token_is_a_clear_config_error(tmp_path: Path) -> None:
-    from bot.config import ConfigError
+    from bot.core.config import ConfigError
 
     async with FakeSlack(bot_token="xoxb-other", app_token=APP_TOKEN) as slack:
         settings = make_settings(

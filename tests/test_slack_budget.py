@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.slack.budget import APPEND, UPDATE, WorkspaceBudget
+from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
 
 
 class Clock:

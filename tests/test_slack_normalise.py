@@ -12,10 +12,10 @@ from adapters.slack import normalise as N
 from adapters.slack.files import SlackHost
 from adapters.slack.manifest import BOT_SCOPES, manifest, render_manifest
 from adapters.slack.stream import MESSAGE_LIMIT, SAFE_PREFIX, display_parts, split_text
-from bot.commands import CONTRACT_COMMANDS
-from bot.config import load_settings
-from bot.types import ConversationKey
-from tests.fakes import slack_payloads as P
+from bot.core.commands import CONTRACT_COMMANDS
+from bot.core.config import load_settings
+from bot.core.types import ConversationKey
+from testing.fakes import slack_payloads as P
 
 BOT = N.BotIdentity(user_id=P.BOT_USER_ID, bot_id=P.BOT_ID, team_id=P.TEAM_ID)
 
@@ -346,7 +346,7 @@ def test_file_limits_come_from_the_environment_or_dotenv(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     from adapters.slack.files import MB, FileLimits
-    from bot.config import ConfigError
+    from bot.core.config import ConfigError
 
     defaults = FileLimits.load()
     assert (defaults.max_bytes, defaults.max_audio_bytes) == (20 * MB, 25 * MB)

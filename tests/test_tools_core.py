@@ -14,7 +14,7 @@ import pytest
 
 from bot.tools import Tool, ToolContext
 from storage import configs
-from tests.fakes.openai_fake import FakeOpenAI, FakeTurn, FunctionCall, ModelOutput
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn, FunctionCall, ModelOutput
 from tests.harness import KEY, Harness, make_settings
 
 BACKENDS = ["responses", "chat"]
@@ -281,7 +281,7 @@ async def test_the_responses_backend_sends_no_seed(fake: FakeOpenAI, tmp_path: P
 async def test_an_admin_enables_a_function_and_steps_show_the_call(
     bot: Harness, fake: FakeOpenAI
 ) -> None:
-    from bot.types import Actor, CommandCall
+    from bot.core.types import Actor, CommandCall
 
     admin = Actor(id="UADMIN", name="root", is_admin=True)
     call = CommandCall(KEY, admin, "assistant", "cmd-tools", text="set tools functions:nope")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.types import ConversationKey
+from bot.core.types import ConversationKey
 from storage.configs import save_overrides
 from storage.db import Database
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.test_cli import bot_env, run_bot
 from tests.test_tools_pure import PLUGIN
 

@@ -13,10 +13,10 @@ import pytest
 
 from bot.app import make_backend
 from bot.backends.base import Turn
-from bot.errors import UserError
+from bot.core.errors import UserError
 from bot.tools import Tool, ToolContext
 from storage import conversations
-from tests.fakes.openai_fake import (
+from testing.fakes.openai_fake import (
     CodeRun,
     FakeOpenAI,
     FakeTurn,
@@ -202,7 +202,7 @@ class Observer:
 
 
 async def make_turn(bot: Harness, text: str, observer: Observer, **config: Any) -> Turn:
-    from bot.assistant import resolve_assistant
+    from bot.core.assistant_config import resolve_assistant
 
     await configure(bot, **config)
     assistant = await resolve_assistant(bot.app.db, bot.app.settings, KEY)

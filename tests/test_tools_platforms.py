@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bot.types import ConversationKey
+from bot.core.types import ConversationKey
 from storage.configs import save_overrides
-from tests.fakes import slack_payloads as P
-from tests.fakes.openai_fake import CodeRun, FakeOpenAI, FakeTurn, FunctionCall, ModelOutput
+from testing.fakes import slack_payloads as P
+from testing.fakes.openai_fake import CodeRun, FakeOpenAI, FakeTurn, FunctionCall, ModelOutput
 from tests.media_fixtures import png
 from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
     discord_seams,

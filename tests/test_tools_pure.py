@@ -16,12 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.backends.formats import answer_format
-from bot.errors import UserError
+from bot.backends.answer_format import answer_format
+from bot.core.errors import UserError
+from bot.core.types import ConversationKey
 from bot.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolError, build_registry, function_names
 from bot.tools.arithmetic import MAX_CHARS, calculate, format_number
 from bot.tools.builtins import current_time
-from bot.types import ConversationKey
 
 CONTEXT = ToolContext(ConversationKey("test", "W1", "C1"), "U1", db=None)  # type: ignore[arg-type]
 

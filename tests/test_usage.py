@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import MODEL_DEFAULTS
-from bot.pricing import PriceTable
-from bot.quota import Quota, RateLimiter, day_start, month_start, next_day, next_month
-from bot.types import Actor, ConversationKey, Usage
+from bot.core.config import MODEL_DEFAULTS
+from bot.core.types import Actor, ConversationKey, Usage
+from bot.spend.pricing import PriceTable
+from bot.spend.quota import Quota, RateLimiter, day_start, month_start, next_day, next_month
 from storage import runs
 from storage.db import Database
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import KEY, USER, Harness, make_settings
 from tests.test_cli import bot_env, run_bot
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import slack_payloads as P
-from tests.fakes.discord_payloads import MsgFlag
-from tests.fakes.openai_fake import FakeOpenAI
+from testing.fakes import slack_payloads as P
+from testing.fakes.discord_payloads import MsgFlag
+from testing.fakes.openai_fake import FakeOpenAI
 from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
     discord_seams,
     fake_discord,

@@ -40,7 +40,6 @@ from adapters.discord.normalise import (
     is_thread,
     message_addressed,
 )
-from adapters.discord.split import MESSAGE_LIMIT, split_text
 from adapters.discord.stream import (
     EDIT_INTERVAL,
     FIRST_DELAY,
@@ -48,11 +47,12 @@ from adapters.discord.stream import (
     ChannelThrottle,
     DiscordStream,
 )
-from bot.config import ConfigError, Settings
-from bot.delivery import DeliveryFailed
-from bot.dispatcher import Dispatcher
-from bot.sanitise import safe_filename
-from bot.types import Actor, ConversationKey, OutFile, Reply
+from bot.core.config import ConfigError, Settings
+from bot.core.delivery import DeliveryFailed
+from bot.core.dispatcher import Dispatcher
+from bot.core.types import Actor, ConversationKey, OutFile, Reply
+from bot.text.sanitise import safe_filename
+from bot.text.split import MESSAGE_LIMIT, split_text
 
 log = logging.getLogger(__name__)
 

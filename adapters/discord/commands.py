@@ -1,4 +1,4 @@
-"""The contract's slash commands (`bot.commands.CONTRACT_COMMANDS`) as Discord app commands.
+"""The contract's slash commands (`bot.core.commands.CONTRACT_COMMANDS`) as Discord app commands.
 
 Every command's callback hands the interaction to one `handler(interaction, name)`: the adapter
 defers at once and passes a `CommandCall` to the dispatcher. Definitions are synced with
@@ -18,7 +18,7 @@ from typing import Any, Literal
 import discord
 from discord import app_commands
 
-from bot.commands import CONTRACT_COMMANDS
+from bot.core.commands import CONTRACT_COMMANDS
 
 log = logging.getLogger(__name__)
 

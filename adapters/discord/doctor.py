@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.config import Settings
+from bot.core.config import Settings
 
 Finding = tuple[str, str]  # ("ok" | "warn" | "error", text)
 

@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import discord
 
-from bot.errors import UserError
+from bot.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

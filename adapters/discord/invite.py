@@ -13,7 +13,7 @@ import binascii
 
 import discord
 
-from bot.config import ConfigError, Settings
+from bot.core.config import ConfigError, Settings
 
 PERMISSIONS = discord.Permissions(
     view_channel=True,

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from adapters.discord.files import DiscordCdn, too_large
-from bot.errors import UserError
-from bot.sanitise import clean_text, safe_filename
-from bot.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
+from bot.core.errors import UserError
+from bot.core.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
+from bot.text.sanitise import clean_text, safe_filename
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import discord
 
-from adapters.discord.split import MESSAGE_LIMIT, split_text
+from bot.text.split import MESSAGE_LIMIT, split_text
 
 log = logging.getLogger(__name__)
 

@@ -24,14 +24,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
 from adapters.slack.commands import AdminCache, SlackCommands
+from adapters.slack.delivery_retry import retry_handlers
 from adapters.slack.files import FileLimits, SlackFiles
 from adapters.slack.outbox import SlackOutbox
-from adapters.slack.retry import retry_handlers
 from adapters.slack.stream import _describe
-from bot.config import ConfigError, Settings
+from bot.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from bot.dispatcher import Dispatcher
+    from bot.core.dispatcher import Dispatcher
 
 log = logging.getLogger("adapters.slack")
 
@@ -72,7 +72,7 @@ def _socket_logger() -> logging.Logger:
 
 def make_client(settings: Settings, token: str) -> AsyncWebClient:
     """The one Web API client: `SLACK_API_URL`, with the retry handlers of
-    `adapters.slack.retry` (429 honouring Retry-After, server errors, dropped connections)."""
+    `adapters.slack.delivery_retry` (429 honouring Retry-After, server errors, dropped connections)."""
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,

@@ -17,13 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
 from adapters.slack.stream import _describe
-from bot.commands import CONTRACT_COMMANDS
-from bot.types import CommandCall
+from bot.core.commands import CONTRACT_COMMANDS
+from bot.core.types import CommandCall
 
 if TYPE_CHECKING:
     from adapters.slack.files import SlackFiles
     from adapters.slack.outbox import SlackOutbox
-    from bot.dispatcher import Dispatcher
+    from bot.core.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.manifest import BOT_SCOPES
-from bot.config import Settings
+from bot.core.config import Settings
 
 Finding = tuple[str, str]  # ("ok" | "warn" | "error", text)
 

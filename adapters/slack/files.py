@@ -26,10 +26,10 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import ConfigError
-from bot.errors import UserError
-from bot.sanitise import safe_filename
-from bot.types import AttachmentKind, OutFile
+from bot.core.config import ConfigError
+from bot.core.errors import UserError
+from bot.core.types import AttachmentKind, OutFile
+from bot.text.sanitise import safe_filename
 
 log = logging.getLogger(__name__)
 

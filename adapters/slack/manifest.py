@@ -11,8 +11,8 @@ from typing import Any
 
 from adapters.slack.adapter import EVENTS_PATH, SUGGESTED_PROMPTS
 from adapters.slack.normalise import EDIT_SHORTCUT
-from bot.commands import CONTRACT_COMMANDS
-from bot.config import Settings
+from bot.core.commands import CONTRACT_COMMANDS
+from bot.core.config import Settings
 
 APP_NAME = "Switchboard"
 DESCRIPTION = "The OpenAI platform in team chat: ask by mention, DM or thread reply."

@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.sanitise import clean_text, safe_filename
-from bot.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
+from bot.core.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
+from bot.text.sanitise import clean_text, safe_filename
 
 log = logging.getLogger(__name__)
 

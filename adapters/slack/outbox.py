@@ -10,11 +10,11 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.slack.budget import WorkspaceBudget
 from adapters.slack.files import upload_files
 from adapters.slack.stream import SlackStream, _describe, split_text
-from bot.delivery import DeliveryFailed
-from bot.types import Actor, ConversationKey, Reply
+from adapters.slack.write_budget import WorkspaceBudget
+from bot.core.delivery import DeliveryFailed
+from bot.core.types import Actor, ConversationKey, Reply
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class SlackOutbox:
 
     async def send(self, reply: Reply) -> None:
         """Deliver `reply` (the client's retry handlers retry what is worth it, see
-        `adapters.slack.retry`); `DeliveryFailed` with Slack's reason when a part failed."""
+        `adapters.slack.delivery_retry`); `DeliveryFailed` with Slack's reason when a part failed."""
         try:
             await self._send(reply)
         except (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:

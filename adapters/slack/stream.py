@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from adapters.slack.budget import APPEND, UPDATE
-from bot.markdown import open_fence
+from adapters.slack.write_budget import APPEND, UPDATE
+from bot.text.markdown import open_fence
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_chat_stream import AsyncChatStream

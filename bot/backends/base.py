@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.assistant import AssistantConfig
-from bot.types import ConversationKey, OutFile, Usage
+from bot.core.assistant_config import AssistantConfig
+from bot.core.types import ConversationKey, OutFile, Usage
 from storage.messages import HistoryMessage
 
 OnDelta = Callable[[str], Awaitable[None]]
@@ -93,7 +93,7 @@ class Backend(Protocol):
 
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         """Answer `turn`, calling `on_delta` with each text delta as it arrives. Raise
-        `bot.errors.UserError` (or an OpenAI SDK exception) on failure."""
+        `bot.core.errors.UserError` (or an OpenAI SDK exception) on failure."""
         ...
 
     async def cancel(self, response_id: str) -> None:

@@ -17,13 +17,13 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from bot.backends import common
+from bot.backends.answer_format import answer_format
 from bot.backends.base import OnDelta, Step, Turn, TurnResult
-from bot.backends.formats import answer_format
+from bot.backends.history import trim_history
 from bot.backends.retry import RetryPolicy
-from bot.errors import UserError
-from bot.history import trim_history
+from bot.core.errors import UserError
+from bot.core.types import Usage
 from bot.tools import ToolCall, ToolContext, ToolRegistry, ToolRunner
-from bot.types import Usage
 from storage.db import Database
 from storage.messages import HistoryMessage, recent_history
 

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from bot.backends.base import OnDelta, Turn
-from bot.types import Usage
+from bot.core.types import Usage
 
 HOSTED_TOOLS = ("code_interpreter", "file_search", "web_search", "image_generation")
 

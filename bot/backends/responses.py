@@ -27,12 +27,12 @@ import openai
 from openai import AsyncOpenAI
 
 from bot.backends import common
+from bot.backends.answer_format import answer_format
 from bot.backends.base import InputFile, OnDelta, Step, Turn, TurnResult
-from bot.backends.formats import answer_format
 from bot.backends.retry import RetryPolicy
-from bot.errors import UserError
+from bot.core.errors import UserError
+from bot.core.types import OutFile, Usage
 from bot.tools import ToolCall, ToolContext, ToolRegistry, ToolRunner
-from bot.types import OutFile, Usage
 from storage import conversations
 from storage.containers import get_container, set_container
 from storage.db import Database

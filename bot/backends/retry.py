@@ -23,7 +23,7 @@ import httpx2
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from bot.breaker import CircuitBreaker
+from bot.backends.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.capabilities.usage import PERIODS, format_totals, since
+from bot.features.usage import PERIODS, format_totals, since
 from bot.tools.arithmetic import calculate, format_number
 from bot.tools.errors import ToolError
 from bot.tools.registry import Tool, ToolContext

@@ -18,7 +18,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from bot.types import ConversationKey
+from bot.core.types import ConversationKey
 from storage.db import Database
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,131 @@
+"""The lifecycle of one answer while it runs: the registry `/cancel` and `/reset` look in, the
+two ways an answer is stopped on purpose, and the `TurnObserver` that records what the backend
+reports (response id, tools running) on the run row.
+
+An answer ends early for one of three reasons, kept apart on purpose:
+
+- `cancelled`: a user asked (`/cancel`, or `/reset` in the same conversation);
+- `expired`: it ran longer than `SWITCHBOARD_RUN_TIMEOUT_SECONDS`;
+- shutdown: the process is stopping; the lane's task itself is cancelled, no `cause` is set,
+  the run is marked `interrupted` and its event stays in the inbox for the next start.
+
+The first two stop only the inner task that generates the answer (`RunningAnswer.run`), never
+the lane's worker, so the conversation's queued messages still run afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from bot.core.types import Actor, ConversationKey
+from storage import runs
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+StopCause = Literal["cancelled", "expired"]
+T = TypeVar("T")
+
+
+class AnswerStopped(Exception):
+    """The answer was stopped on purpose (see the module docstring); not an error."""
+
+    def __init__(self, cause: StopCause) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+@dataclass(eq=False)
+class RunningAnswer:
+    key: ConversationKey
+    run_id: int
+    actor: Actor
+    response_id: str | None = None
+    cause: StopCause | None = None
+    stopped_by: str = ""
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    # The answer is written and being delivered: too late to stop it.
+    settled: bool = False
+    _task: asyncio.Future[object] | None = None
+
+    def stop(self, cause: StopCause, by: str = "") -> bool:
+        """Ask the answer to stop; False when it already ended or was already stopped."""
+        if self.cause is not None or self.settled or self.finished.is_set():
+            return False
+        self.cause, self.stopped_by = cause, by
+        if self._task is not None:
+            self._task.cancel()
+        return True
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """Await `work` in its own task, so `stop` can cancel it alone. Raises `AnswerStopped`
+        when it was stopped on purpose; a shutdown's cancellation propagates unchanged."""
+        if self.cause is not None:
+            if asyncio.iscoroutine(work):
+                work.close()
+            raise AnswerStopped(self.cause)
+        task: asyncio.Future[T] = asyncio.ensure_future(work)
+        self._task = task  # type: ignore[assignment]
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.cause is not None and (current is None or not current.cancelling()):
+                raise AnswerStopped(self.cause) from None
+            raise
+        finally:
+            self._task = None
+
+
+class RunningAnswers:
+    """The answers in progress, one per conversation key (a lane runs one job at a time)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[ConversationKey, RunningAnswer] = {}
+
+    def add(self, running: RunningAnswer) -> None:
+        self._by_key[running.key] = running
+
+    def remove(self, running: RunningAnswer) -> None:
+        if self._by_key.get(running.key) is running:
+            del self._by_key[running.key]
+
+    def find(self, key: ConversationKey, actor_id: str) -> RunningAnswer | None:
+        """The answer in progress at `key`. A command sent at channel level (Slack slash commands
+        carry no thread) also finds the answers in that channel's threads: the caller's own
+        latest one first, else the only one there."""
+        exact = self._by_key.get(key)
+        if exact is not None or key.thread:
+            return exact
+        here = [r for r in self._by_key.values() if r.key.channel_key == key.channel_key]
+        mine = [r for r in here if r.actor.id == actor_id]
+        if mine:
+            return mine[-1]
+        return here[0] if len(here) == 1 else None
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+class RunObserver:
+    """`bot.backends.base.TurnObserver` for one run: keeps the run row's status and response id
+    current while the backend works."""
+
+    def __init__(self, db: Database, running: RunningAnswer) -> None:
+        self._db = db
+        self._running = running
+
+    async def response_started(self, response_id: str) -> None:
+        self._running.response_id = response_id
+        await runs.set_response_id(self._db, self._running.run_id, response_id)
+
+    async def tools_running(self, names: Sequence[str]) -> None:
+        log.info("run %d: running tools %s", self._running.run_id, ", ".join(names))
+        await runs.set_status(self._db, self._running.run_id, "requires_action")
+
+    async def tools_done(self) -> None:
+        await runs.set_status(self._db, self._running.run_id, "in_progress")

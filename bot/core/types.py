@@ -1,0 +1,121 @@
+"""The normalised values that flow between adapters and the core. No platform SDK types here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+AttachmentKind = Literal["image", "audio", "document", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """Where a conversation lives. `thread == ""` means the whole channel (never NULL in SQLite)."""
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread or '-'}"
+
+    @property
+    def channel_key(self) -> ConversationKey:
+        return ConversationKey(self.platform, self.workspace, self.channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who sent an event. The adapter sets `is_admin` from platform permissions."""
+
+    id: str
+    name: str = ""
+    is_bot: bool = False
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file on an inbound event. `fetch` holds the platform's auth, so tokens stay in the adapter."""
+
+    kind: AttachmentKind
+    mime: str
+    name: str
+    size: int
+    fetch: Callable[[], Awaitable[bytes]] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message to the bot. `addressed` is the adapter's verdict: a mention, a DM, or a thread the
+    bot takes part in. `is_self` marks the bot's own messages (they are dropped by the guards)."""
+
+    key: ConversationKey
+    actor: Actor
+    text: str
+    event_id: str
+    message_id: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    addressed: bool = True
+    is_self: bool = False
+    received_at: float = field(default_factory=time.time, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandCall:
+    """A slash command or shortcut: `name` without the slash, `text` the raw argument string,
+    `options` the platform's named options when it has them (Discord), `attachments` its files."""
+
+    key: ConversationKey
+    actor: Actor
+    name: str
+    event_id: str
+    text: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    received_at: float = field(default_factory=time.time, compare=False)
+
+
+Event = Inbound | CommandCall
+
+
+@dataclass(frozen=True, slots=True)
+class OutFile:
+    name: str
+    mime: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Something for the adapter to deliver. `ephemeral` replies are shown to `actor_id` only where
+    the platform can (Slack, Discord interactions); elsewhere they are ordinary replies."""
+
+    key: ConversationKey
+    text: str = ""
+    files: tuple[OutFile, ...] = ()
+    in_reply_to: str = ""
+    ephemeral: bool = False
+    actor_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one run consumed; priced by `bot.spend.pricing.PriceTable.cost`."""
+
+    model: str
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    image_input_tokens: int = 0
+    image_output_tokens: int = 0
+    images: int = 0
+    audio_seconds: float = 0.0
+    characters: int = 0
+    file_search_calls: int = 0
+    web_search_calls: int = 0
+    container_sessions: int = 0

@@ -1,0 +1,285 @@
+"""`/assistant`: show this channel's assistant (everyone); set fields, reset, read the change
+history and manage knowledge (admins). Every change is written with its audit rows in one
+transaction, and applies from the next turn (the config is resolved on every turn)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from bot.backends.retry import RetryPolicy
+from bot.core.assistant_config import AssistantConfig, resolve_assistant
+from bot.core.config import Settings
+from bot.core.errors import UserError, explain_error
+from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Reply
+from bot.features.assistant import args
+from bot.features.assistant.knowledge import Knowledge
+from storage import configs
+from storage.configs import Change
+from storage.db import Batch, Database
+
+log = logging.getLogger(__name__)
+
+ADMINS_ONLY = (
+    "Only admins of this workspace or server can change the assistant (Slack: workspace admins "
+    "and owners; Discord: Manage Server or Manage Channels). `/assistant` shows it."
+)
+# Kept by `/assistant reset`: knowledge is removed file by file with `knowledge remove`.
+KEPT_ON_RESET = frozenset({"vector_store_id"})
+MAX_SCHEMA_FILE_BYTES = args.MAX_SCHEMA_CHARS * 4
+HISTORY_VALUE_CHARS = 80  # per old/new value in `/assistant history`
+
+
+class ConfigEditor:
+    """Read-modify-write of a scope's overrides, serialised in this process, with an audit row
+    per changed field in the same transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    async def edit(
+        self,
+        key: ConversationKey,
+        actor_id: str,
+        updates: Mapping[str, Any],
+        *,
+        workspace_wide: bool = False,
+        notes: Sequence[Change] = (),
+        also: Callable[[Batch], Awaitable[None]] | None = None,
+    ) -> list[Change]:
+        """Apply `updates` (attr → value, or `INHERIT` to remove the override) at the channel
+        or workspace scope; `notes` are extra audit rows (knowledge files), `also` extra
+        statements for the same transaction. Returns the fields that changed."""
+        async with self._lock:
+            workspace, channel = await configs.load_overrides(self._db, key)
+            target = workspace if workspace_wide else channel
+            changes: list[Change] = []
+            for attr, value in updates.items():
+                old = target.get(attr)
+                if isinstance(value, args.Inherit):
+                    if attr in target:
+                        del target[attr]
+                        changes.append(Change(attr, old, None))
+                    continue
+                stored = list(value) if isinstance(value, tuple) else value
+                if old != stored or attr not in target:
+                    target[attr] = stored
+                    changes.append(Change(attr, old, stored))
+            if not changes and not notes and also is None:
+                return []
+            await configs.save_overrides_audited(
+                self._db,
+                key,
+                target,
+                [*changes, *notes],
+                updated_by=actor_id,
+                workspace_wide=workspace_wide,
+                also=also,
+            )
+            log.info(
+                "assistant settings changed at %s%s by %s: %s",
+                key.channel_key,
+                " (workspace default)" if workspace_wide else "",
+                actor_id,
+                ", ".join(c.field for c in [*changes, *notes]),
+            )
+            return changes
+
+
+class AssistantAdmin:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        client: AsyncOpenAI,
+        retry: RetryPolicy,
+        is_admin: Callable[[Actor], bool],
+        function_names: frozenset[str] = frozenset(),
+        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._client = client
+        self._retry = retry
+        self._is_admin = is_admin
+        self._function_names = function_names
+        self._today = today
+        self.editor = ConfigEditor(db)
+        self.knowledge = Knowledge(db, settings, client, retry, self.editor)
+
+    async def assistant(self, call: CommandCall) -> Reply:
+        command = args.parse_command(call.text)
+        if not isinstance(command, args.Show) and not self._is_admin(call.actor):
+            raise UserError(ADMINS_ONLY)
+        match command:
+            case args.Show():
+                text = await self._show(call.key)
+            case args.SetField():
+                text = await self._set(call, command)
+            case args.Reset():
+                text = await self._reset(call, command.workspace)
+            case args.History():
+                text = await self._history(call.key, command.limit)
+            case args.KnowledgeAdd():
+                text = await self.knowledge.add(call)
+            case args.KnowledgeList():
+                text = await self.knowledge.list(call)
+            case args.KnowledgeRemove():
+                text = await self.knowledge.remove(call, command.name)
+        return Reply(key=call.key, text=text, ephemeral=True, actor_id=call.actor.id)
+
+    # -- show -----------------------------------------------------------------------------------
+
+    async def _show(self, key: ConversationKey) -> str:
+        workspace, channel = await configs.load_overrides(self._db, key)
+        config = await resolve_assistant(self._db, self._settings, key)
+        lines = ["This channel's assistant (each field: its value, and where it comes from):"]
+        for spec in args.FIELDS.values():
+            value = getattr(config, spec.attr)
+            if spec.attr in channel:
+                source = "set for this channel"
+            elif spec.attr in workspace:
+                source = "workspace default"
+            else:
+                source = "deployment default"
+            shown = args.display(spec, value, voice_default=self._settings.speech_voice)
+            lines.append(f"• {spec.name}: {shown} ({source})")
+        files = await self.knowledge.count(key)
+        if files:
+            lines.append(
+                f"• knowledge: {files} file(s) for file search (`/assistant knowledge list`)"
+            )
+        lines.append(
+            "Admins: `/assistant set FIELD VALUE` (this channel), "
+            "`/assistant set workspace FIELD VALUE` (every channel's default), "
+            "`/assistant set FIELD default`, `/assistant reset`, `/assistant history`."
+        )
+        return "\n".join(lines)
+
+    # -- set --------------------------------------------------------------------------------------
+
+    async def _set(self, call: CommandCall, command: args.SetField) -> str:
+        spec = command.field
+        raw = command.value
+        if spec.name == "format" and not raw.strip():
+            raw = await _schema_file_text(call.attachments)
+        context = args.ValueContext(self._function_names, self._settings.backend)
+        value = args.parse_value(spec, raw, context)
+        warning = ""
+        if spec.name == "model" and not isinstance(value, args.Inherit):
+            warning = await self._check_model(value)
+        before = await self._effective(call.key, command.workspace)
+        changes = await self.editor.edit(
+            call.key, call.actor.id, {spec.attr: value}, workspace_wide=command.workspace
+        )
+        after = await self._effective(call.key, command.workspace)
+        scope = "the workspace default" if command.workspace else "this channel"
+        voice = self._settings.speech_voice
+        old = args.display(spec, getattr(before, spec.attr), voice_default=voice)
+        new = args.display(spec, getattr(after, spec.attr), voice_default=voice)
+        if not changes:
+            text = f"Nothing changed: {spec.name} is already {new} for {scope}."
+        elif isinstance(value, args.Inherit):
+            text = (
+                f"{spec.name} is no longer set for {scope}; it is inherited again. "
+                f"Here it was {old}, now {new}."
+            )
+        else:
+            text = f"Set {spec.name} for {scope}: {old} → {new}. It applies from the next message."
+        if command.workspace and changes:
+            _, channel = await configs.load_overrides(self._db, call.key)
+            if spec.attr in channel:
+                text += " This channel has its own value, which still wins here."
+        return f"{text}\n{warning}".strip()
+
+    async def _effective(self, key: ConversationKey, workspace_only: bool) -> AssistantConfig:
+        """The config of this channel, or what every channel inherits (`workspace_only`)."""
+        workspace, channel = await configs.load_overrides(self._db, key)
+        config = AssistantConfig.defaults(self._settings).merged(workspace)
+        return config if workspace_only else config.merged(channel)
+
+    async def _check_model(self, model: str) -> str:
+        try:
+            page = await self._retry.call(lambda: self._client.models.list())
+        except Exception as exc:
+            friendly = explain_error(exc)
+            if friendly is None:
+                raise
+            raise UserError(
+                f"I could not check `{model}` against OpenAI's model list, so nothing changed: "
+                f"{friendly.message}",
+                log_detail=friendly.log_detail,
+            ) from exc
+        served = {m.id: getattr(m, "shutdown_date", None) for m in page.data}
+        return args.check_model(model, served, self._today())
+
+    # -- reset / history ---------------------------------------------------------------------------
+
+    async def _reset(self, call: CommandCall, workspace_wide: bool) -> str:
+        workspace, channel = await configs.load_overrides(self._db, call.key)
+        target = workspace if workspace_wide else channel
+        updates = {attr: args.INHERIT for attr in target if attr not in KEPT_ON_RESET}
+        changes = await self.editor.edit(
+            call.key, call.actor.id, updates, workspace_wide=workspace_wide
+        )
+        scope = "workspace defaults" if workspace_wide else "settings for this channel"
+        if not changes:
+            return f"There were no {scope} to remove."
+        names = ", ".join(_field_name(c.field) for c in changes)
+        inherit = "the deployment's defaults" if workspace_wide else "the workspace defaults"
+        return (
+            f"Removed the {scope} ({names}); {inherit} apply from the next message. "
+            "`/assistant history` shows the old values."
+        )
+
+    async def _history(self, key: ConversationKey, limit: int) -> str:
+        rows = await configs.recent_changes(self._db, key, limit)
+        if not rows:
+            return "No changes to this channel's assistant or the workspace defaults yet."
+        lines = [f"The last {len(rows)} change(s), newest first:"]
+        for row in rows:
+            when = dt.datetime.fromtimestamp(row.changed_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            scope = "workspace default" if row.channel == "" else "this channel"
+            name = _field_name(row.field)
+            lines.append(
+                f"• {when} <@{row.changed_by}> {name} ({scope}): "
+                f"{_audit_value(name, row.old)} → {_audit_value(name, row.new)}"
+            )
+        return "\n".join(lines)
+
+
+def _field_name(attr: str) -> str:
+    return next((s.name for s in args.FIELDS.values() if s.attr == attr), attr)
+
+
+def _audit_value(name: str, value: Any) -> str:
+    if value is None:
+        return "(inherited)"
+    spec = args.FIELDS.get(name)
+    text = str(value) if spec is None else args.display(spec, value)
+    return text if len(text) <= HISTORY_VALUE_CHARS else text[: HISTORY_VALUE_CHARS - 1] + "…"
+
+
+async def _schema_file_text(attachments: Sequence[Attachment]) -> str:
+    """The text of the .json file attached to `/assistant set format` (no value typed)."""
+    schema = next((a for a in attachments if a.name.lower().endswith(".json")), None)
+    if schema is None:
+        raise UserError(
+            "Give the format after `/assistant set format`: `text`, `json`, or a JSON schema "
+            "(typed, or attached as a .json file)."
+        )
+    if schema.size > MAX_SCHEMA_FILE_BYTES:
+        raise UserError(f"{schema.name} is too large for a schema.")
+    data = await schema.fetch()
+    if len(data) > MAX_SCHEMA_FILE_BYTES:
+        raise UserError(f"{schema.name} is too large for a schema.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{schema.name} is not UTF-8 text.") from None

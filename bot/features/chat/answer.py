@@ -1,0 +1,325 @@
+"""Chat: answer a message with the channel's assistant, streamed, and record the run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import openai
+
+from bot.backends.base import Backend, Turn, TurnResult
+from bot.core.assistant_config import AssistantConfig, resolve_assistant
+from bot.core.config import Settings
+from bot.core.delivery import DeliveryFailed, Outbox, TextStream, delivery_reason
+from bot.core.errors import UserError, explain_error
+from bot.core.running import (
+    AnswerStopped,
+    RunningAnswer,
+    RunningAnswers,
+    RunObserver,
+    StopCause,
+)
+from bot.core.types import Inbound, Reply
+from bot.features.chat.inputs import MessageInputs, MessageMedia
+from bot.spend.pricing import PriceTable
+from storage import conversations, inbox, runs
+from storage.db import Database
+from storage.messages import append_messages
+from storage.steps import save_steps
+
+log = logging.getLogger(__name__)
+
+EMPTY_ANSWER = "(The model returned an empty answer.)"
+
+
+def check_message(event: Inbound, settings: Settings) -> None:
+    """Refuse what cannot be answered, before any work is queued for it."""
+    if not event.text.strip() and not event.attachments:
+        raise UserError("I got an empty message. Write your question after mentioning me.")
+    if len(event.text) > settings.max_input_chars:
+        raise UserError(
+            f"That message is {len(event.text):,} characters long; I take at most "
+            f"{settings.max_input_chars:,}. Please shorten it."
+        )
+
+
+class ChatCapability:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        backend: Backend,
+        prices: PriceTable,
+        media: MessageMedia | None = None,
+    ):
+        self._db = db
+        self._settings = settings
+        self._backend = backend
+        self._prices = prices
+        self._media = media
+        self._running = RunningAnswers()
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name
+
+    @property
+    def running(self) -> RunningAnswers:
+        return self._running
+
+    async def answer(self, event: Inbound, run_id: int, outbox: Outbox) -> bool:
+        """Answer `event` on run `run_id`. Returns normally also when the answer was cancelled
+        or expired (the user has been told); a shutdown's cancellation propagates. True when
+        the event was marked done in the inbox with the completed run (one trip for both)."""
+        limit = self._settings.run_timeout
+        waited = time.time() - event.received_at
+        if waited > limit:
+            await self._close_run(run_id, "expired", f"waited {waited:.0f}s for its turn")
+            raise UserError(
+                f"Your message waited longer than {limit:g} s for its turn and was not "
+                "answered. Please send it again if you still need an answer."
+            )
+        running = RunningAnswer(event.key, run_id, event.actor)
+        self._running.add(running)
+        timer = asyncio.get_running_loop().call_later(limit, running.stop, "expired")
+        try:
+            return await self._answer(event, run_id, outbox, running)
+        finally:
+            timer.cancel()
+            self._running.remove(running)
+            running.finished.set()
+
+    async def _answer(
+        self, event: Inbound, run_id: int, outbox: Outbox, running: RunningAnswer
+    ) -> bool:
+        config = await resolve_assistant(self._db, self._settings, event.key)
+        conversation = await conversations.ensure_active(self._db, event.key, self._backend.name)
+        await runs.start_run(
+            self._db,
+            run_id,
+            backend=self._backend.name,
+            model=config.model,
+            conversation_id=conversation.id,
+        )
+        inputs = MessageInputs(event.text)
+        if self._media is not None and event.attachments:
+            try:  # images and voice notes: refused or transcribed before the answer starts
+                inputs = await running.run(self._media.prepare(event, config))
+            except AnswerStopped as stopped:
+                await self._stopped(event, running, stopped.cause, None, "", outbox)
+                return False
+            except BaseException as exc:
+                status: runs.RunStatus = (
+                    "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
+                )
+                await asyncio.shield(self._close_run(run_id, status, _describe(exc)))
+                raise
+        turn = Turn(
+            key=event.key,
+            user_id=event.actor.id,
+            text=inputs.text,
+            config=config,
+            conversation_id=conversation.id,
+            backend_conversation_id=conversation.backend_conversation_id,
+            images=inputs.images,
+            image_detail=inputs.detail,
+            data_files=inputs.data_files,
+            observer=RunObserver(self._db, running),
+        )
+        stream = outbox.open_stream(event.key, event.message_id, event.actor)
+        shown: list[str] = []
+
+        async def show(delta: str) -> None:
+            first = not shown and delta.strip()
+            shown.append(delta)
+            await stream.append(delta)
+            if first:
+                # Written while the stream posts the first words (its flusher runs meanwhile):
+                # the mark lands as the text does, without delaying it behind other writes.
+                await runs.mark_shown(self._db, run_id)
+
+        shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
+        try:
+            if shown_before:
+                await show(shown_before)
+            result = await running.run(self._backend.reply(turn, show))
+            running.settled = True
+        except AnswerStopped as stopped:
+            await self._stopped(event, running, stopped.cause, stream, "".join(shown), outbox)
+            return False
+        except asyncio.CancelledError:
+            # Shutdown (not /cancel, not expiry: those raise AnswerStopped above).
+            await asyncio.shield(
+                self._close_run(run_id, "interrupted", "shutdown during the answer")
+            )
+            await stream.abort()
+            raise
+        except Exception as exc:
+            friendly = explain_error(exc, model=config.model, role="chat")
+            await self._close_run(run_id, "failed", _describe(friendly or exc))
+            await stream.abort()
+            if friendly is None or friendly is exc:
+                raise
+            raise friendly from exc
+
+        answer = compose_answer(result)
+        text = shown_before + answer
+        try:
+            await stream.finish(text)
+        except Exception as exc:
+            raise await self._undelivered(run_id, "answer", exc) from exc
+        await self._record(run_id, conversation.id, result, event)
+        if result.files:
+            try:
+                await outbox.send(
+                    Reply(event.key, text="", files=result.files, in_reply_to=event.message_id)
+                )
+            except Exception as exc:
+                raise await self._undelivered(run_id, "files", exc) from exc
+        if _switched_on(config.voice_replies) and self._media is not None and result.text:
+            await self._voice_reply(event, config, answer, outbox)
+        return True
+
+    async def _record(
+        self, run_id: int, conversation_id: int | None, result: TurnResult, event: Inbound
+    ) -> None:
+        """A completed run's final writes, in one trip, its event out of the inbox with them."""
+        cost = self._prices.cost(result.usage)
+        async with self._db.batch() as conn:
+            await inbox.mark_done_with(conn, event.key.platform, event.event_id)
+            await runs.finish_run(conn, run_id, "completed", response_id=result.response_id)
+            await runs.record_usage(conn, run_id, result.usage, cost)
+            await save_steps(conn, run_id, [(s.kind, s.title, s.detail) for s in result.steps])
+            if result.history and conversation_id is not None:
+                await append_messages(conn, conversation_id, run_id, result.history)
+
+    async def _stopped(
+        self,
+        event: Inbound,
+        running: RunningAnswer,
+        cause: StopCause,
+        stream: TextStream | None,
+        shown: str,
+        outbox: Outbox,
+    ) -> None:
+        """Close an answer stopped on purpose: the run marked, the server-side response
+        cancelled, the stream closed with what was shown and why it stopped."""
+        if cause == "cancelled":
+            who = f" by @{running.stopped_by}" if running.stopped_by else ""
+            note = f"(cancelled{who})"
+            detail = f"cancelled{who}"
+        else:
+            limit = self._settings.run_timeout
+            note = f"(This answer took longer than {limit:g} s and was stopped.)"
+            detail = f"ran longer than {limit:g}s"
+        await asyncio.shield(self._close_run(running.run_id, cause, detail))
+        log.info("run %d at %s %s", running.run_id, event.key, detail)
+        if running.response_id is not None:
+            try:
+                await self._backend.cancel(running.response_id)
+            except Exception as exc:
+                log.warning(
+                    "could not cancel response of run %d at OpenAI: %s",
+                    running.run_id,
+                    _describe(exc),
+                )
+        # Append-only after what was shown, so a chat stream can end without a rewrite.
+        text = f"{shown}\n\n{note}" if shown.strip() else note
+        if stream is None:
+            await outbox.send(Reply(event.key, text=text, in_reply_to=event.message_id))
+            return
+        try:
+            await stream.finish(text)
+        except Exception as exc:
+            log.warning("could not close a stopped answer at %s: %s", event.key, _describe(exc))
+            await stream.abort()
+
+    async def deliver_recovered(
+        self, event: Inbound, stale: runs.RunRecord, outbox: Outbox
+    ) -> bool:
+        """After a restart: when the server finished the answer of `stale` meanwhile (a known
+        response id the backend can `recover`), deliver it and complete the run. False when
+        there is nothing to deliver; a response still running is then cancelled, so it does not
+        run on beside the notice or the new answer that replaces it."""
+        if not stale.response_id:
+            return False
+        try:
+            result = await self._backend.recover(stale.response_id)
+        except Exception as exc:
+            log.warning("recovering response of run %d failed: %s", stale.id, _describe(exc))
+            result = None
+        if result is None:
+            try:
+                await self._backend.cancel(stale.response_id)
+            except Exception as exc:
+                log.warning(
+                    "could not cancel response of run %d at OpenAI: %s", stale.id, _describe(exc)
+                )
+            return False
+        await outbox.send(
+            Reply(
+                event.key,
+                text=compose_answer(result),
+                files=result.files,
+                in_reply_to=event.message_id,
+            )
+        )
+        await self._record(stale.id, stale.conversation_id, result, event)
+        log.info(
+            "run %d at %s: delivered the answer recovered after a restart", stale.id, event.key
+        )
+        return True
+
+    async def _voice_reply(
+        self, event: Inbound, config: AssistantConfig, answer: str, outbox: Outbox
+    ) -> None:
+        """The answer, also as an audio file; a failure here costs only the audio."""
+        assert self._media is not None
+        try:
+            audio = await self._media.voice_reply(event, config, answer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            friendly = explain_error(exc)
+            log.warning("voice reply failed at %s: %s", event.key, _describe(exc))
+            note = friendly.message if friendly else "something went wrong"
+            reply = Reply(event.key, text=f"(No voice reply: {note})", in_reply_to=event.message_id)
+        else:
+            reply = Reply(event.key, text="", files=(audio,), in_reply_to=event.message_id)
+        await outbox.send(reply)
+
+    async def _undelivered(self, run_id: int, what: str, exc: Exception) -> DeliveryFailed:
+        """The platform refused the answer after its retries: the run fails with the reason
+        (the dispatcher's error boundary logs it)."""
+        reason = f"delivery failed ({what}): {delivery_reason(exc)}"
+        await self._close_run(run_id, "failed", reason)
+        return DeliveryFailed(reason)
+
+    async def _close_run(self, run_id: int, status: runs.RunStatus, error: str) -> None:
+        await runs.close_run(self._db, run_id, status, error)
+
+
+def compose_answer(result: TurnResult) -> str:
+    """The answer as shown: the text, its cited sources, and the backend's notice."""
+    text = result.text or EMPTY_ANSWER
+    if result.citations:
+        text = f"{text}\n\nSources: {', '.join(dict.fromkeys(result.citations))}"
+    if result.notice:
+        text = f"{text}\n\n{result.notice}"
+    return text
+
+
+def _switched_on(value: object) -> bool:
+    """A boolean channel setting, also when an admin stored it as text ("on", "false"…)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "on", "yes")
+    return bool(value)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return exc.log_detail or exc.message
+    if isinstance(exc, openai.APIStatusError):
+        return f"{type(exc).__name__} {exc.status_code} {exc.code or ''}".strip()
+    return type(exc).__name__
