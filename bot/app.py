@@ -4,30 +4,38 @@ dispatcher. Adapters are handed the dispatcher; `shutdown` winds everything down
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from openai import AsyncOpenAI
 
 from bot.backends.base import Backend
-from bot.backends.breaker import CircuitBreaker
+from bot.backends.breaker import CircuitBreaker, CircuitOpen
 from bot.backends.chat_completions import ChatCompletionsBackend
 from bot.backends.responses import ResponsesBackend
-from bot.backends.retry import RetryPolicy
+from bot.backends.retry import RetryPolicy, answer_budget
+from bot.core.commands import CommandTable
 from bot.core.config import Settings
-from bot.core.dispatcher import Command, Dispatcher
+from bot.core.dispatcher import Dispatcher
+from bot.core.errors import explain_error
 from bot.core.lanes import Lanes
+from bot.core.ledger import RunLedger
+from bot.core.recovery import Recovery
+from bot.core.running import RunningAnswers
 from bot.core.types import Actor
 from bot.features.assistant.admin import AssistantAdmin
+from bot.features.audio import AudioCommands
 from bot.features.chat.answer import ChatCapability
+from bot.features.chat.inputs import MessageMedia
 from bot.features.control import RunCommands
 from bot.features.conversation import ConversationCommands
-from bot.features.media import MediaContext, media_commands
+from bot.features.images import ImageCommands
+from bot.features.media import MediaContext
 from bot.features.moderation import Moderation
 from bot.features.usage import UsageCommands
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
 from bot.tools import ToolRegistry, ToolRunner, build_registry
-from storage import runs
 from storage.db import Database
 from storage.events import prune_events
 
@@ -100,13 +108,28 @@ def make_backend(
     return ResponsesBackend(client, db, retry, tools=tools, background=settings.background)
 
 
+def openai_down(breaker: CircuitBreaker) -> Callable[[], str | None]:
+    """What a new message is told while the breaker is open (None while it is closed)."""
+
+    def message() -> str | None:
+        wait = breaker.retry_in()
+        if wait is None:
+            return None
+        friendly = explain_error(CircuitOpen(wait))
+        return friendly.message if friendly else None
+
+    return message
+
+
 @dataclass(slots=True)
 class App:
     settings: Settings
     db: Database
     client: AsyncOpenAI
     lanes: Lanes
+    ledger: RunLedger
     dispatcher: Dispatcher
+    recovery: Recovery
     tools: ToolRegistry
     breaker: CircuitBreaker | None = None
 
@@ -120,10 +143,11 @@ class App:
         prices = PriceTable.load(settings.prices_path)
         client = make_openai_client(settings)
         db = await Database.open(settings.database_path)
+        ledger = RunLedger(db, prices.cost)
         # The previous process's unfinished runs are over; their events stay in the inbox and
         # are taken up by `recover` once the adapters are connected.
-        stale = await runs.mark_unfinished(
-            db, "interrupted", "the previous process stopped before this answer finished"
+        stale = await ledger.interrupt_unfinished(
+            "the previous process stopped before this answer finished"
         )
         if stale:
             log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
@@ -131,12 +155,14 @@ class App:
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
         retry = retry_policy(settings, breaker)
-        media = MediaContext.create(db, settings, client, prices, retry)
+        media = MediaContext.create(db, settings, client, ledger, retry)
         registry = make_tool_registry()
         backend = make_backend(settings, client, db, registry, retry)
-        chat = ChatCapability(db, settings, backend, prices, media.message_media())
+        audio = AudioCommands(media)
+        running = RunningAnswers()
+        chat = ChatCapability(db, settings, backend, running, MessageMedia(media, audio))
         conversation = ConversationCommands(db, client if settings.backend == "responses" else None)
-        run_commands = RunCommands(db, chat.running)
+        control = RunCommands(db, running)
         quota = Quota(db, settings)
 
         def is_admin(actor: Actor) -> bool:
@@ -144,28 +170,44 @@ class App:
 
         usage = UsageCommands(db, settings, quota, is_admin)
         assistant = AssistantAdmin(db, settings, client, retry, is_admin, registry.names)
-        commands = {
-            "reset": Command(conversation.reset, "start a new conversation here", preempt=True),
-            "cancel": Command(
-                run_commands.cancel, "stop the answer in progress here", ordered=False
-            ),
-            "steps": Command(run_commands.steps, "what the assistant did for the last answer here"),
-            **media_commands(media),
-            "usage": Command(usage.usage, "tokens and cost", ordered=False),
-            # Unordered: `knowledge add` waits for OpenAI to process files, which must not hold
-            # up the channel's conversation; config writes are serialised by its own lock.
-            "assistant": Command(assistant.assistant, "this channel's assistant", ordered=False),
-        }
+        images = ImageCommands(media)
+        commands = CommandTable(
+            {
+                "imagine": images.imagine,
+                "edit": images.edit,
+                "variation": images.variation,
+                "speak": audio.speak,
+                "transcribe": audio.transcribe,
+                "translate": audio.translate,
+                "reset": conversation.reset,
+                "cancel": control.cancel,
+                "steps": control.steps,
+                "assistant": assistant.assistant,
+                "usage": usage.usage,
+            }
+        )
         moderation = Moderation(client, db, settings, retry)
         dispatcher = Dispatcher(
-            db, settings, lanes, chat, commands, quota, moderation, breaker=breaker
+            db,
+            settings,
+            lanes,
+            ledger,
+            commands,
+            chat,
+            running,
+            quota,
+            moderation,
+            backend_name=backend.name,
+            openai_down=openai_down(breaker),
+            job_scope=lambda: answer_budget(settings.openai_retry_budget),
         )
-        return cls(settings, db, client, lanes, dispatcher, registry, breaker)
+        recovery = Recovery(db, dispatcher, ledger, chat)
+        return cls(settings, db, client, lanes, ledger, dispatcher, recovery, registry, breaker)
 
     async def recover(self) -> int:
         """Take up the events the previous process left unfinished (after the adapters
         registered their outboxes)."""
-        return await self.dispatcher.recover()
+        return await self.recovery.recover()
 
     async def shutdown(self) -> None:
         await self.drain()
@@ -184,6 +226,6 @@ class App:
 
     async def close(self) -> None:
         """Mark unfinished answers interrupted; close the OpenAI client and storage."""
-        await runs.mark_unfinished(self.db, "interrupted", "shut down before the answer finished")
+        await self.ledger.interrupt_unfinished("shut down before the answer finished")
         await self.client.close()
         await self.db.close()

@@ -26,6 +26,7 @@ import yarl
 from adapters.discord import DiscordAdapter
 from adapters.discord.adapter import apply_endpoints
 from bot.app import App
+from bot.core.commands import CommandTable
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
 from testing.fakes.discord_fake import FakeDiscord
 from testing.fakes.discord_payloads import Intent, MsgFlag, MsgType
@@ -428,13 +429,13 @@ async def wait_followup(dc: FakeDiscord, interaction: dict[str, Any]) -> dict[st
 
 
 async def test_every_contract_command_is_registered_once(bot: Bot) -> None:
-    from bot.core.commands import CONTRACT_COMMANDS
+    from bot.core.commands import COMMANDS
 
     dc = bot.dc
     assert bot.adapter.commands_synced is True
     assert len(dc.command_syncs) == 1
     synced = {c["name"]: c for c in dc.commands[None]}
-    assert set(synced) == {c.name for c in CONTRACT_COMMANDS}
+    assert set(synced) == {c.name for c in COMMANDS}
 
     def options(name: str) -> dict[str, dict[str, Any]]:
         return {o["name"]: o for o in synced[name].get("options", [])}
@@ -480,7 +481,7 @@ async def test_a_command_not_in_this_build_is_an_ephemeral_followup(bot: Bot) ->
     dc = bot.dc
     # /imagine as a build without the images capability has it (independent of the core's
     # progress: the dispatcher answers a contract command it has no handler for)
-    bot.app.dispatcher._commands.pop("imagine", None)
+    bot.app.dispatcher._commands = without(bot.app.dispatcher._commands, "imagine")
     inter = await dc.send_interaction(
         "imagine", {"prompt": "a lighthouse", "size": "1024x1024", "count": 2}, user=dc.member
     )
@@ -631,7 +632,6 @@ async def test_sharded_client_when_configured(
 
 
 async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
-    from bot.core.dispatcher import Command
 
     dc = bot.dc
     dc.upload_limit = 1024  # this interaction's attachment_size_limit
@@ -643,7 +643,9 @@ async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
         )
         return Reply(key=call.key, text=f"drew {call.text}", files=files, actor_id=call.actor.id)
 
-    bot.app.dispatcher._commands["imagine"] = Command(imagine, "test", ordered=False)
+    bot.app.dispatcher._commands = CommandTable(
+        {**bot.app.dispatcher._commands.handlers(), "imagine": imagine}
+    )
     inter = await dc.send_interaction("imagine", {"prompt": "a boat"})
     followup = await wait_followup(dc, inter)
     assert followup["content"].startswith("drew a boat")
@@ -762,3 +764,8 @@ async def test_usage_is_deferred_privately_and_answered_privately(bot: Bot) -> N
     assert followup not in dc.messages[dc.text_channel["id"]]
     call = await bot.wait_event(lambda e: isinstance(e, CommandCall))
     assert isinstance(call, CommandCall) and call.text == "me 7d"
+
+
+def without(table: CommandTable, name: str) -> CommandTable:
+    """The table less one command (as a build without that feature has it)."""
+    return CommandTable({n: h for n, h in table.handlers().items() if n != name})

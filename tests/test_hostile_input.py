@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from adapters.discord import normalise as dn
 from adapters.slack import normalise as sn
 from bot.backends.speech import VOICES
+from bot.core.commands import message_command
 from bot.core.errors import UserError
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
 from bot.features.assistant.args import (
@@ -40,7 +41,6 @@ from bot.features.assistant.args import (
     parse_value,
 )
 from bot.features.images import BACKGROUNDS, QUALITIES, SIZES
-from bot.features.media import message_command
 from bot.features.media_options import Option, parse
 from bot.features.usage import parse_budget, parse_usage_args
 from bot.text.sanitise import clean_text, safe_filename

@@ -7,12 +7,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from bot.core.dispatcher import INTERRUPTED
-from bot.core.running import RunningAnswer, RunObserver
+from bot.core.ledger import ResponseStarted, ToolRound, ToolRoundDone
+from bot.core.recovery import INTERRUPTED
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
 from bot.features.control import render_steps
 from storage import inbox, runs
@@ -70,7 +70,7 @@ async def test_cancel_stops_the_answer_mid_stream(bot: Harness, fake: FakeOpenAI
     if bot.app.settings.backend == "responses":  # a background response: stopped at OpenAI too
         assert fake.cancelled == {run["response_id"]}
     assert await pending_ids(bot.app.db) == []
-    assert len(bot.app.dispatcher._chat.running) == 0
+    assert len(bot.app.dispatcher._running) == 0
     fake.delta_delay = 0
     assert await bot.say("and now?") == LONG
 
@@ -125,19 +125,19 @@ async def test_the_run_row_follows_the_lifecycle(bot: Harness, fake: FakeOpenAI)
     """queued → in_progress → requires_action (tools) → in_progress → completed, with the
     response id recorded as soon as the backend reports it."""
     db = bot.app.db
-    run_id = await runs.create_run(db, KEY, user_id="U1", event_id="e-life", kind="chat")
+    run = await bot.app.ledger.open(KEY, user_id="U1", event_id="e-life", kind="chat")
+    run_id = run.id
     assert (await runs.get_run(db, run_id)).status == "queued"  # type: ignore[union-attr]
-    await runs.start_run(db, run_id, backend="responses", model="m", conversation_id=None)
-    observer = RunObserver(db, RunningAnswer(KEY, run_id, USER))
-    await observer.response_started("resp_123")
-    await observer.tools_running(["lookup"])
+    await run.start(backend="responses", model="m", conversation_id=None)
+    await run.emit(ResponseStarted("resp_123"))
+    await run.emit(ToolRound(("lookup",)))
     record = await runs.get_run(db, run_id)
     assert record is not None
     assert (record.status, record.response_id) == ("requires_action", "resp_123")
-    await observer.tools_done()
+    await run.emit(ToolRoundDone())
     assert (await runs.get_run(db, run_id)).status == "in_progress"  # type: ignore[union-attr]
     await runs.close_run(db, run_id, "completed")
-    await observer.tools_done()  # a late report never reopens a finished run
+    await run.emit(ToolRoundDone())  # a late report never reopens a finished run
     assert (await runs.get_run(db, run_id)).status == "completed"  # type: ignore[union-attr]
 
 
@@ -407,33 +407,38 @@ async def test_a_message_too_old_by_the_restart_is_not_answered_but_explained(
 async def test_running_answers_stop_and_lookup() -> None:
     """Stopping: before the work starts, during it, and too late; and which answer a command at
     channel level finds among those running in the channel's threads."""
-    from bot.core.running import AnswerStopped, RunningAnswers
+    from bot.core.ledger import Run, RunLedger
+    from bot.core.running import AnswerStopped, RunningAnswer, RunningAnswers
+
+    def answering(key: ConversationKey, run_id: int, actor: Actor) -> RunningAnswer:
+        """A running answer whose run is never written to (stopping is all in memory)."""
+        return RunningAnswer(key, Run(cast(RunLedger, None), run_id, key, "chat"), actor)
 
     def thread(ts: str) -> ConversationKey:
         return ConversationKey(KEY.platform, KEY.workspace, KEY.channel, ts)
 
-    early = RunningAnswer(thread("1"), 1, USER)
+    early = answering(thread("1"), 1, USER)
     assert early.stop("cancelled", by="bob") and not early.stop("expired")
     work = asyncio.sleep(10)
     with pytest.raises(AnswerStopped) as stopped:
         await early.run(work)
     assert stopped.value.cause == "cancelled" and early.stopped_by == "bob"
 
-    during = RunningAnswer(thread("2"), 2, USER)
+    during = answering(thread("2"), 2, USER)
     task = asyncio.ensure_future(during.run(asyncio.sleep(10)))
     await asyncio.sleep(0)
     assert during.stop("expired")
     with pytest.raises(AnswerStopped):
         await task
 
-    late = RunningAnswer(thread("3"), 3, USER)
+    late = answering(thread("3"), 3, USER)
     assert await late.run(asyncio.sleep(0, "done")) == "done"
     late.settled = True
     assert not late.stop("cancelled")
 
     registry = RunningAnswers()
     bob = Actor("U2", "bob")
-    mine, theirs = RunningAnswer(thread("4"), 4, USER), RunningAnswer(thread("5"), 5, bob)
+    mine, theirs = answering(thread("4"), 4, USER), answering(thread("5"), 5, bob)
     registry.add(mine)
     registry.add(theirs)
     assert registry.find(thread("5"), USER.id) is theirs  # the exact conversation first

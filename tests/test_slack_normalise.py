@@ -12,7 +12,7 @@ from adapters.slack import normalise as N
 from adapters.slack.files import SlackHost
 from adapters.slack.manifest import BOT_SCOPES, manifest, render_manifest
 from adapters.slack.stream import MESSAGE_LIMIT, SAFE_PREFIX, display_parts, split_text
-from bot.core.commands import CONTRACT_COMMANDS
+from bot.core.commands import COMMANDS
 from bot.core.config import load_settings
 from bot.core.types import ConversationKey
 from testing.fakes import slack_payloads as P
@@ -325,7 +325,7 @@ def test_manifest_lists_every_command_and_the_shortcut() -> None:
     parsed = yaml.safe_load(text)
     assert parsed == manifest(settings)
     commands = [c["command"] for c in parsed["features"]["slash_commands"]]
-    assert commands == [f"/{c.name}" for c in CONTRACT_COMMANDS]
+    assert commands == [f"/{c.name}" for c in COMMANDS]
     assert parsed["features"]["shortcuts"][0]["callback_id"] == N.EDIT_SHORTCUT
     assert parsed["settings"]["socket_mode_enabled"] is True
     assert "request_url" not in parsed["settings"]["event_subscriptions"]

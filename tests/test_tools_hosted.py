@@ -5,7 +5,7 @@ against the loopback fake OpenAI."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from bot.app import make_backend
 from bot.backends.base import Turn
 from bot.core.errors import UserError
+from bot.core.ledger import Emit, ResponseStarted, RunEvent, ToolRound, ToolRoundDone
 from bot.tools import Tool, ToolContext
 from storage import conversations
 from testing.fakes.openai_fake import (
@@ -190,18 +191,18 @@ class Observer:
         self.events: list[tuple[str, Any]] = []
         self.started = asyncio.Event()
 
-    async def response_started(self, response_id: str) -> None:
-        self.events.append(("started", response_id))
-        self.started.set()
+    async def __call__(self, event: RunEvent) -> None:
+        """The backend's event sink (`Turn.emit`), as the run ledger receives them."""
+        if isinstance(event, ResponseStarted):
+            self.events.append(("started", event.response_id))
+            self.started.set()
+        elif isinstance(event, ToolRound):
+            self.events.append(("tools", list(event.names)))
+        elif isinstance(event, ToolRoundDone):
+            self.events.append(("done", None))
 
-    async def tools_running(self, names: Sequence[str]) -> None:
-        self.events.append(("tools", list(names)))
 
-    async def tools_done(self) -> None:
-        self.events.append(("done", None))
-
-
-async def make_turn(bot: Harness, text: str, observer: Observer, **config: Any) -> Turn:
+async def make_turn(bot: Harness, text: str, observer: Emit, **config: Any) -> Turn:
     from bot.core.assistant_config import resolve_assistant
 
     await configure(bot, **config)
@@ -214,7 +215,7 @@ async def make_turn(bot: Harness, text: str, observer: Observer, **config: Any) 
         config=assistant,
         conversation_id=record.id,
         backend_conversation_id=record.backend_conversation_id,
-        observer=observer,
+        emit=observer,
     )
 
 
@@ -312,11 +313,12 @@ async def test_an_answer_stopped_while_tools_run_leaves_no_call_pending(
     observer = Observer()
     running = asyncio.Event()
 
-    async def tools_running(names: Sequence[str]) -> None:
-        running.set()
+    async def tools_running(event: RunEvent) -> None:
+        await observer(event)
+        if isinstance(event, ToolRound):
+            running.set()
 
-    observer.tools_running = tools_running  # type: ignore[method-assign]
-    turn = await make_turn(bot, "hang on", observer, tools=["functions:hang"])
+    turn = await make_turn(bot, "hang on", tools_running, tools=["functions:hang"])
 
     async def on_delta(text: str) -> None:
         return None

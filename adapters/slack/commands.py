@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
 from adapters.slack.stream import _describe
-from bot.core.commands import CONTRACT_COMMANDS
+from bot.core.commands import COMMANDS
 from bot.core.types import CommandCall
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class SlackCommands:
         self._admins = admins
 
     def register(self, app: AsyncApp) -> None:
-        for info in CONTRACT_COMMANDS:
+        for info in COMMANDS:
             app.command(f"/{info.name}")(self.on_command)
         app.shortcut(normalise.EDIT_SHORTCUT)(self.on_edit_shortcut)
         app.view(normalise.EDIT_MODAL)(self.on_edit_submission)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.assistant_config import AssistantConfig
+from bot.core.ledger import Emit
 from bot.core.types import ConversationKey, OutFile, Usage
 from storage.messages import HistoryMessage
 
@@ -33,22 +34,6 @@ class Step:
     detail: str = ""
 
 
-class TurnObserver(Protocol):
-    """What the run lifecycle wants to hear from a backend while it answers."""
-
-    async def response_started(self, response_id: str) -> None:
-        """A response exists server-side (recorded, so it can be cancelled or recovered)."""
-        ...
-
-    async def tools_running(self, names: Sequence[str]) -> None:
-        """The model asked for function tools: the run is `requires_action` until they return."""
-        ...
-
-    async def tools_done(self) -> None:
-        """Tool outputs went back to the model: the run is `in_progress` again."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One user turn to answer: what was said, by whom, where, under which assistant config."""
@@ -64,7 +49,8 @@ class Turn:
     image_detail: str = "auto"
     # Data files for code interpreter (when the assistant has that tool).
     data_files: tuple[InputFile, ...] = ()
-    observer: TurnObserver | None = None
+    # Where the backend reports what happens (response id, tool rounds): the run's ledger.
+    emit: Emit | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""Small pieces both backends share: usage summed over the rounds of a turn, the observer
-called only when there is one, and the names of the hosted tools."""
+"""Small pieces both backends share: usage summed over the rounds of a turn, the run's events
+reported only when there is a run, and the names of the hosted tools."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from bot.backends.base import OnDelta, Turn
+from bot.core.ledger import ResponseStarted, ToolRound, ToolRoundDone
 from bot.core.types import Usage
 
 HOSTED_TOOLS = ("code_interpreter", "file_search", "web_search", "image_generation")
@@ -26,18 +27,18 @@ def hosted_tools(tools: Sequence[str]) -> list[str]:
 
 
 async def response_started(turn: Turn, response_id: str) -> None:
-    if turn.observer is not None and response_id:
-        await turn.observer.response_started(response_id)
+    if turn.emit is not None and response_id:
+        await turn.emit(ResponseStarted(response_id))
 
 
 async def tools_running(turn: Turn, names: Sequence[str]) -> None:
-    if turn.observer is not None:
-        await turn.observer.tools_running(list(names))
+    if turn.emit is not None:
+        await turn.emit(ToolRound(tuple(names)))
 
 
 async def tools_done(turn: Turn) -> None:
-    if turn.observer is not None:
-        await turn.observer.tools_done()
+    if turn.emit is not None:
+        await turn.emit(ToolRoundDone())
 
 
 def join_notices(*notices: str) -> str:
