@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(settings.log_level, settings.secrets())
+        configure_logging(settings.log_level, settings.secrets(), settings.log_format)
         command = args.command or "run"
         if command == "doctor":
             return asyncio.run(_doctor(settings))

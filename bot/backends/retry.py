@@ -61,6 +61,25 @@ def is_openai_answer(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIStatusError) and not is_retryable(exc)
 
 
+def failure_kind(exc: BaseException) -> str:
+    """A low-cardinality name for a failed OpenAI attempt (the metrics' `kind` label)."""
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return "connection"
+    if isinstance(exc, openai.RateLimitError):
+        return "quota" if exc.code == "insufficient_quota" else "rate_limit"
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "auth"
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return "server"
+        if exc.status_code == 404:
+            return "not_found"
+        return "bad_request"
+    return "other"
+
+
 def retry_after_seconds(exc: BaseException | None) -> float | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
@@ -84,6 +103,8 @@ class RetryPolicy:
     base_wait: float = 0.5
     budget: float = 60.0
     breaker: CircuitBreaker | None = None
+    # Told the kind of every failed attempt (`failure_kind`), retried or not: the metrics.
+    on_failure: Callable[[str], None] | None = None
 
     def wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -128,12 +149,20 @@ class RetryPolicy:
                 state.next_action.sleep if state.next_action else 0.0,
             )
 
+        async def attempt_once() -> T:
+            try:
+                return await fn()
+            except Exception as exc:
+                if self.on_failure is not None:
+                    self.on_failure(failure_kind(exc))
+                raise
+
         async def guarded() -> T:
             if breaker is None:
-                return await fn()
+                return await attempt_once()
             probe = breaker.admit()
             try:
-                result = await fn()
+                result = await attempt_once()
             except BaseException as exc:
                 if is_retryable(exc):
                     breaker.failed(probe)

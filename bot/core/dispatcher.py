@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
+from bot.core import log_context
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.commands import SPECS, CommandTable, message_command
 from bot.core.config import Settings
@@ -204,7 +205,11 @@ class Dispatcher:
 
             return explain
         run = await self._ledger.open(
-            event.key, user_id=event.actor.id, event_id=event.event_id, kind="chat"
+            event.key,
+            user_id=event.actor.id,
+            event_id=event.event_id,
+            kind="chat",
+            received_at=event.received_at,
         )
 
         async def job() -> None:
@@ -271,7 +276,7 @@ class Dispatcher:
 
     async def _boundary(self, event: Event, job: Job) -> None:
         try:
-            with self._job_scope():
+            with log_context.about(event.key, event.event_id), self._job_scope():
                 await job()
         except asyncio.CancelledError:
             raise

@@ -20,10 +20,12 @@ ledger already settled with its run.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from bot.core import log_context
 from bot.core.types import ConversationKey, Event, Usage
 from storage import inbox, runs
 from storage.db import Database
@@ -77,22 +79,22 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    run_id: int
-    kind: str
+    """The run is `in_progress` with `model`."""
+
     model: str
 
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    run_id: int
-    kind: str
+    """The run reached a final state; a completed one with its usage and cost."""
+
     status: RunStatus
     usage: Usage | None = None
     cost: Decimal | None = None
 
 
 LedgerNote = Started | Ended | RunEvent
-Listener = Callable[[LedgerNote], None]
+Listener = Callable[["Run", LedgerNote], None]
 
 
 @dataclass(eq=False, slots=True)
@@ -104,12 +106,15 @@ class Run:
     key: ConversationKey
     kind: str
     response_id: str | None = None
+    # When the user's message (or command) arrived: answer times are measured from it.
+    received_at: float = field(default_factory=time.time)
     shown: bool = False
     ended: bool = False
-    model: str = field(default="")
+    model: str = ""
 
     async def start(self, *, backend: str, model: str, conversation_id: int | None) -> None:
         self.model = model
+        log_context.about_run(self.id)
         await self.ledger._start(self, backend, model, conversation_id)
 
     async def emit(self, event: RunEvent) -> None:
@@ -131,15 +136,23 @@ class RunLedger:
         self._settled: set[tuple[str, str]] = set()
 
     def subscribe(self, listener: Listener) -> None:
-        """`listener` is called (synchronously, after the write) with every note."""
+        """`listener(run, note)` is called (synchronously, after the write) for every note."""
         self._listeners.append(listener)
 
     # -- opening ------------------------------------------------------------------------------
 
-    async def open(self, key: ConversationKey, *, user_id: str, event_id: str, kind: str) -> Run:
+    async def open(
+        self,
+        key: ConversationKey,
+        *,
+        user_id: str,
+        event_id: str,
+        kind: str,
+        received_at: float | None = None,
+    ) -> Run:
         """A new run, `queued`."""
         run_id = await runs.create_run(self._db, key, user_id=user_id, event_id=event_id, kind=kind)
-        return Run(self, run_id, key, kind)
+        return Run(self, run_id, key, kind, received_at=received_at or time.time())
 
     def resume(self, record: runs.RunRecord) -> Run:
         """A handle on a run recorded by an earlier process (recovery after a restart)."""
@@ -154,7 +167,7 @@ class RunLedger:
         await runs.start_run(
             self._db, run.id, backend=backend, model=model, conversation_id=conversation_id
         )
-        self._notify(Started(run.id, run.kind, model))
+        self._notify(run, Started(model))
 
     async def _record(self, run: Run, event: RunEvent) -> None:
         if isinstance(event, ResponseStarted):
@@ -170,7 +183,7 @@ class RunLedger:
             await runs.set_status(self._db, run.id, "requires_action")
         else:
             await runs.set_status(self._db, run.id, "in_progress")
-        self._notify(event)
+        self._notify(run, event)
 
     async def _complete(self, run: Run, outcome: Outcome, settles: Event | None) -> None:
         """The run's final writes in one transaction; with `settles`, its event leaves the inbox
@@ -188,12 +201,12 @@ class RunLedger:
         if settles is not None:
             self._settled.add((settles.key.platform, settles.event_id))
         run.ended = True
-        self._notify(Ended(run.id, run.kind, "completed", outcome.usage, cost))
+        self._notify(run, Ended("completed", outcome.usage, cost))
 
     async def _close(self, run: Run, status: RunStatus, reason: str) -> None:
         await runs.close_run(self._db, run.id, status, reason)
         run.ended = True
-        self._notify(Ended(run.id, run.kind, status))
+        self._notify(run, Ended(status))
 
     # -- events -------------------------------------------------------------------------------
 
@@ -220,9 +233,9 @@ class RunLedger:
         """Every run not in a final state becomes `interrupted` (start-up, shutdown)."""
         return await runs.mark_unfinished(self._db, "interrupted", reason)
 
-    def _notify(self, note: LedgerNote) -> None:
+    def _notify(self, run: Run, note: LedgerNote) -> None:
         for listener in self._listeners:
             try:
-                listener(note)
+                listener(run, note)
             except Exception as exc:
                 log.error("a ledger listener failed: %s", type(exc).__name__)
