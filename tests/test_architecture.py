@@ -136,6 +136,19 @@ def test_the_product_graph_holds_only_product_modules() -> None:
     assert all(module.split(".")[0] in PRODUCT_PACKAGES for module in graph)
 
 
+def test_the_fakes_and_the_benchmarks_import_nothing_from_the_tests() -> None:
+    """testing/ and benchmarks/ stand on their own: tests/ may use them, never the reverse."""
+    graph = grimp.build_graph("testing", "benchmarks", "tests", cache_dir=None)
+    wrong = sorted(
+        (importer, imported)
+        for importer in graph.modules
+        if importer.split(".")[0] in ("testing", "benchmarks")
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if imported.split(".")[0] == "tests"
+    )
+    assert wrong == []
+
+
 @pending_architecture
 def test_no_import_cycle_among_product_modules() -> None:
     cycles = describe_cycles(import_graph())

@@ -274,7 +274,9 @@ async def test_thread_is_its_own_conversation_and_needs_no_mention_once_joined(b
     # a thread the bot started (or was added to) needs no mention from the first message
     started = dc.add_thread(dc.text_channel, "bot's own", owner=dc.bot_user)
     await dc.flush()
-    await asyncio.sleep(0.05)
+    client = bot.adapter.client
+    assert client is not None
+    await until(lambda: client.get_channel(int(started["id"])), what="the thread known")
     hello = await dc.send_message_create(started["id"], dc.member, "hello")
     assert (await bot.answer_to(hello))["content"] == "echo: hello"
     # a member's thread the bot was added to (a thread member, seen as `Thread.me`)
