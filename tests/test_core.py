@@ -12,10 +12,16 @@ import pytest
 from bot.core.types import Actor, ConversationKey
 from storage import configs, runs
 from storage.db import Database
-from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn, default_answer
+from testing.waiting import until
 from tests.harness import KEY, USER, Harness, make_settings
 
 BACKENDS = ["responses", "chat"]
+
+
+def asking(fake: FakeOpenAI) -> bool:
+    """The bot has sent its request for an answer (Responses or Chat Completions)."""
+    return any(r.path.endswith(("/responses", "/chat/completions")) for r in fake.requests)
 
 
 async def all_runs(db: Database) -> list[dict]:
@@ -250,7 +256,7 @@ async def test_shutdown_marks_unfinished_answers_interrupted(
     )
     fake.latency = 5
     await bot.app.dispatcher.submit(bot.message("slow"))
-    await asyncio.sleep(0.2)
+    await until(lambda: asking(fake), what="the answer in flight")
     await bot.close()
     db = await Database.open(tmp_path / "switchboard.db")
     try:
@@ -264,7 +270,7 @@ async def test_shutdown_lets_answers_in_flight_finish(fake: FakeOpenAI, tmp_path
     bot = await Harness.start(make_settings(fake.base_url, tmp_path))
     fake.latency = 0.3
     await bot.app.dispatcher.submit(bot.message("slowish"))
-    await asyncio.sleep(0.05)
+    await until(lambda: asking(fake), what="the answer in flight")
     await bot.close()
     assert bot.outbox.shown == ["echo: slowish"]
     db = await Database.open(tmp_path / "switchboard.db")
@@ -292,12 +298,19 @@ async def test_runs_left_by_a_crash_are_marked_interrupted_at_start(
 async def test_a_message_waiting_for_its_lane_is_on_record_as_queued(
     bot: Harness, fake: FakeOpenAI
 ) -> None:
-    fake.latency = 0.3
+    go_on = asyncio.Event()
+
+    async def held(turn: FakeTurn) -> str:
+        await go_on.wait()
+        return default_answer(turn)
+
+    fake.answer = held
     await bot.app.dispatcher.submit(bot.message("first"))
     await bot.app.dispatcher.submit(bot.message("second"))
-    await asyncio.sleep(0.1)
+    await until(lambda: fake.turns, what="the first answer asked for")
     statuses = [run["status"] for run in await all_runs(bot.app.db)]
     assert statuses == ["in_progress", "queued"]
+    go_on.set()
     await bot.app.dispatcher.wait_idle()
     statuses = [run["status"] for run in await all_runs(bot.app.db)]
     assert statuses == ["completed", "completed"]
