@@ -28,6 +28,7 @@ from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
 from bot.tools import ToolRegistry, ToolRunner, build_registry
 from storage import runs
+from storage.connect import open_database
 from storage.db import Database
 from storage.events import prune_events
 
@@ -119,7 +120,7 @@ class App:
     async def create(cls, settings: Settings) -> App:
         prices = PriceTable.load(settings.prices_path)
         client = make_openai_client(settings)
-        db = await Database.open(settings.database_path)
+        db = await open_database(settings.database_url)
         # The previous process's unfinished runs are over; their events stay in the inbox and
         # are taken up by `recover` once the adapters are connected.
         stale = await runs.mark_unfinished(

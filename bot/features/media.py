@@ -102,9 +102,9 @@ class MediaContext:
                 raise
             raise friendly from exc
         cost = self.prices.cost(usage)
-        async with self.db.batch() as conn:
-            await runs.finish_run(conn, run_id, "completed")
-            await runs.record_usage(conn, run_id, usage, cost)
+        async with self.db.transaction() as tx:
+            await runs.finish_run(tx, run_id, "completed")
+            await runs.record_usage(tx, run_id, usage, cost)
         return result
 
     async def _close(self, run_id: int, status: runs.RunStatus, error: str) -> None:

@@ -55,7 +55,7 @@ class Moderation:
         categories = sorted(
             name for name, hit in flagged[0].categories.model_dump(by_alias=True).items() if hit
         )
-        await self._db.write(
+        await self._db.execute(
             "INSERT INTO moderation_flags (platform, workspace, channel, user_id, event_id, "
             "categories, excerpt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (

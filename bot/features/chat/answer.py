@@ -186,13 +186,13 @@ class ChatCapability:
     ) -> None:
         """A completed run's final writes, in one trip, its event out of the inbox with them."""
         cost = self._prices.cost(result.usage)
-        async with self._db.batch() as conn:
-            await inbox.mark_done_with(conn, event.key.platform, event.event_id)
-            await runs.finish_run(conn, run_id, "completed", response_id=result.response_id)
-            await runs.record_usage(conn, run_id, result.usage, cost)
-            await save_steps(conn, run_id, [(s.kind, s.title, s.detail) for s in result.steps])
+        async with self._db.transaction() as tx:
+            await inbox.mark_done_with(tx, event.key.platform, event.event_id)
+            await runs.finish_run(tx, run_id, "completed", response_id=result.response_id)
+            await runs.record_usage(tx, run_id, result.usage, cost)
+            await save_steps(tx, run_id, [(s.kind, s.title, s.detail) for s in result.steps])
             if result.history and conversation_id is not None:
-                await append_messages(conn, conversation_id, run_id, result.history)
+                await append_messages(tx, conversation_id, run_id, result.history)
 
     async def _stopped(
         self,

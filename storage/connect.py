@@ -1,0 +1,44 @@
+"""Opening a database: the engine is picked from `DATABASE_URL` (`sqlite:///…` today)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.core.config import ConfigError
+from storage import sqlite
+from storage.db import Database
+from storage.migrations import apply_migrations
+
+SQLITE = "sqlite:///"
+POSTGRESQL = ("postgresql://", "postgres://")
+
+
+def sqlite_path(url_or_path: str | Path) -> Path:
+    """The SQLite file named by a `DATABASE_URL` (`sqlite:///relative` or `sqlite:////absolute`)
+    or given as a path; a `ConfigError` for any other engine. The error never quotes the URL
+    (it may hold a password)."""
+    if isinstance(url_or_path, Path):
+        return url_or_path
+    url = url_or_path
+    if url.startswith(POSTGRESQL):
+        raise ConfigError(
+            "DATABASE_URL: PostgreSQL is not supported yet; use sqlite:///path/to/file.db"
+        )
+    if url.startswith(SQLITE):
+        url = url[len(SQLITE) :]
+    elif "://" in url:
+        raise ConfigError(f"DATABASE_URL must start with {SQLITE} (got a different scheme)")
+    if not url:
+        raise ConfigError("DATABASE_URL names no file")
+    return Path(url)
+
+
+async def open_database(url_or_path: str | Path) -> Database:
+    """The database at `url_or_path`, created if missing, migrated to the latest schema."""
+    db = await sqlite.open_sqlite(sqlite_path(url_or_path))
+    try:
+        await apply_migrations(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db
