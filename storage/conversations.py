@@ -62,8 +62,8 @@ async def ensure_active(db: Database, key: ConversationKey, backend: str) -> Con
         return existing
     async with db.transaction() as tx:
         await tx.execute(
-            "INSERT OR IGNORE INTO conversations "
-            "(platform, workspace, channel, thread, backend, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO conversations (platform, workspace, channel, thread, backend, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (*_params(key, backend), time.time()),
         )
         row = await tx.fetch_one(_SELECT_ACTIVE, _params(key, backend))

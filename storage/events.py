@@ -15,8 +15,8 @@ async def claim_event(
     (`storage.inbox.encode_event`), the same statement puts the event in the durable inbox, so
     an event is never accepted without being on record."""
     result = await db.execute(
-        "INSERT OR IGNORE INTO processed_events (platform, event_id, received_at, payload) "
-        "VALUES (?, ?, ?, ?)",
+        "INSERT INTO processed_events (platform, event_id, received_at, payload) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (platform, event_id, time.time(), payload),
     )
     return result.rowcount == 1

@@ -28,7 +28,7 @@ async def list_files(db: Database, key: ConversationKey) -> list[KnowledgeFile]:
     rows = await db.fetch_all(
         "SELECT name, file_id, vector_store_id, status, bytes, added_by, added_at "
         "FROM knowledge_files WHERE platform = ? AND workspace = ? AND channel = ? "
-        "ORDER BY name COLLATE NOCASE",
+        "ORDER BY lower(name), name",
         (key.platform, key.workspace, key.channel),
     )
     return [
