@@ -123,6 +123,34 @@ async def set_channel_field(
 
 
 @dataclass(frozen=True, slots=True)
+class StoredOverrides:
+    platform: str
+    workspace: str
+    channel: str  # '' = the workspace defaults
+    settings: dict[str, Any]
+
+
+async def all_overrides(db: Database) -> list[StoredOverrides]:
+    """Every stored override (the doctor's look at channels' settings); rows whose settings are
+    not a JSON object are left out."""
+    rows = await db.fetch_all(
+        "SELECT platform, workspace, channel, settings FROM channel_configs "
+        "ORDER BY platform, workspace, channel"
+    )
+    found = []
+    for row in rows:
+        try:
+            settings = json.loads(row["settings"])
+        except ValueError:
+            continue
+        if isinstance(settings, dict):
+            found.append(
+                StoredOverrides(row["platform"], row["workspace"], row["channel"], settings)
+            )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRow:
     channel: str  # '' = the workspace defaults
     field: str

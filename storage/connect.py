@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.core.config import ConfigError
 from storage import sqlite
-from storage.db import Database
-from storage.migrations import apply_migrations
+from storage.db import Database, StorageError
+from storage.migrations import MIGRATIONS, applied_migrations, apply_migrations
 
 SQLITE = "sqlite:///"
 POSTGRESQL = ("postgresql://", "postgres://")
@@ -42,3 +44,34 @@ async def open_database(url_or_path: str | Path) -> Database:
         await db.close()
         raise
     return db
+
+
+@asynccontextmanager
+async def open_existing(url_or_path: str | Path) -> AsyncIterator[Database | None]:
+    """The database at `url_or_path` opened read-only, never created or migrated (the doctor);
+    None when there is none yet. A database that cannot be read raises `StorageError`."""
+    async with sqlite.open_read_only(sqlite_path(url_or_path)) as db:
+        yield db
+
+
+async def check(url_or_path: str | Path) -> str | None:
+    """What is wrong with the database at `url_or_path`, or None when it is usable (or not
+    created yet: the bot creates it at start). Read-only."""
+    try:
+        path = sqlite_path(url_or_path)
+    except ConfigError as exc:
+        return str(exc)
+    try:
+        async with open_existing(path) as db:
+            if db is None:
+                return None
+            names = await applied_migrations(db)
+    except StorageError as exc:
+        return f"database {path} cannot be read: {exc}"
+    unknown = sorted(names - {name for name, _ in MIGRATIONS})
+    if unknown:
+        return (
+            f"database {path} was migrated by a newer version of Switchboard "
+            f"(unknown migrations: {', '.join(unknown)})"
+        )
+    return None

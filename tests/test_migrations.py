@@ -2,7 +2,7 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from storage.connect import open_database
+from storage.connect import check, open_database
 from storage.migrations import MIGRATIONS, applied_migrations, apply_migrations
 
 
@@ -38,6 +38,7 @@ async def test_blank_to_latest_then_a_second_run_is_a_no_op(tmp_path: Path) -> N
         assert row is not None and row[0] == len(MIGRATIONS)
     finally:
         await db.close()
+    assert await check(path) is None
 
 
 async def test_a_database_of_an_earlier_version_gets_the_newer_migrations(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
-"""The storage interface on the SQLite engine: transactions, single writes, opening by URL."""
+"""The storage interface on the SQLite engine: transactions, single writes, opening by URL, and
+the read-only check the doctor runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +14,12 @@ import pytest
 
 from bot.core.config import ConfigError
 from bot.core.types import ConversationKey
-from storage import conversations
-from storage.connect import open_database
+from bot.doctor import run_doctor
+from storage import configs, conversations
+from storage.connect import check, open_database, open_existing
 from storage.db import Database, StorageError
+from testing.fakes.openai_fake import FakeOpenAI
+from tests.harness import make_settings
 
 EVENT = "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', ?, 0)"
 KEY = ConversationKey("slack", "T1", "C1", "")
@@ -126,6 +131,57 @@ async def test_the_engine_is_picked_from_the_url(tmp_path: Path) -> None:
     db = await open_database(f"sqlite:///{tmp_path / 'a' / 'b.db'}")  # folders are created
     await db.close()
     assert (tmp_path / "a" / "b.db").exists()
+
+
+async def test_check_reads_without_creating_anything(tmp_path: Path) -> None:
+    missing = tmp_path / "none" / "db.sqlite"
+    assert await check(f"sqlite:///{missing}") is None
+    async with open_existing(missing) as nothing:
+        assert nothing is None
+    assert not missing.parent.exists()
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database, just some bytes " * 200)
+    problem = await check(garbage)
+    assert problem is not None and "cannot be read" in problem and str(garbage) in problem
+
+    assert "PostgreSQL" in (await check("postgresql://x@y/z") or "")
+
+    newer = tmp_path / "newer.db"
+    db = await open_database(newer)
+    await db.execute("INSERT INTO schema_migrations VALUES ('999_from_the_future', 0)")
+    await db.close()
+    problem = await check(newer)
+    assert problem is not None and "999_from_the_future" in problem
+
+
+async def test_the_read_only_database_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    db = await open_database(path)
+    await configs.save_overrides(db, KEY, {"model": "gpt-x"}, updated_by="U1")
+    await db.close()
+    async with open_existing(path) as existing:
+        assert existing is not None
+        (stored,) = await configs.all_overrides(existing)
+        assert (stored.channel, stored.settings) == ("C1", {"model": "gpt-x"})
+    with pytest.raises(StorageError):
+        async with open_existing(path) as existing:
+            assert existing is not None
+            await existing.execute("DELETE FROM channel_configs")
+
+
+async def test_the_doctor_reports_a_database_it_cannot_read(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = make_settings(fake.base_url, tmp_path)
+    out = io.StringIO()
+    assert await run_doctor(settings, out) < 2  # no database yet: not a problem
+    assert f"ok    database {settings.database_path}" in out.getvalue()
+    assert not settings.database_path.exists()
+    settings.database_path.write_bytes(b"not a database " * 300)
+    out = io.StringIO()
+    assert await run_doctor(settings, out) == 2
+    assert f"ERROR database {settings.database_path} cannot be read" in out.getvalue()
 
 
 async def test_a_failed_statement_ends_the_transaction_even_when_caught(db: Database) -> None:

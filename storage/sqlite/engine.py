@@ -33,11 +33,14 @@ class SqliteDatabase(Database):
         path: Path,
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
+        *,
+        read_only: bool = False,
     ) -> None:
         super().__init__()
         self.path = path
         self._writer = writer
         self._reader = reader
+        self._read_only = read_only
         self._write_lock = asyncio.Lock()
         self._closed = False
 
@@ -75,6 +78,9 @@ class SqliteDatabase(Database):
             return
         self._closed = True
         async with self._write_lock:
+            if self._read_only:
+                await self._reader.close()
+                return
             await self._reader.close()
             await self._writer.execute("PRAGMA optimize")
             await self._writer.close()
@@ -202,6 +208,31 @@ async def open_sqlite(path: Path) -> SqliteDatabase:
         raise
     await reader.execute("PRAGMA query_only=ON")
     return SqliteDatabase(path, writer, reader)
+
+
+@asynccontextmanager
+async def open_read_only(path: Path) -> AsyncIterator[Database | None]:
+    """The database at `path` opened read-only (never created, never migrated), or None when
+    there is none yet. SQLite's errors inside the block come out as `StorageError`."""
+    if not _has_data(path):
+        yield None
+        return
+    try:
+        conn = await _connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(str(exc)) from exc
+    db = SqliteDatabase(path, conn, conn, read_only=True)
+    try:
+        yield db
+    except sqlite3.Error as exc:
+        raise StorageError(str(exc)) from exc
+    finally:
+        await db.close()
+
+
+def _has_data(path: Path) -> bool:
+    """False for a missing or empty file (SQLite treats an empty file as a new database)."""
+    return path.is_file() and path.stat().st_size > 0
 
 
 async def _connect(database: str, **options: Any) -> aiosqlite.Connection:
