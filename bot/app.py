@@ -36,6 +36,7 @@ from bot.features.usage import UsageCommands
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
 from bot.tools import ToolRegistry, ToolRunner, build_registry
+from storage.connect import open_database
 from storage.db import Database
 from storage.events import prune_events
 
@@ -142,7 +143,7 @@ class App:
     async def create(cls, settings: Settings) -> App:
         prices = PriceTable.load(settings.prices_path)
         client = make_openai_client(settings)
-        db = await Database.open(settings.database_path)
+        db = await open_database(settings.database_url)
         ledger = RunLedger(db, prices.cost)
         # The previous process's unfinished runs are over; their events stay in the inbox and
         # are taken up by `recover` once the adapters are connected.

@@ -92,12 +92,12 @@ def _adapter_function(platform: str, module_name: str, name: str):  # type: igno
 
 
 async def _usage_rows(settings: Settings, since: float) -> list:  # type: ignore[type-arg]
-    from storage.db import Database
+    from storage.connect import open_database
     from storage.usage import export_rows
 
     if not settings.database_path.exists():
         raise ConfigError(f"no database at {settings.database_path} (DATABASE_URL)")
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_url)
     try:
         return await export_rows(db, since)
     finally:

@@ -59,12 +59,12 @@ async def command(
 
 
 async def audit_rows(bot: Harness) -> list[dict]:
-    rows = await bot.app.db.fetchall("SELECT * FROM assistant_changes ORDER BY id")
+    rows = await bot.app.db.fetch_all("SELECT * FROM assistant_changes ORDER BY id")
     return [dict(row) for row in rows]
 
 
 async def settings_rows(bot: Harness) -> list[dict]:
-    rows = await bot.app.db.fetchall("SELECT channel, settings FROM channel_configs")
+    rows = await bot.app.db.fetch_all("SELECT channel, settings FROM channel_configs")
     return [dict(row) for row in rows]
 
 
@@ -329,7 +329,7 @@ async def test_knowledge_still_processing_after_the_wait(fake: FakeOpenAI, tmp_p
         assert "still being processed" in await command(bot, "knowledge list")
         fake.knowledge.stuck.clear()
         assert "completed" in await command(bot, "knowledge list")
-        (row,) = await bot.app.db.fetchall("SELECT status FROM knowledge_files")
+        (row,) = await bot.app.db.fetch_all("SELECT status FROM knowledge_files")
         assert row["status"] == "completed"
     finally:
         await bot.close()
@@ -373,7 +373,7 @@ async def test_knowledge_uploads_survive_a_shutdown_during_the_wait(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        (row,) = await app.db.fetchall("SELECT name, status FROM knowledge_files")
+        (row,) = await app.db.fetch_all("SELECT name, status FROM knowledge_files")
         assert (row["name"], row["status"]) == ("slow.md", "in_progress")
     finally:
         await bot.close()

@@ -249,9 +249,9 @@ def test_log_lines_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> Non
 async def test_doctor_checks_channel_models_too(fake: FakeOpenAI, tmp_path: Path) -> None:
     from bot.core.types import ConversationKey
     from storage.configs import save_overrides
-    from storage.db import Database
+    from storage.connect import open_database
 
-    db = await Database.open(tmp_path / "bot.db")
+    db = await open_database(tmp_path / "bot.db")
     await save_overrides(
         db, ConversationKey("slack", "T1", "C1"), {"model": "gpt-5-mini"}, updated_by="U1"
     )

@@ -11,6 +11,7 @@ import pytest
 
 from bot.core.types import Actor, ConversationKey
 from storage import configs, runs
+from storage.connect import open_database
 from storage.db import Database
 from testing.fakes.openai_fake import FakeOpenAI, FakeTurn, default_answer
 from testing.waiting import until
@@ -25,7 +26,7 @@ def asking(fake: FakeOpenAI) -> bool:
 
 
 async def all_runs(db: Database) -> list[dict]:
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT runs.*, usage.input_tokens, usage.output_tokens, usage.cost_usd FROM runs "
         "LEFT JOIN usage ON usage.run_id = runs.id ORDER BY runs.id"
     )
@@ -258,7 +259,7 @@ async def test_shutdown_marks_unfinished_answers_interrupted(
     await bot.app.dispatcher.submit(bot.message("slow"))
     await until(lambda: asking(fake), what="the answer in flight")
     await bot.close()
-    db = await Database.open(tmp_path / "switchboard.db")
+    db = await open_database(tmp_path / "switchboard.db")
     try:
         (run,) = await all_runs(db)
         assert run["status"] == "interrupted"
@@ -273,7 +274,7 @@ async def test_shutdown_lets_answers_in_flight_finish(fake: FakeOpenAI, tmp_path
     await until(lambda: asking(fake), what="the answer in flight")
     await bot.close()
     assert bot.outbox.shown == ["echo: slowish"]
-    db = await Database.open(tmp_path / "switchboard.db")
+    db = await open_database(tmp_path / "switchboard.db")
     try:
         (run,) = await all_runs(db)
         assert run["status"] == "completed"
@@ -284,7 +285,7 @@ async def test_shutdown_lets_answers_in_flight_finish(fake: FakeOpenAI, tmp_path
 async def test_runs_left_by_a_crash_are_marked_interrupted_at_start(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    db = await Database.open(tmp_path / "switchboard.db")
+    db = await open_database(tmp_path / "switchboard.db")
     run_id = await runs.create_run(db, KEY, user_id="U1", event_id="e1", kind="chat")
     await db.close()
     bot = await Harness.start(make_settings(fake.base_url, tmp_path))

@@ -16,6 +16,7 @@ from bot.core.recovery import INTERRUPTED
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
 from bot.features.control import render_steps
 from storage import inbox, runs
+from storage.connect import open_database
 from storage.db import Database
 from storage.events import claim_event
 from storage.steps import load_steps, save_steps
@@ -34,7 +35,7 @@ async def until(predicate: Callable[[], bool], seconds: float = 20.0) -> None:
 
 
 async def run_rows(db: Database) -> list[dict]:
-    return [dict(r) for r in await db.fetchall("SELECT * FROM runs ORDER BY id")]
+    return [dict(r) for r in await db.fetch_all("SELECT * FROM runs ORDER BY id")]
 
 
 async def pending_ids(db: Database) -> list[str]:
@@ -147,9 +148,9 @@ async def test_steps_shows_what_the_last_answer_did(bot: Harness) -> None:
     assert "answered directly" in await bot.command("steps")
     (run,) = await run_rows(bot.app.db)
     code = "import pandas as pd\nprint(pd.read_csv('data.csv').describe())"
-    async with bot.app.db.batch() as batch:
+    async with bot.app.db.transaction() as tx:
         await save_steps(
-            batch,
+            tx,
             run["id"],
             [
                 ("code_interpreter_call", "python", code),
@@ -186,7 +187,7 @@ async def test_reset_archives_and_deletes_the_openai_conversation(
         assert len(server_ids) == 1 and fake.conversations == {}
         assert any(r.method == "DELETE" for r in fake.requests)
     assert await bot.say("three") == "1 messages"
-    rows = await bot.app.db.fetchall("SELECT archived_at FROM conversations ORDER BY id")
+    rows = await bot.app.db.fetch_all("SELECT archived_at FROM conversations ORDER BY id")
     assert [r["archived_at"] is not None for r in rows] == [True, False]
 
 
@@ -286,7 +287,7 @@ async def test_recovery_skips_answered_events_and_asks_for_lost_files(
     answered again), a /cancel (dropped), and a message with a file (its bytes are gone: the
     user is asked to resend)."""
     settings = make_settings(fake.base_url, tmp_path)
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_path)
     answered = inbound("answered already", event_id="EvDone")
     run_id = await runs.create_run(db, KEY, user_id="U1", event_id="EvDone", kind="chat")
     await runs.close_run(db, run_id, "completed")
@@ -352,7 +353,7 @@ async def test_an_answer_the_server_finished_meanwhile_is_delivered_after_a_rest
         assert second.outbox.streams == []  # not generated a second time
         (run,) = await run_rows(second.app.db)
         assert run["status"] == "completed" and run["response_id"] == response_id
-        usage = await second.app.db.fetchone("SELECT output_tokens FROM usage")
+        usage = await second.app.db.fetch_one("SELECT output_tokens FROM usage")
         assert usage is not None and usage["output_tokens"] > 0
         assert await pending_ids(second.app.db) == []
     finally:
@@ -386,7 +387,7 @@ async def test_a_message_too_old_by_the_restart_is_not_answered_but_explained(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_RUN_TIMEOUT_SECONDS=60)
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_path)
     old = Inbound(
         KEY, USER, "from before", "EvOld", message_id="EvOld", received_at=time.time() - 3600
     )

@@ -34,7 +34,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
 
 
 async def runs_of(env: Env) -> list[dict]:
-    return [dict(row) for row in await env.app.db.fetchall("SELECT * FROM runs ORDER BY id")]
+    return [dict(row) for row in await env.app.db.fetch_all("SELECT * FROM runs ORDER BY id")]
 
 
 def our_memory() -> int:

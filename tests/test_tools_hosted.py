@@ -43,7 +43,7 @@ async def bot(fake: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 async def usage_rows(bot: Harness) -> list[dict[str, Any]]:
-    rows = await bot.app.db.fetchall("SELECT * FROM usage ORDER BY run_id")
+    rows = await bot.app.db.fetch_all("SELECT * FROM usage ORDER BY run_id")
     return [dict(r) for r in rows]
 
 

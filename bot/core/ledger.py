@@ -189,15 +189,15 @@ class RunLedger:
         """The run's final writes in one transaction; with `settles`, its event leaves the inbox
         in the same trip."""
         cost = self._cost_of(outcome.usage)
-        async with self._db.batch() as conn:
+        async with self._db.transaction() as tx:
             if settles is not None:
-                await inbox.mark_done_with(conn, settles.key.platform, settles.event_id)
-            await runs.finish_run(conn, run.id, "completed", response_id=outcome.response_id)
-            await runs.record_usage(conn, run.id, outcome.usage, cost)
+                await inbox.mark_done_with(tx, settles.key.platform, settles.event_id)
+            await runs.finish_run(tx, run.id, "completed", response_id=outcome.response_id)
+            await runs.record_usage(tx, run.id, outcome.usage, cost)
             if outcome.steps:
-                await save_steps(conn, run.id, outcome.steps)
+                await save_steps(tx, run.id, outcome.steps)
             if outcome.history and outcome.conversation_id is not None:
-                await append_messages(conn, outcome.conversation_id, run.id, outcome.history)
+                await append_messages(tx, outcome.conversation_id, run.id, outcome.history)
         if settles is not None:
             self._settled.add((settles.key.platform, settles.event_id))
         run.ended = True

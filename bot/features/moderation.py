@@ -8,9 +8,7 @@ the bot.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 
 from openai import AsyncOpenAI
 
@@ -19,6 +17,7 @@ from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.types import Inbound
 from storage.db import Database
+from storage.moderation import record_flag
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +54,13 @@ class Moderation:
         categories = sorted(
             name for name, hit in flagged[0].categories.model_dump(by_alias=True).items() if hit
         )
-        await self._db.write(
-            "INSERT INTO moderation_flags (platform, workspace, channel, user_id, event_id, "
-            "categories, excerpt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.key.platform,
-                event.key.workspace,
-                event.key.channel,
-                event.actor.id,
-                event.event_id,
-                json.dumps(categories),
-                event.text[:EXCERPT_CHARS],
-                time.time(),
-            ),
+        await record_flag(
+            self._db,
+            event.key,
+            event.actor.id,
+            event.event_id,
+            categories,
+            event.text[:EXCERPT_CHARS],
         )
         log.warning(
             "moderation flagged key=%s event=%s user=%s: %s",

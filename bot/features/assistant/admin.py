@@ -21,7 +21,7 @@ from bot.features.assistant import args
 from bot.features.assistant.knowledge import Knowledge
 from storage import configs
 from storage.configs import Change
-from storage.db import Batch, Database
+from storage.db import Database, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ConfigEditor:
         *,
         workspace_wide: bool = False,
         notes: Sequence[Change] = (),
-        also: Callable[[Batch], Awaitable[None]] | None = None,
+        also: Callable[[Transaction], Awaitable[None]] | None = None,
     ) -> list[Change]:
         """Apply `updates` (attr → value, or `INHERIT` to remove the override) at the channel
         or workspace scope; `notes` are extra audit rows (knowledge files), `also` extra

@@ -28,7 +28,7 @@ from bot.core.errors import UserError, explain_error
 from bot.core.types import Attachment, CommandCall, ConversationKey
 from storage import configs, knowledge
 from storage.configs import Change
-from storage.db import Batch, Database
+from storage.db import Database, Transaction
 
 if TYPE_CHECKING:
     from bot.features.assistant.admin import ConfigEditor
@@ -151,7 +151,7 @@ class Knowledge:
                 if f.vector_store_id == existing
             ]
 
-            async def drop_lost(batch: Batch) -> None:
+            async def drop_lost(batch: Transaction) -> None:
                 for name in lost:
                     await knowledge.delete_file(batch, key, name)
 
@@ -250,7 +250,7 @@ class Knowledge:
             for u in kept
         ]
 
-        async def put(batch: Batch) -> None:
+        async def put(batch: Transaction) -> None:
             for row in rows:
                 await knowledge.put_file(batch, key, row)
 
@@ -337,7 +337,7 @@ class Knowledge:
             f"delete {match.name} at OpenAI",
         )
 
-        async def drop(batch: Batch) -> None:
+        async def drop(batch: Transaction) -> None:
             await knowledge.delete_file(batch, key, match.name)
 
         notes = [Change("knowledge", match.name, None)]
