@@ -1,18 +1,16 @@
-"""Wiring, in one place: storage, the one shared OpenAI client, the backend, capabilities and the
-dispatcher. Adapters are handed the dispatcher; `shutdown` winds everything down in order."""
+"""Wiring, in one place: storage, the one shared OpenAI client and the backends over it,
+capabilities and the dispatcher. Adapters are handed the dispatcher; `shutdown` winds
+everything down in order."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from openai import AsyncOpenAI
-
-from bot.backends.base import Backend
 from bot.backends.breaker import CircuitBreaker
-from bot.backends.chat_completions import ChatCompletionsBackend
-from bot.backends.responses import ResponsesBackend
-from bot.backends.retry import RetryPolicy
+from bot.backends.client import OpenAIClient, make_openai_client
+from bot.backends.factory import make_backends
+from bot.backends.retry import retry_policy
 from bot.core.config import Settings
 from bot.core.dispatcher import Command, Dispatcher
 from bot.core.lanes import Lanes
@@ -26,7 +24,7 @@ from bot.features.moderation import Moderation
 from bot.features.usage import UsageCommands
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
-from bot.tools import ToolRegistry, ToolRunner, build_registry
+from bot.tools import ToolRegistry, build_registry
 from storage import runs
 from storage.db import Database
 from storage.events import prune_events
@@ -36,30 +34,9 @@ log = logging.getLogger(__name__)
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
 
 
-def make_openai_client(settings: Settings) -> AsyncOpenAI:
-    """The one client every backend and capability shares. Its own retries are off: the
-    retry policy (`bot.backends.retry`) decides, so quota errors are never retried."""
-    return AsyncOpenAI(
-        api_key=settings.require_openai(),
-        base_url=settings.openai_base_url,
-        timeout=settings.openai_timeout,
-        max_retries=0,
-    )
-
-
 def make_breaker(settings: Settings) -> CircuitBreaker:
     return CircuitBreaker(
         settings.breaker_failures, settings.breaker_cooldown, settings.breaker_max_cooldown
-    )
-
-
-def retry_policy(settings: Settings, breaker: CircuitBreaker | None = None) -> RetryPolicy:
-    """The one fault policy; pass the process's breaker so every OpenAI call shares it."""
-    return RetryPolicy(
-        attempts=settings.openai_max_retries,
-        max_wait=settings.openai_retry_max_wait,
-        budget=settings.openai_retry_budget,
-        breaker=breaker,
     )
 
 
@@ -80,31 +57,11 @@ def make_tool_registry() -> ToolRegistry:
     return build_registry()
 
 
-def make_backend(
-    settings: Settings,
-    client: AsyncOpenAI,
-    db: Database,
-    registry: ToolRegistry | None = None,
-    retry: RetryPolicy | None = None,
-) -> Backend:
-    retry = retry or retry_policy(settings)
-    tools = ToolRunner(
-        registry if registry is not None else ToolRegistry(),
-        timeout=settings.tool_timeout_seconds,
-        max_rounds=settings.max_tool_rounds,
-    )
-    if settings.backend == "chat":
-        return ChatCompletionsBackend(
-            client, db, retry, history_tokens=settings.history_tokens, tools=tools
-        )
-    return ResponsesBackend(client, db, retry, tools=tools, background=settings.background)
-
-
 @dataclass(slots=True)
 class App:
     settings: Settings
     db: Database
-    client: AsyncOpenAI
+    client: OpenAIClient
     lanes: Lanes
     dispatcher: Dispatcher
     tools: ToolRegistry
@@ -131,11 +88,11 @@ class App:
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
         retry = retry_policy(settings, breaker)
-        media = MediaContext.create(db, settings, client, prices, retry)
         registry = make_tool_registry()
-        backend = make_backend(settings, client, db, registry, retry)
-        chat = ChatCapability(db, settings, backend, prices, media.message_media())
-        conversation = ConversationCommands(db, client if settings.backend == "responses" else None)
+        backends = make_backends(settings, client, db, registry, retry)
+        media = MediaContext.create(db, settings, backends, prices)
+        chat = ChatCapability(db, settings, backends.chat, prices, media.message_media())
+        conversation = ConversationCommands(db, backends.conversations)
         run_commands = RunCommands(db, chat.running)
         quota = Quota(db, settings)
 
@@ -143,7 +100,9 @@ class App:
             return actor.is_admin or actor.id in settings.admin_ids
 
         usage = UsageCommands(db, settings, quota, is_admin)
-        assistant = AssistantAdmin(db, settings, client, retry, is_admin, registry.names)
+        assistant = AssistantAdmin(
+            db, settings, backends.models, backends.knowledge, is_admin, registry.names
+        )
         commands = {
             "reset": Command(conversation.reset, "start a new conversation here", preempt=True),
             "cancel": Command(
@@ -156,7 +115,7 @@ class App:
             # up the channel's conversation; config writes are serialised by its own lock.
             "assistant": Command(assistant.assistant, "this channel's assistant", ordered=False),
         }
-        moderation = Moderation(client, db, settings, retry)
+        moderation = Moderation(backends.moderation, db, settings)
         dispatcher = Dispatcher(
             db, settings, lanes, chat, commands, quota, moderation, breaker=breaker
         )

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import make_backend
 from bot.backends.base import Turn
+from bot.backends.factory import make_backend
 from bot.core.errors import UserError
 from bot.tools import Tool, ToolContext
 from storage import conversations

@@ -1,21 +1,22 @@
-"""Shared plumbing of the media capabilities: one metered run per OpenAI media call (kind,
-model, usage, cost), friendly errors, and the wiring `app.py` uses."""
+"""Shared plumbing of the media capabilities: the backends they call, one metered run per
+OpenAI media call (kind, model, usage, cost), friendly errors, and the wiring `app.py` uses."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from openai import AsyncOpenAI
-
-from bot.backends.retry import RetryPolicy
-from bot.backends.speech import SpeechEngine, make_speech_engine
+from bot.backends.audio import AudioBackend
+from bot.backends.completion import Completer
+from bot.backends.errors import explain_error
+from bot.backends.factory import Backends
+from bot.backends.images import ImageBackend
+from bot.backends.speech import SpeechEngine
 from bot.core.config import Settings
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
 from bot.core.types import CommandCall, ConversationKey, Inbound, Usage
 from bot.files.supported import MB, Limits
 from bot.spend.pricing import PriceTable
@@ -41,26 +42,25 @@ MESSAGE_COMMANDS = frozenset(
 class MediaContext:
     db: Database
     settings: Settings
-    client: AsyncOpenAI
     prices: PriceTable
-    retry: RetryPolicy
+    images: ImageBackend
+    audio: AudioBackend
     speech: SpeechEngine
+    completer: Completer  # the text fallback of /translate
 
     @classmethod
     def create(
-        cls,
-        db: Database,
-        settings: Settings,
-        client: AsyncOpenAI,
-        prices: PriceTable,
-        retry: RetryPolicy | None = None,
+        cls, db: Database, settings: Settings, backends: Backends, prices: PriceTable
     ) -> MediaContext:
-        """`retry`: the app's shared policy (and so its circuit breaker)."""
-        retry = retry or RetryPolicy(
-            attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
+        return cls(
+            db,
+            settings,
+            prices,
+            backends.images,
+            backends.audio,
+            backends.speech,
+            backends.completer,
         )
-        speech = make_speech_engine(settings.speech_engine, client, settings.speech_model, retry)
-        return cls(db, settings, client, prices, retry, speech)
 
     def message_media(self) -> MessageMedia:
         from bot.features.audio import AudioCommands
@@ -109,14 +109,6 @@ class MediaContext:
 
     async def _close(self, run_id: int, status: runs.RunStatus, error: str) -> None:
         await runs.close_run(self.db, run_id, status, error)
-
-
-def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
-    """Start an SDK call marked deprecated (the variations and translations endpoints, used
-    only when an operator opts in) without its DeprecationWarning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return call()
 
 
 # The model role behind each media run kind ("translation" may use one of several models).
