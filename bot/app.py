@@ -19,7 +19,8 @@ from bot.features.assistant.admin import AssistantAdmin
 from bot.features.chat.answer import ChatCapability
 from bot.features.control import RunCommands
 from bot.features.conversation import ConversationCommands
-from bot.features.media import MediaContext, media_commands
+from bot.features.media import MediaContext
+from bot.features.media_commands import media_commands, message_media
 from bot.features.moderation import Moderation
 from bot.features.usage import UsageCommands
 from bot.spend.pricing import PriceTable
@@ -91,7 +92,7 @@ class App:
         registry = make_tool_registry()
         backends = make_backends(settings, client, db, registry, retry)
         media = MediaContext.create(db, settings, backends, prices)
-        chat = ChatCapability(db, settings, backends.chat, prices, media.message_media())
+        chat = ChatCapability(db, settings, backends.chat, prices, message_media(media))
         conversation = ConversationCommands(db, backends.conversations)
         run_commands = RunCommands(db, chat.running)
         quota = Quota(db, settings)

@@ -1,5 +1,6 @@
 """Shared plumbing of the media capabilities: the backends they call, one metered run per
-OpenAI media call (kind, model, usage, cost), friendly errors, and the wiring `app.py` uses."""
+OpenAI media call (kind, model, usage, cost), friendly errors, and the commands a message can
+spell. Their wiring is `bot.features.media_commands`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from bot.backends.audio import AudioBackend
 from bot.backends.completion import Completer
@@ -22,10 +23,6 @@ from bot.files.supported import MB, Limits
 from bot.spend.pricing import PriceTable
 from storage import runs
 from storage.db import Database
-
-if TYPE_CHECKING:
-    from bot.core.dispatcher import Command
-    from bot.features.chat.inputs import MessageMedia
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +58,6 @@ class MediaContext:
             backends.speech,
             backends.completer,
         )
-
-    def message_media(self) -> MessageMedia:
-        from bot.features.audio import AudioCommands
-        from bot.features.chat.inputs import MessageMedia
-
-        return MessageMedia(self, AudioCommands(self))
 
     @property
     def limits(self) -> Limits:
@@ -124,25 +115,6 @@ MEDIA_ROLES = {
 def explain_media_error(exc: BaseException, *, model: str, kind: str = "") -> UserError | None:
     """`explain_error`, naming the setting that chose the model of this kind of run."""
     return explain_error(exc, model=model, role=MEDIA_ROLES.get(kind, ""))
-
-
-def media_commands(media: MediaContext) -> dict[str, Command]:
-    """The media slash commands, all stateless (`ordered=False`): they skip the conversation's
-    lane and take only the global concurrency limit."""
-    from bot.core.dispatcher import Command
-    from bot.features.audio import AudioCommands
-    from bot.features.images import ImageCommands
-
-    images = ImageCommands(media)
-    audio = AudioCommands(media)
-    return {
-        "imagine": Command(images.imagine, "generate images", ordered=False),
-        "edit": Command(images.edit, "edit an image", ordered=False),
-        "variation": Command(images.variation, "variations of an image", ordered=False),
-        "speak": Command(audio.speak, "text to speech", ordered=False),
-        "transcribe": Command(audio.transcribe, "speech to text", ordered=False),
-        "translate": Command(audio.translate, "speech to English text", ordered=False),
-    }
 
 
 def message_command(event: Inbound) -> CommandCall | None:
