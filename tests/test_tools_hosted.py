@@ -79,6 +79,23 @@ async def test_code_interpreter_plot_is_posted_and_the_container_reused(
     assert [row["container_sessions"] for row in await usage_rows(bot)] == [1, 0, 1]
 
 
+async def test_a_failed_first_answer_keeps_its_conversation_and_container(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
+    await configure(bot, tools=["code_interpreter"])
+    fake.fail_next("failed", endpoint="responses")
+    (refusal,) = await ask(bot, "plot sales")
+    assert "could not finish" in refusal
+    fake.answer = lambda turn: "second try"
+    assert await ask(bot, "plot sales") == ["second try"]
+    assert container_creates(fake) == 1
+    made = [r for r in fake.requests if r.path == "/v1/conversations" and r.method == "POST"]
+    assert len(made) == 1
+    first, second = tool_requests(fake)
+    assert first["conversation"] == second["conversation"]
+    assert first["tools"][0]["container"] == second["tools"][0]["container"]
+
+
 async def test_a_container_expiring_mid_turn_is_replaced(bot: Harness, fake: FakeOpenAI) -> None:
     async def expire(args: dict[str, Any], context: ToolContext) -> str:
         (container_id,) = fake.containers
