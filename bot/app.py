@@ -1,23 +1,21 @@
-"""Wiring, in one place: storage, the one shared OpenAI client, the backend, capabilities and the
-dispatcher. Adapters are handed the dispatcher; `shutdown` winds everything down in order."""
+"""Wiring, in one place: storage, the one shared OpenAI client and the backends over it, the run
+ledger, the features, the command table and the dispatcher. Adapters are handed the dispatcher;
+`shutdown` winds everything down in order."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from openai import AsyncOpenAI
-
-from bot.backends.base import Backend
-from bot.backends.breaker import CircuitBreaker, CircuitOpen
-from bot.backends.chat_completions import ChatCompletionsBackend
-from bot.backends.responses import ResponsesBackend
-from bot.backends.retry import RetryPolicy, answer_budget
+from bot.backends.breaker import CircuitBreaker
+from bot.backends.client import OpenAIClient, make_openai_client
+from bot.backends.errors import openai_down_message
+from bot.backends.factory import make_backends
+from bot.backends.retry import answer_budget, retry_policy
 from bot.core.commands import CommandTable
 from bot.core.config import Settings
 from bot.core.dispatcher import Dispatcher
-from bot.core.errors import explain_error
 from bot.core.lanes import Lanes
 from bot.core.ledger import RunLedger
 from bot.core.recovery import Recovery
@@ -33,9 +31,10 @@ from bot.features.images import ImageCommands
 from bot.features.media import MediaContext
 from bot.features.moderation import Moderation
 from bot.features.usage import UsageCommands
+from bot.ops.metrics import Metrics
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
-from bot.tools import ToolRegistry, ToolRunner, build_registry
+from bot.tools import ToolRegistry, build_registry
 from storage.connect import open_database
 from storage.db import Database
 from storage.events import prune_events
@@ -45,30 +44,9 @@ log = logging.getLogger(__name__)
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
 
 
-def make_openai_client(settings: Settings) -> AsyncOpenAI:
-    """The one client every backend and capability shares. Its own retries are off: the
-    retry policy (`bot.backends.retry`) decides, so quota errors are never retried."""
-    return AsyncOpenAI(
-        api_key=settings.require_openai(),
-        base_url=settings.openai_base_url,
-        timeout=settings.openai_timeout,
-        max_retries=0,
-    )
-
-
 def make_breaker(settings: Settings) -> CircuitBreaker:
     return CircuitBreaker(
         settings.breaker_failures, settings.breaker_cooldown, settings.breaker_max_cooldown
-    )
-
-
-def retry_policy(settings: Settings, breaker: CircuitBreaker | None = None) -> RetryPolicy:
-    """The one fault policy; pass the process's breaker so every OpenAI call shares it."""
-    return RetryPolicy(
-        attempts=settings.openai_max_retries,
-        max_wait=settings.openai_retry_max_wait,
-        budget=settings.openai_retry_budget,
-        breaker=breaker,
     )
 
 
@@ -89,49 +67,17 @@ def make_tool_registry() -> ToolRegistry:
     return build_registry()
 
 
-def make_backend(
-    settings: Settings,
-    client: AsyncOpenAI,
-    db: Database,
-    registry: ToolRegistry | None = None,
-    retry: RetryPolicy | None = None,
-) -> Backend:
-    retry = retry or retry_policy(settings)
-    tools = ToolRunner(
-        registry if registry is not None else ToolRegistry(),
-        timeout=settings.tool_timeout_seconds,
-        max_rounds=settings.max_tool_rounds,
-    )
-    if settings.backend == "chat":
-        return ChatCompletionsBackend(
-            client, db, retry, history_tokens=settings.history_tokens, tools=tools
-        )
-    return ResponsesBackend(client, db, retry, tools=tools, background=settings.background)
-
-
-def openai_down(breaker: CircuitBreaker) -> Callable[[], str | None]:
-    """What a new message is told while the breaker is open (None while it is closed)."""
-
-    def message() -> str | None:
-        wait = breaker.retry_in()
-        if wait is None:
-            return None
-        friendly = explain_error(CircuitOpen(wait))
-        return friendly.message if friendly else None
-
-    return message
-
-
 @dataclass(slots=True)
 class App:
     settings: Settings
     db: Database
-    client: AsyncOpenAI
+    client: OpenAIClient
     lanes: Lanes
     ledger: RunLedger
     dispatcher: Dispatcher
     recovery: Recovery
     tools: ToolRegistry
+    metrics: Metrics
     breaker: CircuitBreaker | None = None
 
     @property
@@ -144,7 +90,9 @@ class App:
         prices = PriceTable.load(settings.prices_path)
         client = make_openai_client(settings)
         db = await open_database(settings.database_url)
+        metrics = Metrics()
         ledger = RunLedger(db, prices.cost)
+        ledger.subscribe(metrics.on_ledger)
         # The previous process's unfinished runs are over; their events stay in the inbox and
         # are taken up by `recover` once the adapters are connected.
         stale = await ledger.interrupt_unfinished(
@@ -155,14 +103,20 @@ class App:
         await prune_events(db, EVENT_MEMORY_SECONDS)
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
-        retry = retry_policy(settings, breaker)
-        media = MediaContext.create(db, settings, client, ledger, retry)
+        retry = dataclasses.replace(
+            retry_policy(settings, breaker), on_failure=metrics.on_openai_failure
+        )
+        metrics.watch(
+            queued=lambda: lanes.total, breaker_open=lambda: breaker.retry_in() is not None
+        )
         registry = make_tool_registry()
-        backend = make_backend(settings, client, db, registry, retry)
+        backends = make_backends(settings, client, db, registry, retry)
+        media = MediaContext.create(db, settings, backends, ledger)
         audio = AudioCommands(media)
+        images = ImageCommands(media)
         running = RunningAnswers()
-        chat = ChatCapability(db, settings, backend, running, MessageMedia(media, audio))
-        conversation = ConversationCommands(db, client if settings.backend == "responses" else None)
+        chat = ChatCapability(db, settings, backends.chat, running, MessageMedia(media, audio))
+        conversation = ConversationCommands(db, backends.conversations)
         control = RunCommands(db, running)
         quota = Quota(db, settings)
 
@@ -170,8 +124,9 @@ class App:
             return actor.is_admin or actor.id in settings.admin_ids
 
         usage = UsageCommands(db, settings, quota, is_admin)
-        assistant = AssistantAdmin(db, settings, client, retry, is_admin, registry.names)
-        images = ImageCommands(media)
+        assistant = AssistantAdmin(
+            db, settings, backends.models, backends.knowledge, is_admin, registry.names
+        )
         commands = CommandTable(
             {
                 "imagine": images.imagine,
@@ -187,7 +142,7 @@ class App:
                 "usage": usage.usage,
             }
         )
-        moderation = Moderation(client, db, settings, retry)
+        moderation = Moderation(backends.moderation, db, settings)
         dispatcher = Dispatcher(
             db,
             settings,
@@ -198,12 +153,14 @@ class App:
             running,
             quota,
             moderation,
-            backend_name=backend.name,
-            openai_down=openai_down(breaker),
+            backend_name=backends.chat.name,
+            openai_down=lambda: openai_down_message(breaker),
             job_scope=lambda: answer_budget(settings.openai_retry_budget),
         )
         recovery = Recovery(db, dispatcher, ledger, chat)
-        return cls(settings, db, client, lanes, ledger, dispatcher, recovery, registry, breaker)
+        return cls(
+            settings, db, client, lanes, ledger, dispatcher, recovery, registry, metrics, breaker
+        )
 
     async def recover(self) -> int:
         """Take up the events the previous process left unfinished (after the adapters

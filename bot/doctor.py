@@ -7,9 +7,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TextIO
 
-import openai
-
-from bot.app import make_openai_client
+from bot.backends.models import check_endpoint
 from bot.core.config import ConfigError, Settings
 from bot.spend.pricing import PriceTable
 from bot.text.redact import redact
@@ -156,23 +154,19 @@ async def run_doctor(
         report.error(str(exc))
 
     try:
-        client = make_openai_client(settings)
+        endpoint = await check_endpoint(settings)
     except ConfigError as exc:
         report.error(str(exc))
         return _status(report)
-    try:
-        served = {m.id: getattr(m, "shutdown_date", None) async for m in client.models.list()}
-    except openai.AuthenticationError:
-        report.error("OpenAI rejected OPENAI_API_KEY (401): check the key")
+    served = endpoint.served
+    if served is None:
+        if endpoint.problem == "key":
+            report.error("OpenAI rejected OPENAI_API_KEY (401): check the key")
+        elif endpoint.problem == "unreachable":
+            report.error(f"cannot reach OpenAI at {settings.openai_base_url}")
+        else:
+            report.error(f"GET /models failed with HTTP {endpoint.status_code}")
         return _status(report)
-    except openai.APIConnectionError:
-        report.error(f"cannot reach OpenAI at {settings.openai_base_url}")
-        return _status(report)
-    except openai.APIStatusError as exc:
-        report.error(f"GET /models failed with HTTP {exc.status_code}")
-        return _status(report)
-    finally:
-        await client.close()
     report.ok(f"OpenAI reachable, {len(served)} models listed")
 
     configured: dict[str, str] = dict(settings.models)

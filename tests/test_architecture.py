@@ -156,7 +156,6 @@ def test_no_import_cycle_among_product_modules() -> None:
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
-@pending_architecture
 def test_the_import_contracts_hold() -> None:
     """The same check as ``lint-imports`` in scripts/test, in a child process so its logging
     set-up stays out of this one."""

@@ -350,16 +350,16 @@ async def test_knowledge_uploads_survive_a_shutdown_during_the_wait(
 ) -> None:
     import asyncio
 
-    from bot.app import retry_policy
-    from bot.features.assistant.admin import ConfigEditor
+    from bot.backends.files import KnowledgeFiles
+    from bot.backends.retry import retry_policy
+    from bot.features.assistant.editor import ConfigEditor
     from bot.features.assistant.knowledge import Knowledge
 
     bot = await start(fake, tmp_path, SWITCHBOARD_KNOWLEDGE_WAIT=600)
     try:
         app = bot.app
-        kb = Knowledge(
-            app.db, app.settings, app.client, retry_policy(app.settings), ConfigEditor(app.db)
-        )
+        files = KnowledgeFiles(app.client, retry_policy(app.settings))
+        kb = Knowledge(app.db, app.settings, files, ConfigEditor(app.db))
         fake.knowledge.stuck.add("slow.md")
         call = CommandCall(
             KEY, ADMIN, "assistant", "cmd-x", "knowledge add", attachments=(file("slow.md", b"x"),)

@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from bot.backends.breaker import CircuitBreaker, CircuitOpen
+from bot.backends.errors import explain_error
 from bot.backends.retry import RetryPolicy, answer_budget
-from bot.core.errors import explain_error
 from bot.core.lanes import Lanes
 from bot.core.notices import Notices
 from bot.core.types import Actor, ConversationKey, Event, Inbound

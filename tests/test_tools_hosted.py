@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import make_backend
 from bot.backends.base import Turn
+from bot.backends.factory import make_backend
 from bot.core.errors import UserError
 from bot.core.ledger import Emit, ResponseStarted, RunEvent, ToolRound, ToolRoundDone
 from bot.tools import Tool, ToolContext
@@ -78,6 +78,23 @@ async def test_code_interpreter_plot_is_posted_and_the_container_reused(
     assert container_creates(fake) == 2  # the expired one was replaced
     assert tool_requests(fake)[-1]["tools"][0]["container"] != tool["container"]
     assert [row["container_sessions"] for row in await usage_rows(bot)] == [1, 0, 1]
+
+
+async def test_a_failed_first_answer_keeps_its_conversation_and_container(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
+    await configure(bot, tools=["code_interpreter"])
+    fake.fail_next("failed", endpoint="responses")
+    (refusal,) = await ask(bot, "plot sales")
+    assert "could not finish" in refusal
+    fake.answer = lambda turn: "second try"
+    assert await ask(bot, "plot sales") == ["second try"]
+    assert container_creates(fake) == 1
+    made = [r for r in fake.requests if r.path == "/v1/conversations" and r.method == "POST"]
+    assert len(made) == 1
+    first, second = tool_requests(fake)
+    assert first["conversation"] == second["conversation"]
+    assert first["tools"][0]["container"] == second["tools"][0]["container"]
 
 
 async def test_a_container_expiring_mid_turn_is_replaced(bot: Harness, fake: FakeOpenAI) -> None:

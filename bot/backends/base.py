@@ -34,6 +34,19 @@ class Step:
     detail: str = ""
 
 
+class ServerIds(Protocol):
+    """Where a backend reports the server-side objects it makes for a conversation, as soon as
+    they exist (the caller keeps them, also when the answer then fails or is stopped)."""
+
+    async def conversation_created(self, backend_conversation_id: str) -> None:
+        """A server-side conversation now holds this conversation's history."""
+        ...
+
+    async def container_created(self, container_id: str) -> None:
+        """Code interpreter runs in this container for the conversation from now on."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One user turn to answer: what was said, by whom, where, under which assistant config."""
@@ -44,6 +57,9 @@ class Turn:
     config: AssistantConfig
     conversation_id: int
     backend_conversation_id: str | None = None
+    # The conversation's code interpreter container, if it has one (looked up by the caller
+    # when the assistant has code interpreter).
+    container_id: str | None = None
     # Images attached to the message, as data URLs, and the channel's vision detail setting.
     images: tuple[str, ...] = ()
     image_detail: str = "auto"
@@ -51,6 +67,7 @@ class Turn:
     data_files: tuple[InputFile, ...] = ()
     # Where the backend reports what happens (response id, tool rounds): the run's ledger.
     emit: Emit | None = None
+    server_ids: ServerIds | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +75,6 @@ class TurnResult:
     text: str
     usage: Usage
     response_id: str | None = None
-    # The backend conversation id to store when the backend created one during this turn.
-    new_backend_conversation_id: str | None = None
     # History to persist with the run (chat backend only).
     history: tuple[HistoryMessage, ...] = ()
     # Shown after the answer, e.g. "(cut short: the answer hit the output token limit)".
@@ -79,7 +94,9 @@ class Backend(Protocol):
 
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         """Answer `turn`, calling `on_delta` with each text delta as it arrives. Raise
-        `bot.core.errors.UserError` (or an OpenAI SDK exception) on failure."""
+        `bot.core.errors.UserError` (or an OpenAI SDK exception: `bot.backends.errors`
+        explains it) on failure. Server-side objects made meanwhile are reported to
+        `turn.server_ids`; the backend writes no storage."""
         ...
 
     async def cancel(self, response_id: str) -> None:

@@ -24,6 +24,7 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot.backends.breaker import CircuitBreaker
+from bot.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +186,13 @@ class RetryPolicy:
             with attempt:
                 return await guarded()
         raise AssertionError("unreachable")
+
+
+def retry_policy(settings: Settings, breaker: CircuitBreaker | None = None) -> RetryPolicy:
+    """The one fault policy; pass the process's breaker so every OpenAI call shares it."""
+    return RetryPolicy(
+        attempts=settings.openai_max_retries,
+        max_wait=settings.openai_retry_max_wait,
+        budget=settings.openai_retry_budget,
+        breaker=breaker,
+    )

@@ -1,21 +1,22 @@
-"""Shared plumbing of the media features: one metered run per OpenAI media call (kind, model,
-usage, cost, recorded by the run ledger) and friendly errors."""
+"""Shared plumbing of the media features: the backends they call, one metered run per OpenAI
+media call (kind, model, usage, cost, recorded by the run ledger) and friendly errors."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from openai import AsyncOpenAI
-
-from bot.backends.retry import RetryPolicy
-from bot.backends.speech import SpeechEngine, make_speech_engine
+from bot.backends.audio import AudioBackend
+from bot.backends.completion import Completer
+from bot.backends.errors import explain_error
+from bot.backends.factory import Backends
+from bot.backends.images import ImageBackend
+from bot.backends.speech import SpeechEngine
 from bot.core.config import Settings
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
 from bot.core.ledger import Outcome, RunLedger
 from bot.core.types import ConversationKey, Usage
 from bot.files.supported import MB, Limits
@@ -30,26 +31,25 @@ T = TypeVar("T")
 class MediaContext:
     db: Database
     settings: Settings
-    client: AsyncOpenAI
     ledger: RunLedger
-    retry: RetryPolicy
+    images: ImageBackend
+    audio: AudioBackend
     speech: SpeechEngine
+    completer: Completer  # the text fallback of /translate
 
     @classmethod
     def create(
-        cls,
-        db: Database,
-        settings: Settings,
-        client: AsyncOpenAI,
-        ledger: RunLedger,
-        retry: RetryPolicy | None = None,
+        cls, db: Database, settings: Settings, backends: Backends, ledger: RunLedger
     ) -> MediaContext:
-        """`retry`: the app's shared policy (and so its circuit breaker)."""
-        retry = retry or RetryPolicy(
-            attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
+        return cls(
+            db,
+            settings,
+            ledger,
+            backends.images,
+            backends.audio,
+            backends.speech,
+            backends.completer,
         )
-        speech = make_speech_engine(settings.speech_engine, client, settings.speech_model, retry)
-        return cls(db, settings, client, ledger, retry, speech)
 
     @property
     def limits(self) -> Limits:
@@ -86,14 +86,6 @@ class MediaContext:
             raise friendly from exc
         await run.complete(Outcome(usage=usage))
         return result
-
-
-def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
-    """Start an SDK call marked deprecated (the variations and translations endpoints, used
-    only when an operator opts in) without its DeprecationWarning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return call()
 
 
 # The model role behind each media run kind ("translation" may use one of several models).

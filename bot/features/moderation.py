@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from openai import AsyncOpenAI
-
-from bot.backends.retry import RetryPolicy
+from bot.backends.moderation import ModerationBackend
 from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.types import Inbound
@@ -25,11 +23,10 @@ EXCERPT_CHARS = 200
 
 
 class Moderation:
-    def __init__(self, client: AsyncOpenAI, db: Database, settings: Settings, retry: RetryPolicy):
-        self._client = client
+    def __init__(self, backend: ModerationBackend, db: Database, settings: Settings):
+        self._backend = backend
         self._db = db
         self._settings = settings
-        self._retry = retry
 
     async def screen(self, event: Inbound) -> None:
         """Raise a `UserError` when the message is flagged."""
@@ -37,9 +34,7 @@ class Moderation:
             return
         model = self._settings.moderation_model
         try:
-            result = await self._retry.call(
-                lambda: self._client.moderations.create(model=model, input=event.text)
-            )
+            verdict = await self._backend.check(event.text, model=model)
         except Exception as exc:
             log.warning(
                 "moderation unavailable (%s) key=%s event=%s: message let through",
@@ -48,12 +43,9 @@ class Moderation:
                 event.event_id,
             )
             return
-        flagged = [r for r in result.results if r.flagged]
-        if not flagged:
+        if not verdict.flagged:
             return
-        categories = sorted(
-            name for name, hit in flagged[0].categories.model_dump(by_alias=True).items() if hit
-        )
+        categories = list(verdict.categories)
         await record_flag(
             self._db,
             event.key,

@@ -6,18 +6,18 @@ import asyncio
 import logging
 import time
 
-import openai
-
 from bot.backends.base import Backend, Turn, TurnResult
+from bot.backends.errors import describe, explain_error
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryFailed, Outbox, TextStream, delivery_reason
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
 from bot.core.ledger import Outcome, Run, RunStatus, TextShown
 from bot.core.running import AnswerStopped, RunningAnswer, RunningAnswers, StopCause
 from bot.core.types import Inbound, Reply
 from bot.features.chat.inputs import MessageInputs, MessageMedia
 from storage import conversations
+from storage.containers import get_container, set_container
 from storage.db import Database
 from storage.runs import RunRecord
 
@@ -89,7 +89,7 @@ class ChatCapability:
                 status: RunStatus = (
                     "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
                 )
-                await asyncio.shield(run.close(status, _describe(exc)))
+                await asyncio.shield(run.close(status, describe(exc)))
                 raise
         turn = Turn(
             key=event.key,
@@ -98,10 +98,16 @@ class ChatCapability:
             config=config,
             conversation_id=conversation.id,
             backend_conversation_id=conversation.backend_conversation_id,
+            container_id=(
+                await get_container(self._db, conversation.id)
+                if "code_interpreter" in config.tools
+                else None
+            ),
             images=inputs.images,
             image_detail=inputs.detail,
             data_files=inputs.data_files,
             emit=run.emit,
+            server_ids=_KeptIds(self._db, conversation.id),
         )
         stream = outbox.open_stream(event.key, event.message_id, event.actor)
         shown: list[str] = []
@@ -131,7 +137,7 @@ class ChatCapability:
             raise
         except Exception as exc:
             friendly = explain_error(exc, model=config.model, role="chat")
-            await run.close("failed", _describe(friendly or exc))
+            await run.close("failed", describe(friendly or exc))
             await stream.abort()
             if friendly is None or friendly is exc:
                 raise
@@ -195,7 +201,7 @@ class ChatCapability:
                 log.warning(
                     "could not cancel response of run %d at OpenAI: %s",
                     running.run_id,
-                    _describe(exc),
+                    describe(exc),
                 )
         # Append-only after what was shown, so a chat stream can end without a rewrite.
         text = f"{shown}\n\n{note}" if shown.strip() else note
@@ -205,7 +211,7 @@ class ChatCapability:
         try:
             await stream.finish(text)
         except Exception as exc:
-            log.warning("could not close a stopped answer at %s: %s", event.key, _describe(exc))
+            log.warning("could not close a stopped answer at %s: %s", event.key, describe(exc))
             await stream.abort()
 
     async def deliver_recovered(
@@ -220,14 +226,14 @@ class ChatCapability:
         try:
             result = await self._backend.recover(stale.response_id)
         except Exception as exc:
-            log.warning("recovering response of run %d failed: %s", stale.id, _describe(exc))
+            log.warning("recovering response of run %d failed: %s", stale.id, describe(exc))
             result = None
         if result is None:
             try:
                 await self._backend.cancel(stale.response_id)
             except Exception as exc:
                 log.warning(
-                    "could not cancel response of run %d at OpenAI: %s", stale.id, _describe(exc)
+                    "could not cancel response of run %d at OpenAI: %s", stale.id, describe(exc)
                 )
             return False
         await outbox.send(
@@ -255,7 +261,7 @@ class ChatCapability:
             raise
         except Exception as exc:
             friendly = explain_error(exc)
-            log.warning("voice reply failed at %s: %s", event.key, _describe(exc))
+            log.warning("voice reply failed at %s: %s", event.key, describe(exc))
             note = friendly.message if friendly else "something went wrong"
             reply = Reply(event.key, text=f"(No voice reply: {note})", in_reply_to=event.message_id)
         else:
@@ -287,9 +293,17 @@ def _switched_on(value: object) -> bool:
     return bool(value)
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, UserError):
-        return exc.log_detail or exc.message
-    if isinstance(exc, openai.APIStatusError):
-        return f"{type(exc).__name__} {exc.status_code} {exc.code or ''}".strip()
-    return type(exc).__name__
+class _KeptIds:
+    """`bot.backends.base.ServerIds` for one conversation: stores what the backend made at
+    once, so a failed or stopped answer still leaves the next turn the same conversation and
+    container."""
+
+    def __init__(self, db: Database, conversation_id: int) -> None:
+        self._db = db
+        self._conversation_id = conversation_id
+
+    async def conversation_created(self, backend_conversation_id: str) -> None:
+        await conversations.set_backend_id(self._db, self._conversation_id, backend_conversation_id)
+
+    async def container_created(self, container_id: str) -> None:
+        await set_container(self._db, self._conversation_id, container_id)
