@@ -18,6 +18,7 @@ from bot.core.config import Settings
 from bot.core.dispatcher import Dispatcher
 from bot.core.lanes import Lanes
 from bot.core.ledger import RunLedger
+from bot.core.presence import Presence
 from bot.core.recovery import Recovery
 from bot.core.running import RunningAnswers
 from bot.core.types import Actor
@@ -30,11 +31,13 @@ from bot.features.conversation import ConversationCommands
 from bot.features.images import ImageCommands
 from bot.features.media import MediaContext
 from bot.features.moderation import Moderation
+from bot.features.status import BreakerView, StatusCommand
 from bot.features.usage import UsageCommands
 from bot.ops.metrics import Metrics
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
 from bot.tools import ToolRegistry, build_registry
+from storage import stats
 from storage.connect import open_database
 from storage.db import Database
 from storage.events import prune_events
@@ -124,6 +127,15 @@ class App:
             return actor.is_admin or actor.id in settings.admin_ids
 
         usage = UsageCommands(db, settings, quota, is_admin)
+        presence = Presence()
+        status = StatusCommand(
+            db,
+            settings,
+            presence,
+            lanes,
+            BreakerView(lambda: breaker.state, breaker.retry_in),
+            backends.models.served,
+        )
         assistant = AssistantAdmin(
             db, settings, backends.models, backends.knowledge, is_admin, registry.names
         )
@@ -140,6 +152,7 @@ class App:
                 "steps": control.steps,
                 "assistant": assistant.assistant,
                 "usage": usage.usage,
+                "status": status.status,
             }
         )
         moderation = Moderation(backends.moderation, db, settings)
@@ -153,6 +166,7 @@ class App:
             running,
             quota,
             moderation,
+            presence=presence,
             backend_name=backends.chat.name,
             openai_down=lambda: openai_down_message(breaker),
             job_scope=lambda: answer_budget(settings.openai_retry_budget),
@@ -161,6 +175,21 @@ class App:
         return cls(
             settings, db, client, lanes, ledger, dispatcher, recovery, registry, metrics, breaker
         )
+
+    async def readiness(self) -> str | None:
+        """Why the bot is not ready for events (None: ready): a platform not connected, or
+        storage not answering. `/readyz` answers with it."""
+        down = self.dispatcher.presence.not_ready()
+        try:
+            await stats.ping(self.db)
+        except Exception as exc:
+            storage = f"storage not answering ({type(exc).__name__})"
+            down = f"{down}; {storage}" if down else storage
+        return down
+
+    async def refresh_gauges(self) -> None:
+        """Gauges that need storage, read before each scrape."""
+        self.metrics.inbox_oldest.set(await stats.oldest_pending_age(self.db))
 
     async def recover(self) -> int:
         """Take up the events the previous process left unfinished (after the adapters

@@ -8,6 +8,8 @@ long, other bad requests, and the circuit breaker being open.
 
 from __future__ import annotations
 
+import logging
+
 import httpx2
 import openai
 
@@ -15,6 +17,8 @@ from bot.backends.breaker import CircuitBreaker, CircuitOpen
 from bot.core.errors import UserError
 
 # The setting an admin changes when a model is rejected, by the role the model played.
+log = logging.getLogger(__name__)
+
 MODEL_SETTINGS: dict[str, str] = {
     "chat": "SWITCHBOARD_CHAT_MODEL or the channel's assistant settings",
     "image": "SWITCHBOARD_IMAGE_MODEL",
@@ -27,6 +31,36 @@ MODEL_SETTINGS: dict[str, str] = {
 REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 
 LOST_CONNECTION = "I lost the connection to OpenAI while answering. Please try again."
+UNREACHABLE = (
+    "I could not reach OpenAI ({cause}). Please try again in a minute; if it keeps happening, an "
+    "admin should check OPENAI_BASE_URL and the network."
+)
+MISSING_V1 = (
+    "The OpenAI endpoint answered 404 (not found) for {path}. OPENAI_BASE_URL usually ends in "
+    "`/v1` (e.g. `http://host:4000/v1`); an admin should check it."
+)
+
+
+def connection_failure(exc: BaseException) -> tuple[str, str, bool]:
+    """(host, cause, reached) for a transport failure: the cause is `dns`, `refused`, `tls`,
+    `timeout` or `reset`; `reached` is False when no connection was made at all (so nothing was
+    sent), True when one broke mid-way."""
+    inner: BaseException | None = exc
+    while isinstance(inner, openai.APIConnectionError) and inner.__cause__ is not None:
+        inner = inner.__cause__
+    host = _host(exc) or _host(inner)
+    text = f"{type(inner).__name__} {inner}".lower()
+    if isinstance(inner, httpx2.ConnectTimeout) or isinstance(exc, openai.APITimeoutError):
+        return host, "timeout", not isinstance(inner, httpx2.ConnectTimeout)
+    if "ssl" in text or "certificate" in text or "tls" in text:
+        return host, "tls", False
+    if any(s in text for s in ("name or service", "nodename", "getaddrinfo", "name resolution")):
+        return host, "dns", False
+    if "refused" in text:
+        return host, "refused", False
+    if isinstance(inner, httpx2.ConnectError):
+        return host, "connect", False
+    return host, "reset", True
 
 
 def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> UserError | None:
@@ -43,8 +77,10 @@ def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> Use
             "Please send your message again after that.",
             log_detail=f"circuit open, next probe in {exc.retry_in:.1f}s",
         )
-    if isinstance(exc, httpx2.TransportError):
-        return UserError(LOST_CONNECTION, log_detail=f"{type(exc).__name__}")
+    if isinstance(exc, httpx2.TransportError | openai.APIConnectionError) and not isinstance(
+        exc, openai.APITimeoutError
+    ):
+        return _transport(exc)
     detail = f"{type(exc).__name__}: {getattr(exc, 'code', None) or ''}".rstrip(": ")
     if isinstance(exc, openai.AuthenticationError):
         return UserError(
@@ -90,12 +126,12 @@ def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> Use
         return UserError(f"OpenAI could not handle this request: {exc.message}", log_detail=detail)
     if isinstance(exc, openai.APITimeoutError):
         return UserError("OpenAI took too long to answer. Please try again.", log_detail=detail)
-    if isinstance(exc, openai.APIConnectionError):
-        return UserError(LOST_CONNECTION, log_detail=detail)
     if isinstance(exc, openai.InternalServerError):
         return UserError(
             "OpenAI had a server error while answering. Please try again.", log_detail=detail
         )
+    if isinstance(exc, openai.NotFoundError) and (path := _path_without_v1(exc)):
+        return UserError(MISSING_V1.format(path=path), log_detail=detail)
     if isinstance(exc, openai.APIStatusError):
         return UserError(
             f"OpenAI answered with an error (HTTP {exc.status_code}). Please try again.",
@@ -106,6 +142,43 @@ def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> Use
             "OpenAI reported an error while answering. Please try again.", log_detail=detail
         )
     return None
+
+
+def _host(exc: BaseException | None) -> str:
+    try:  # httpx raises RuntimeError for an error raised before its request was attached
+        return str(exc.request.url.host)  # type: ignore[union-attr]
+    except (AttributeError, RuntimeError):
+        return ""
+
+
+def _transport(exc: BaseException) -> UserError:
+    host, cause, reached = connection_failure(exc)
+    where = f"host={host or '?'} cause={cause}"
+    log.warning("OpenAI connection failed: %s (%s)", where, type(exc).__name__)
+    if reached:
+        return UserError(LOST_CONNECTION, log_detail=f"{type(exc).__name__} {where}")
+    names = {
+        "dns": "its address could not be resolved",
+        "refused": "the connection was refused",
+        "tls": "the secure connection failed",
+        "timeout": "the connection timed out",
+        "connect": "no connection could be made",
+    }
+    return UserError(
+        UNREACHABLE.format(cause=names.get(cause, cause)),
+        log_detail=f"{type(exc).__name__} {where}",
+    )
+
+
+def _path_without_v1(exc: openai.NotFoundError) -> str:
+    """The request path when a 404 looks like a base URL missing its `/v1` (else "")."""
+    try:
+        path = exc.request.url.path
+    except (AttributeError, RuntimeError):
+        return ""
+    if "/v1/" in path or path.startswith("/v1"):
+        return ""
+    return path
 
 
 def explain_as(exc: BaseException, doing: str) -> UserError | None:

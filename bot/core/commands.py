@@ -202,6 +202,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
         ordered=False,
         private=True,
     ),
+    CommandSpec(
+        "status",
+        "",
+        "The bot's state: adapters, models, breaker, queues, recent runs, today's spend",
+        access="admins",
+        ordered=False,
+        private=True,
+    ),
 )
 
 SPECS: Mapping[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}

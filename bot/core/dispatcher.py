@@ -18,6 +18,7 @@ from bot.core.lanes import Lanes, LanesClosed
 from bot.core.ledger import RunLedger
 from bot.core.notices import Notices, Text
 from bot.core.ports import MessageHandler, Screen
+from bot.core.presence import Presence
 from bot.core.running import RunningAnswers
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from bot.spend.quota import Quota
@@ -72,6 +73,7 @@ class Dispatcher:
         quota: Quota,
         moderation: Screen | None = None,
         *,
+        presence: Presence | None = None,
         backend_name: str = "",
         openai_down: Callable[[], str | None] = lambda: None,
         job_scope: Callable[[], AbstractContextManager[object]] = nullcontext,
@@ -89,6 +91,8 @@ class Dispatcher:
         self._quota = quota
         self._moderation = moderation
         self._backend_name = backend_name
+        # Adapters report their connection here (a fact, like an event); /readyz reads it.
+        self.presence = presence or Presence()
         self._openai_down = openai_down
         self._job_scope = job_scope
         self._notices = Notices(lanes, self._tell, ledger.settle_id)

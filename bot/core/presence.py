@@ -1,0 +1,43 @@
+"""Which platforms are connected now, as the adapters report it (a fact they report, like an
+event): `/readyz` and `/status` read it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    connected: bool
+    since: float
+    detail: str = ""
+
+
+class Presence:
+    def __init__(self) -> None:
+        self._expected: set[str] = set()
+        self._state: dict[str, Connection] = {}
+
+    def expect(self, platform: str) -> None:
+        """`platform` is configured: not ready until it reports connected."""
+        self._expected.add(platform)
+
+    def report(self, platform: str, connected: bool, detail: str = "") -> None:
+        current = self._state.get(platform)
+        if current is None or current.connected != connected or current.detail != detail:
+            self._state[platform] = Connection(connected, time.time(), detail)
+
+    def state(self) -> dict[str, Connection]:
+        """Every expected or reporting platform; one that never reported is not connected."""
+        names = sorted(self._expected | set(self._state))
+        return {name: self._state.get(name, Connection(False, 0.0, "starting")) for name in names}
+
+    def not_ready(self) -> str | None:
+        """Why the bot is not ready for events (None: every expected platform is connected)."""
+        down = [
+            f"{name} {c.detail or 'not connected'}"
+            for name, c in self.state().items()
+            if name in self._expected and not c.connected
+        ]
+        return "; ".join(down) if down else None
