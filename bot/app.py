@@ -127,7 +127,7 @@ class App:
             return actor.is_admin or actor.id in settings.admin_ids
 
         usage = UsageCommands(db, settings, quota, is_admin)
-        presence = Presence()
+        presence = Presence(on_rate_limited=metrics.on_rate_limited)
         status = StatusCommand(
             db,
             settings,

@@ -91,6 +91,7 @@ class Ended:
     status: RunStatus
     usage: Usage | None = None
     cost: Decimal | None = None
+    reason: str = ""
 
 
 LedgerNote = Started | Ended | RunEvent
@@ -206,7 +207,7 @@ class RunLedger:
     async def _close(self, run: Run, status: RunStatus, reason: str) -> None:
         await runs.close_run(self._db, run.id, status, reason)
         run.ended = True
-        self._notify(run, Ended(status))
+        self._notify(run, Ended(status, reason=reason))
 
     # -- events -------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ event): `/readyz` and `/status` read it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -15,9 +16,15 @@ class Connection:
 
 
 class Presence:
-    def __init__(self) -> None:
+    def __init__(self, on_rate_limited: Callable[[str], None] | None = None) -> None:
         self._expected: set[str] = set()
         self._state: dict[str, Connection] = {}
+        self._on_rate_limited = on_rate_limited
+
+    def rate_limited(self, platform: str) -> None:
+        """The platform answered 429 (its client waits and retries): counted for operators."""
+        if self._on_rate_limited is not None:
+            self._on_rate_limited(platform)
 
     def expect(self, platform: str) -> None:
         """`platform` is configured: not ready until it reports connected."""

@@ -21,6 +21,8 @@ from bot.core.ledger import Ended, LedgerNote, Run, Started, TextShown
 # Seconds: a first word within tens of milliseconds, whole answers up to minutes.
 FIRST_TEXT_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60)
 ANSWER_BUCKETS = (0.5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 90, 120, 300)
+# How the chat feature words a run that failed because the platform refused the answer.
+DELIVERY_FAILED = "delivery failed"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -113,14 +115,13 @@ class Metrics:
                 self.tokens.labels("output").inc(note.usage.output_tokens)
             if note.cost is not None:
                 self.cost.inc(float(note.cost))
+            if note.reason.startswith(DELIVERY_FAILED):
+                self.deliveries_failed.labels(run.key.platform).inc()
             if note.status == "completed" and run.kind == "chat":
                 self.answer_seconds.observe(max(0.0, time.time() - run.received_at))
 
     def on_openai_failure(self, kind: str) -> None:
         self.openai_errors.labels(kind).inc()
-
-    def on_delivery_failed(self, platform: str) -> None:
-        self.deliveries_failed.labels(platform).inc()
 
     def on_rate_limited(self, platform: str) -> None:
         self.rate_limited.labels(platform).inc()
