@@ -41,6 +41,7 @@ class Env:
     app: App
     adapter: SlackAdapter
     submitted: list[Event] = field(default_factory=list)
+    refused: list[Event] = field(default_factory=list)  # submitted, and turned away by the core
 
     @property
     def url(self) -> str:
@@ -87,6 +88,8 @@ async def start_env(tmp_path: Path, *, socket_mode: bool = True, **overrides: An
 
     async def recording_submit(event: Event) -> bool:
         accepted = await real_submit(event)
+        if not accepted:
+            env.refused.append(event)
         env.submitted.append(event)  # after submit: the job is queued once this is seen
         return accepted
 
@@ -162,14 +165,18 @@ async def test_a_thread_follow_up_keeps_its_context_without_a_mention(env: Env) 
     texts = env.bot_texts(P.CHANNEL_ID, mention["ts"])
     assert texts == ["first", "first | first | second"]
 
-    # a reply in a thread the bot has no part in is not answered, nor a top-level message
+    # a reply in a thread the bot has no part in is not answered, nor a top-level message:
+    # the adapter hands both over, the core turns them away
     other = P.message("a thread without the bot")
     env.slack.record_event(other)
     await env.slack.send_event(P.thread_reply("hello?", thread_ts=other["ts"]))
     await env.slack.send_event(P.message("nobody asked the bot"))
+    await env.settle(4)
     await asyncio.sleep(0.3)
-    assert len(env.submitted) == 2
+    assert len(env.submitted) == 4
+    assert sorted(e.text for e in env.refused) == ["hello?", "nobody asked the bot"]
     assert env.bot_texts(P.CHANNEL_ID, other["ts"]) == []
+    assert len(env.openai.turns) == 2
 
 
 async def test_dm_is_one_conversation_answered_at_the_top_level(env: Env) -> None:

@@ -12,9 +12,10 @@ from adapters.slack import normalise as N
 from adapters.slack.files import SlackHost
 from adapters.slack.manifest import BOT_SCOPES, manifest, render_manifest
 from adapters.slack.stream import MESSAGE_LIMIT, SAFE_PREFIX, display_parts, split_text
+from bot.core.addressing import YES, Verdict, verdict
 from bot.core.commands import CONTRACT_COMMANDS
 from bot.core.config import load_settings
-from bot.core.types import ConversationKey
+from bot.core.types import Addressing, ConversationKey
 from testing.fakes import slack_payloads as P
 
 BOT = N.BotIdentity(user_id=P.BOT_USER_ID, bot_id=P.BOT_ID, team_id=P.TEAM_ID)
@@ -46,7 +47,8 @@ def test_channel_mention_is_a_threaded_conversation() -> None:
     assert inbound.key == ConversationKey("slack", "T1", P.CHANNEL_ID, event["ts"])
     assert inbound.text == "what is this (https://example.com) & @UBOB?"
     assert (inbound.event_id, inbound.message_id) == ("Ev1", event["ts"])
-    assert inbound.addressed and inbound.actor.id == P.USER_ID and not inbound.actor.is_bot
+    assert inbound.addressing == Addressing(mentioned=True) and verdict(inbound) == YES
+    assert inbound.actor.id == P.USER_ID and not inbound.actor.is_bot
 
     in_thread = P.app_mention("and this?", thread_ts="1700000000.000001")
     inbound = N.message_event(body(in_thread), BOT)
@@ -64,7 +66,7 @@ def test_a_channel_mention_is_answered_once() -> None:
 def test_dms_and_dm_threads() -> None:
     dm = N.message_event(body(P.im_message("hi there")), BOT)
     assert dm is not None and dm.key == ConversationKey("slack", "T1", P.DM_CHANNEL_ID, "")
-    assert dm.addressed
+    assert dm.addressing == Addressing(direct=True) and verdict(dm) == YES
     in_thread = N.message_event(body(P.im_message("more", thread_ts="1700000000.000009")), BOT)
     assert in_thread is not None and in_thread.key.thread == "1700000000.000009"
     # a mention inside a DM arrives only as a message: answered, the mention stripped
@@ -74,13 +76,16 @@ def test_dms_and_dm_threads() -> None:
     assert N.message_event(body(P.app_mention("x", channel=P.DM_CHANNEL_ID)), BOT) is None
 
 
-def test_thread_replies_need_the_adapter_to_check_the_conversation() -> None:
+def test_thread_replies_and_plain_channel_messages_are_left_to_the_core() -> None:
     reply = N.message_event(body(P.thread_reply("go on", thread_ts="1700000000.000005")), BOT)
-    assert reply is not None and not reply.addressed
-    assert reply.key.thread == "1700000000.000005"
-    # top level, no mention: answered only where reply_mode is `all` (the adapter checks)
+    assert reply is not None and reply.key.thread == "1700000000.000005"
+    assert reply.addressing == Addressing(in_thread=True, reply_to="1700000000.000005")
+    # answered where the bot takes part in the thread, or with reply_mode `all`
+    assert verdict(reply) == Verdict(if_taking_part=True, if_reply_mode_all=True)
+    # top level, no mention: answered only where reply_mode is `all`
     top = N.message_event(body(P.message("just chatting")), BOT)
-    assert top is not None and not top.addressed and top.key.thread == top.message_id
+    assert top is not None and top.key.thread == top.message_id
+    assert top.addressing == Addressing() and verdict(top) == Verdict(if_reply_mode_all=True)
 
 
 @pytest.mark.parametrize(

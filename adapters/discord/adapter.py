@@ -1,7 +1,9 @@
 """The Discord adapter: a discord.py client, its events turned into core events, and the outbox
 that delivers `Reply` values and streamed answers back.
 
-Where the bot answers: a mention in a guild channel (the channel is the conversation), a
+Every message the bot can see is handed to the core with its facts (mention, DM, thread, the
+bot's membership of the thread, reply to the bot); the core decides what it answers
+(`bot.core.addressing`): a mention in a guild channel (the channel is the conversation), a
 thread (its own conversation; no mention needed once the bot started, joined or answered in
 it), and DMs. Slash commands are deferred at once and answered with interaction follow-ups.
 """
@@ -14,8 +16,8 @@ import io
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -33,12 +35,10 @@ from adapters.discord.commands import (
 from adapters.discord.normalise import (
     DM_WORKSPACE,
     PLATFORM,
+    arrived_empty,
     command_from_interaction,
-    conversation_key,
     inbound_from_message,
     is_from_bot,
-    is_thread,
-    message_addressed,
 )
 from adapters.discord.stream import (
     EDIT_INTERVAL,
@@ -49,10 +49,12 @@ from adapters.discord.stream import (
 )
 from bot.core.config import ConfigError, Settings
 from bot.core.delivery import DeliveryFailed
-from bot.core.dispatcher import Dispatcher
 from bot.core.types import Actor, ConversationKey, OutFile, Reply
 from bot.text.sanitise import safe_filename
 from bot.text.split import MESSAGE_LIMIT, split_text
+
+if TYPE_CHECKING:
+    from bot.core.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -267,40 +269,15 @@ class DiscordAdapter:
             guild = message.guild
             role = guild.self_role if guild is not None else None
             role_id = role.id if role is not None else None
-            in_thread = False
-            if not message_addressed(message, me, role_id) and is_thread(message.channel):
-                in_thread = await self._bot_in_thread(message.channel, me)
-                if not in_thread:
-                    return
             event = inbound_from_message(
-                message,
-                me,
-                in_bot_thread=in_thread,
-                bot_role_id=role_id,
-                max_bytes=self.max_attachment_bytes,
+                message, me, bot_role_id=role_id, max_bytes=self.max_attachment_bytes
             )
-            if event is None:
+            if event is None or arrived_empty(event, message, me):
                 return
-            if not event.addressed:
-                # Only where the channel's assistant answers every message (`reply_mode` all);
-                # an empty message (no message-content intent) is never answered.
-                if not (event.text.strip() or event.attachments):
-                    return
-                if not await self._dispatcher.answers_everything(event.key):
-                    return
-                event = replace(event, addressed=True)
             await self._dispatcher.submit(event)
         except Exception as exc:
             log.error("discord: handling a message failed: %s", type(exc).__name__)
             log.debug("traceback", exc_info=exc)
-
-    async def _bot_in_thread(self, thread: Any, me: int | None) -> bool:
-        if me is not None and getattr(thread, "owner_id", None) == me:
-            return True
-        if getattr(thread, "me", None) is not None:
-            return True
-        key = conversation_key(thread)
-        return key is not None and await self._dispatcher.has_conversation(key)
 
     async def _on_command(self, interaction: discord.Interaction, name: str) -> None:
         ephemeral = name in EPHEMERAL_COMMANDS

@@ -2,7 +2,8 @@
 
 Listeners never wait for an answer: events are acknowledged by bolt before the listener runs
 (commands acknowledge first thing), the listener normalises the payload and calls
-`Dispatcher.submit`, which returns at once. Answers come back through `SlackOutbox`.
+`Dispatcher.submit`, which returns at once. The adapter only reports facts (mention, DM, thread):
+the core decides which messages it answers. Answers come back through `SlackOutbox`.
 """
 
 from __future__ import annotations
@@ -167,18 +168,6 @@ class SlackAdapter:
         if inbound is None:
             return
         try:
-            if not inbound.addressed:
-                if not (inbound.text.strip() or inbound.attachments):
-                    return
-                if inbound.key.thread == inbound.message_id:  # top level: reply_mode decides
-                    if not await self._dispatcher.answers_everything(inbound.key):
-                        return
-                elif not (
-                    await self._dispatcher.has_conversation(inbound.key)
-                    or await self._dispatcher.answers_everything(inbound.key)
-                ):
-                    return
-                inbound = replace(inbound, addressed=True)
             if inbound.text.lstrip().startswith("/"):  # a command spelt in a message
                 admin = await self._admins.is_admin(inbound.actor.id)
                 inbound = replace(inbound, actor=replace(inbound.actor, is_admin=admin))

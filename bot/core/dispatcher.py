@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bot.backends.breaker import CircuitBreaker, CircuitOpen
 from bot.backends.retry import answer_budget
+from bot.core.addressing import MessageGate
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.commands import COMMAND_NAMES, METERED_COMMANDS
 from bot.core.config import Settings
@@ -21,7 +22,7 @@ from bot.features.chat.answer import ChatCapability, check_message
 from bot.features.media import message_command
 from bot.features.moderation import Moderation
 from bot.spend.quota import Quota
-from storage import conversations, inbox, runs
+from storage import inbox, runs
 from storage.db import Database
 from storage.events import claim_event
 from storage.inbox import encode_event
@@ -90,6 +91,7 @@ class Dispatcher:
         self._quota = quota
         self._moderation = moderation
         self._breaker = breaker
+        self._addressing = MessageGate(db, settings, chat.backend_name)
         self._notices = Notices(lanes, self._tell, self._refused_done)
         self._outboxes: dict[str, Outbox] = {}
         # Events marked done in the inbox together with their completed run (no second write).
@@ -103,17 +105,6 @@ class Dispatcher:
         """Return once every accepted event has been handled."""
         await self._lanes.wait_idle()
 
-    async def has_conversation(self, key: ConversationKey) -> bool:
-        """Whether the bot already takes part in the conversation at `key` (adapters use it to
-        answer thread replies without a mention)."""
-        return await conversations.get_active(self._db, key, self._chat.backend_name) is not None
-
-    async def answers_everything(self, key: ConversationKey) -> bool:
-        """Whether the channel's assistant answers every message there (`reply_mode` `all`),
-        not only mentions, DMs and the threads it takes part in."""
-        config = await resolve_assistant(self._db, self._settings, key)
-        return config.reply_mode == "all"
-
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
 
@@ -122,10 +113,8 @@ class Dispatcher:
 
     async def submit(self, event: Event) -> bool:
         """Accept an event: guards, dedupe, then queue it. Returns at once; False when the event
-        was dropped (self/bot, not addressed to the bot, a redelivery, or shutting down)."""
-        if isinstance(event, Inbound) and (
-            event.is_self or event.actor.is_bot or not event.addressed
-        ):
+        was dropped (not for the bot: `bot.core.addressing`; a redelivery; or shutting down)."""
+        if not await self._addressing.should_answer(event):
             return False
         if isinstance(event, Inbound):
             event = message_command(event) or event
