@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from adapters.slack import SlackAdapter
-from adapters.slack.stream import MESSAGE_LIMIT, UPDATE_INTERVAL
+from adapters.slack.stream import UPDATE_INTERVAL
 from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
 from bot.app import App
 from bot.core.errors import UserError
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
+from bot.text.split import SLACK
 from testing.fakes import slack_payloads as P
 from testing.fakes.openai_fake import FakeOpenAI
 from testing.fakes.slack_fake import FakeSlack
@@ -273,7 +274,7 @@ async def test_a_10000_character_answer_arrives_whole_and_in_order(env: Env) -> 
     parts = env.bot_texts(P.CHANNEL_ID, mention["ts"])
     assert len(parts) >= 3
     assert "".join(parts) == text
-    assert all(len(p) <= MESSAGE_LIMIT for p in parts)
+    assert all(len(p) <= SLACK.limit for p in parts)
     assert all(s.state == "stopped" for s in env.slack.streams.values())
     assert not [c for c in env.slack.calls if c.error == "msg_too_long"]
     assert env.slack.calls_to("chat.update") == []  # streaming never had to take text back

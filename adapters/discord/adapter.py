@@ -51,7 +51,7 @@ from bot.core.config import ConfigError, Settings
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, OutFile, Reply
 from bot.text.sanitise import safe_filename
-from bot.text.split import MESSAGE_LIMIT, split_text
+from bot.text.split import DISCORD
 
 if TYPE_CHECKING:
     from bot.core.dispatcher import Dispatcher
@@ -479,7 +479,7 @@ def _messages(
     """The messages for one reply, in order: the text split at 2,000 characters, files (at most
     ten per message) on the last text part and further messages as needed."""
     body = "\n\n".join(part for part in (text.strip(), *notes) if part)
-    parts = split_text(body, MESSAGE_LIMIT) if body else []
+    parts = DISCORD.split(body) if body else []
     batches = [
         files[i : i + MAX_FILES_PER_MESSAGE] for i in range(0, len(files), MAX_FILES_PER_MESSAGE)
     ]

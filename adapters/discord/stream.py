@@ -23,7 +23,7 @@ from typing import Any
 
 import discord
 
-from bot.text.split import MESSAGE_LIMIT, split_text
+from bot.text.split import DISCORD, Splitter
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,14 @@ class DiscordStream:
         throttle: ChannelThrottle,
         first_delay: float = FIRST_DELAY,
         typing_after: float = TYPING_AFTER,
-        limit: int = MESSAGE_LIMIT,
+        splitter: Splitter = DISCORD,
     ) -> None:
         self._channel = channel
         self._channel_id = int(channel.id)
         self._reference = reference
         self._throttle = throttle
         self._first_delay = first_delay
-        self._limit = limit
+        self._splitter = splitter
         self._text = ""
         self._messages: list[discord.Message] = []
         self._shown: list[str] = []
@@ -162,16 +162,16 @@ class DiscordStream:
     async def finish(self, text: str) -> None:
         await self._stop()
         async with self._lock:
-            await self._sync(split_text(text or self._text, self._limit) or ["…"])
+            await self._sync(self._splitter.split(text or self._text) or ["…"])
 
     async def abort(self) -> None:
         try:
             await self._stop()
             async with self._lock:
                 if self._text.strip():  # what arrived is shown, even if not flushed yet
-                    parts = split_text(self._text, self._limit)
+                    parts = self._splitter.split(self._text)
                     last = parts[-1]
-                    if len(last) + len(INTERRUPTED) <= self._limit:
+                    if len(last) + len(INTERRUPTED) <= self._splitter.limit:
                         parts[-1] = last + INTERRUPTED
                     else:
                         parts.append(INTERRUPTED.strip())
@@ -219,7 +219,7 @@ class DiscordStream:
                 async with self._lock:
                     if self._done:
                         return
-                    more = await self._step(split_text(self._text, self._limit))
+                    more = await self._step(self._splitter.split(self._text))
                 if not more:
                     await self._wake.wait()
         except asyncio.CancelledError:

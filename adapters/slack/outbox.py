@@ -11,10 +11,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack.files import upload_files
-from adapters.slack.stream import SlackStream, _describe, split_text
+from adapters.slack.stream import SlackStream, _describe
 from adapters.slack.write_budget import WorkspaceBudget
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, Reply
+from bot.text.split import SLACK
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class SlackOutbox:
     async def _send(self, reply: Reply) -> None:
         channel = reply.key.channel
         thread = reply.key.thread or None
-        parts = split_text(reply.text) if reply.text.strip() else []
+        parts = SLACK.split(reply.text) if reply.text.strip() else []
         if reply.ephemeral and reply.actor_id:
             if reply.files:
                 log.warning("slack: an ephemeral reply had files; they were not posted")

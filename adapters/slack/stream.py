@@ -1,4 +1,4 @@
-"""Showing an answer progressively on Slack, and splitting long text at Slack's limits.
+"""Showing an answer progressively on Slack.
 
 `SlackStream` is the core's `TextStream`. `append` only buffers; a flusher task pushes the
 buffered text every `interval` seconds, and `finish` pushes the authoritative final text at
@@ -15,13 +15,13 @@ Progressive writes also draw on the workspace's budget for their method (`Worksp
 shared by every stream of the adapter), so many answers at once never exceed Slack's
 per-workspace method limits; a skipped write only means the next one shows more.
 
-Long answers become several messages in order (`split_text`): each at most `MESSAGE_LIMIT`
+Long answers become several messages in order (`bot.text.split.SLACK`): each at most 3,900
 characters, cut at a paragraph, line or word boundary near the end of the window, never inside
 a ``` code block without closing it and reopening it in the next message. The cut of a part
 depends only on the text up to that part's window, so parts that are complete never change as
 more text arrives; while streaming, the still-growing last part is shown only up to the
-earliest point where it could be cut (`SAFE_PREFIX`), so chat streaming (append-only) never
-has to take anything back.
+earliest point where it could be cut (`SLACK.safe_prefix`), so chat streaming (append-only)
+never has to take anything back.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from adapters.slack.write_budget import APPEND, UPDATE
-from bot.text.markdown import open_fence
+from bot.text.split import SLACK
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_chat_stream import AsyncChatStream
@@ -45,13 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Slack truncates `text` after 40,000 characters and rejects `markdown_text` over 12,000; it
-# recommends at most ~4,000 characters per message for readability. We stay below all three.
-MESSAGE_LIMIT = 3_900
-CUT_SEARCH = 800  # a cut is looked for only in the last this-many characters of the window
-_CLOSE_FENCE = "\n```"
-SAFE_PREFIX = MESSAGE_LIMIT - len(_CLOSE_FENCE) - CUT_SEARCH
-
 STREAM_INTERVAL = 1.0  # seconds between appendStream calls
 UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
 FIRST_FLUSH = 0.0  # the first text shows as soon as it arrives
@@ -59,53 +52,12 @@ INTERRUPTED = " …(interrupted)"
 THINKING = "is thinking…"
 
 
-def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Split `text` into messages of at most `limit` characters, in order.
-
-    Without code fences `"".join(split_text(t)) == t` (the separators stay at the end of the
-    earlier part). A cut inside a ``` block closes it at the end of the part and reopens it
-    (with its language) at the start of the next one.
-    """
-    search = min(CUT_SEARCH, limit // 4)
-    budget = limit - len(_CLOSE_FENCE)
-    if budget <= search:
-        raise ValueError("limit too small")
-    parts: list[str] = []
-    prefix = ""
-    rest = text
-    while True:
-        candidate = prefix + rest
-        if len(candidate) <= limit:
-            if candidate and (candidate != prefix or not parts):
-                parts.append(candidate)
-            return parts
-        cut = _find_cut(candidate, budget, max(budget - search, len(prefix) + 1))
-        piece = candidate[:cut]
-        fence = open_fence(piece)
-        if fence is not None:
-            piece += ("" if piece.endswith("\n") else "\n") + "```"
-            prefix = fence + "\n"
-        else:
-            prefix = ""
-        parts.append(piece)
-        rest = candidate[cut:]
-
-
-def _find_cut(text: str, budget: int, earliest: int) -> int:
-    window = text[:budget]
-    for separator in ("\n\n", "\n", " "):
-        at = window.rfind(separator, earliest)
-        if at >= earliest:
-            return at + len(separator)
-    return budget
-
-
 def display_parts(text: str, *, final: bool) -> list[str]:
     """What to show for `text`: every part, the last one (still growing unless `final`)
-    shown only up to `SAFE_PREFIX` so nothing shown ever has to be taken back."""
-    parts = split_text(text)
+    shown only up to `SLACK.safe_prefix` so nothing shown ever has to be taken back."""
+    parts = SLACK.split(text)
     if not final and parts:
-        parts[-1] = parts[-1][:SAFE_PREFIX]
+        parts[-1] = parts[-1][: SLACK.safe_prefix]
         if not parts[-1]:
             parts.pop()
     return parts
