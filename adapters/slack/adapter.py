@@ -26,9 +26,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import normalise
 from adapters.slack.commands import AdminCache, SlackCommands
 from adapters.slack.delivery_retry import retry_handlers
+from adapters.slack.errors import describe
 from adapters.slack.files import FileLimits, SlackFiles
 from adapters.slack.outbox import SlackOutbox
-from adapters.slack.stream import _describe
 from bot.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class SlackAdapter:
                 prompts=list(SUGGESTED_PROMPTS),
             )
         except SlackApiError as exc:
-            log.warning("slack: could not set suggested prompts: %s", _describe(exc))
+            log.warning("slack: could not set suggested prompts: %s", describe(exc))
 
     async def _on_ignored(self, body: dict) -> None:
         return None

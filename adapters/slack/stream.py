@@ -31,17 +31,18 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from adapters.slack.write_budget import APPEND, UPDATE
+from adapters.slack.abilities import ChannelAbilities
+from adapters.slack.errors import describe
+from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
 from bot.text.split import SLACK
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_chat_stream import AsyncChatStream
-
-    from adapters.slack.outbox import SlackOutbox
+    from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +79,23 @@ class SlackStream:
 
     def __init__(
         self,
-        outbox: SlackOutbox,
+        client: AsyncWebClient,
+        budget: WorkspaceBudget,
+        abilities: ChannelAbilities,
         *,
         channel: str,
         thread_ts: str,
         team: str,
         user: str,
     ) -> None:
-        self._outbox = outbox
-        self._client = outbox.client
+        self._client = client
+        self._budget = budget
+        self._abilities = abilities
         self._channel = channel
         self._thread = thread_ts or None
         self._team = team
         self._user = user
-        self._streaming = bool(self._thread) and outbox.can_stream(channel)
+        self._streaming = bool(self._thread) and abilities.can_stream(channel)
         self._text = ""
         self._synced: str | None = None
         self._shown: list[_Shown] = []
@@ -102,7 +106,9 @@ class SlackStream:
         self._warned = False
         self._status: asyncio.Task[bool] | None = None
         if self._thread:
-            self._status = asyncio.ensure_future(outbox.set_status(channel, self._thread, THINKING))
+            self._status = asyncio.ensure_future(
+                abilities.set_status(channel, self._thread, THINKING)
+            )
 
     @property
     def streaming(self) -> bool:
@@ -137,12 +143,12 @@ class SlackStream:
                 else:
                     await self._wait_status()
                     if self._thread and self._status is not None:
-                        await self._outbox.set_status(self._channel, self._thread, "")
+                        await self._abilities.set_status(self._channel, self._thread, "")
         except Exception as exc:
             log.warning(
                 "slack: could not mark an answer as interrupted in %s: %s",
                 self._channel,
-                _describe(exc),
+                describe(exc),
             )
 
     # -- internals ------------------------------------------------------------------------------
@@ -165,7 +171,7 @@ class SlackStream:
             async with self._lock:
                 if self._done or self._text == self._synced:
                     continue
-                if self._shown and not self._outbox.budget.take(self._team, self._method()):
+                if self._shown and not self._budget.take(self._team, self._method()):
                     continue  # the workspace's budget is spent: a later write shows more
                 try:
                     await self._sync(self._text, final=False)
@@ -178,7 +184,7 @@ class SlackStream:
                         level,
                         "slack: progressive update failed in %s: %s",
                         self._channel,
-                        _describe(exc),
+                        describe(exc),
                     )
 
     def _method(self) -> str:
@@ -222,7 +228,7 @@ class SlackStream:
             except (SlackApiError, SlackRequestError) as exc:
                 if streamer.ts is None:  # startStream refused: no streaming here
                     self._streaming = False
-                    self._outbox.streaming_failed(self._channel, exc)
+                    self._abilities.streaming_failed(self._channel, exc)
                 else:  # started, then failed: rewrite the message with chat.update
                     shown = _Shown(ts=streamer.ts, text=None)
                     await self._update(shown, part, closed=True)
@@ -256,7 +262,7 @@ class SlackStream:
                     log.info(
                         "slack: a chat stream in %s ended early (%s); editing instead",
                         self._channel,
-                        _describe(exc),
+                        describe(exc),
                     )
                     shown.streamer = None
                     shown.text = None
@@ -272,7 +278,7 @@ class SlackStream:
                 return  # the next tick will do it
             await asyncio.sleep(UPDATE_INTERVAL - elapsed)
         if closed:
-            self._outbox.budget.take(self._team, UPDATE, final=True)
+            self._budget.take(self._team, UPDATE, final=True)
         await self._client.chat_update(channel=self._channel, ts=shown.ts, markdown_text=part)
         shown.text = part
         shown.updated_at = time.monotonic()
@@ -283,10 +289,3 @@ class SlackStream:
                 await shown.streamer.stop()
         with contextlib.suppress(SlackApiError):
             await self._client.chat_delete(channel=self._channel, ts=shown.ts)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        error: Any = exc.response.get("error") if exc.response is not None else None
-        return f"{type(exc).__name__} {error or ''}".strip()
-    return type(exc).__name__
