@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from adapters.discord.files import DiscordCdn, too_large
-from bot.core.errors import UserError
 from bot.core.types import (
     Actor,
     Addressing,
@@ -211,7 +210,7 @@ def make_fetch(
 
     async def fetch() -> bytes:
         if size > max_bytes:
-            raise UserError(too_large(name, size, max_bytes))
+            raise too_large(name, size, max_bytes)
         source = cdn or DiscordCdn.current()
         return await source.download(url, name, limit=max_bytes, declared=size)
 
