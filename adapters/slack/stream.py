@@ -1,6 +1,7 @@
 """Showing an answer progressively on Slack.
 
-`SlackStream` is the core's `TextStream`. `append` only buffers; a flusher task pushes the
+`SlackStream` is the core's `TextStream`, on the skeleton both platforms share
+(`adapters.streaming.BufferedStream`). `append` only buffers; a flusher task pushes the
 buffered text every `interval` seconds, and `finish` pushes the authoritative final text at
 once. Two ways of showing text:
 
@@ -38,6 +39,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
 from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
+from adapters.streaming import INTERRUPTED, BufferedStream
 from bot.text.split import SLACK
 
 if TYPE_CHECKING:
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 STREAM_INTERVAL = 1.0  # seconds between appendStream calls
 UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
 FIRST_FLUSH = 0.0  # the first text shows as soon as it arrives
-INTERRUPTED = " …(interrupted)"
 THINKING = "is thinking…"
 
 
@@ -74,7 +75,7 @@ class _Shown:
     updated_at: float = 0.0
 
 
-class SlackStream:
+class SlackStream(BufferedStream):
     """The core's `TextStream` for one answer (see the module docstring)."""
 
     def __init__(
@@ -88,6 +89,7 @@ class SlackStream:
         team: str,
         user: str,
     ) -> None:
+        super().__init__()
         self._client = client
         self._budget = budget
         self._abilities = abilities
@@ -96,13 +98,8 @@ class SlackStream:
         self._team = team
         self._user = user
         self._streaming = bool(self._thread) and abilities.can_stream(channel)
-        self._text = ""
         self._synced: str | None = None
         self._shown: list[_Shown] = []
-        self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._done = False
-        self._flusher: asyncio.Task[None] | None = None
         self._warned = False
         self._status: asyncio.Task[bool] | None = None
         if self._thread:
@@ -118,55 +115,35 @@ class SlackStream:
     def message_ts(self) -> list[str]:
         return [m.ts for m in self._shown]
 
-    # -- TextStream ----------------------------------------------------------------------------
+    # -- BufferedStream ------------------------------------------------------------------------
 
-    async def append(self, delta: str) -> None:
-        if self._done or not delta:
-            return
-        self._text += delta
-        if self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush_loop())
+    async def _show_final(self, text: str) -> None:
+        await self._sync(text, final=True)
 
-    async def finish(self, text: str) -> None:
-        await self._stop_flusher()
-        async with self._lock:
-            await self._sync(text or self._text, final=True)
+    async def _show_interrupted(self) -> None:
+        if self._text.strip():
+            await self._sync(self._text + INTERRUPTED, final=True)
+        elif self._shown:
+            await self._sync(INTERRUPTED.strip(), final=True)
+        else:
+            await self._wait_status()
+            if self._thread and self._status is not None:
+                await self._abilities.set_status(self._channel, self._thread, "")
 
-    async def abort(self) -> None:
-        try:
-            await self._stop_flusher()
-            async with self._lock:
-                if self._text.strip():
-                    await self._sync(self._text + INTERRUPTED, final=True)
-                elif self._shown:
-                    await self._sync(INTERRUPTED.strip(), final=True)
-                else:
-                    await self._wait_status()
-                    if self._thread and self._status is not None:
-                        await self._abilities.set_status(self._channel, self._thread, "")
-        except Exception as exc:
-            log.warning(
-                "slack: could not mark an answer as interrupted in %s: %s",
-                self._channel,
-                describe(exc),
-            )
+    def _abort_failed(self, exc: Exception) -> None:
+        log.warning(
+            "slack: could not mark an answer as interrupted in %s: %s",
+            self._channel,
+            describe(exc),
+        )
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _stop_flusher(self) -> None:
-        self._done = True
-        self._wake.set()
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
-
     async def _flush_loop(self) -> None:
+        """A write every tick (not on each delta): the first at once, then one per interval."""
         wait = FIRST_FLUSH
         while not self._done:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
-            if self._done:
-                return
+            await asyncio.sleep(wait)  # cancelled when the stream stops (`BufferedStream`)
             wait = STREAM_INTERVAL if self._streaming else UPDATE_INTERVAL
             async with self._lock:
                 if self._done or self._text == self._synced:
