@@ -179,6 +179,7 @@ class App:
     async def readiness(self) -> str | None:
         """Why the bot is not ready for events (None: ready): a platform not connected, or
         storage not answering. `/readyz` answers with it."""
+        await self.dispatcher.presence.refresh()
         down = self.dispatcher.presence.not_ready()
         try:
             await stats.ping(self.db)

@@ -18,11 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT_PACKAGES = ("bot", "adapters", "storage")
 
-pending_architecture = pytest.mark.xfail(
-    strict=False, reason="cycles removed by the architecture branches"
-)
-
-
 def import_graph() -> dict[str, set[str]]:
     """Every product module and the product modules it imports directly."""
     graph = grimp.build_graph(*PRODUCT_PACKAGES, cache_dir=None)
@@ -149,7 +144,6 @@ def test_the_fakes_and_the_benchmarks_import_nothing_from_the_tests() -> None:
     assert wrong == []
 
 
-@pending_architecture
 def test_no_import_cycle_among_product_modules() -> None:
     cycles = describe_cycles(import_graph())
     print("\n".join(cycles))

@@ -264,9 +264,10 @@ async def test_slack_reply_mode_all_answers_every_message_in_the_channel(slack_e
     await env.slack.send_event(quiet)
     ping = P.app_mention("ping")
     await env.slack.send_event(ping)
-    await env.settle(4)
+    await env.settle(5)
     assert env.bot_texts(P.CHANNEL_ID, ping["ts"]) == ["echo: ping"]
     assert env.bot_texts(P.CHANNEL_ID, quiet["ts"]) == []
+    assert [e.text for e in env.refused] == ["just chatting"]  # the core turned it away
 
 
 async def test_discord_reply_mode_all_answers_without_a_mention(

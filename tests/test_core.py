@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.types import Actor, ConversationKey
+from bot.core.types import Actor, Addressing, ConversationKey
 from storage import configs, runs
 from storage.connect import open_database
 from storage.db import Database
@@ -91,7 +91,9 @@ async def test_guards_drop_self_bots_unaddressed_and_redeliveries(
     dispatcher = bot.app.dispatcher
     assert not await dispatcher.submit(bot.message("me", is_self=True))
     assert not await dispatcher.submit(bot.message("beep", actor=Actor("B1", is_bot=True)))
-    assert not await dispatcher.submit(bot.message("chatter", addressed=False))
+    # a channel message without a mention, and a thread reply where the bot takes no part
+    assert not await dispatcher.submit(bot.message("chatter", addressing=Addressing()))
+    assert not await dispatcher.submit(bot.message("go on", addressing=Addressing(in_thread=True)))
     assert await dispatcher.submit(bot.message("once", event_id="Ev1"))
     assert not await dispatcher.submit(bot.message("once", event_id="Ev1"))
     await dispatcher.wait_idle()

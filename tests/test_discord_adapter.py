@@ -66,7 +66,8 @@ class Bot:
     dc: FakeDiscord
     app: App
     adapter: DiscordAdapter
-    events: list[Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # accepted by the core
+    refused: list[Event] = field(default_factory=list)  # submitted, and turned away by the core
 
     @property
     def bot_id(self) -> str:
@@ -141,8 +142,9 @@ async def running_bot(
     submit = app.dispatcher.submit
 
     async def recording_submit(event: Event) -> bool:  # a recording hook on the real dispatcher
-        bot.events.append(event)
-        return await submit(event)
+        accepted = await submit(event)
+        (bot.events if accepted else bot.refused).append(event)
+        return accepted
 
     app.dispatcher.submit = recording_submit  # type: ignore[method-assign]
     await adapter.start()
@@ -254,8 +256,10 @@ async def test_thread_is_its_own_conversation_and_needs_no_mention_once_joined(b
     thread = dc.add_thread(dc.text_channel, "question", owner=dc.member, bot_joined=False)
     await dc.flush()
     ignored = await dc.send_message_create(thread["id"], dc.member, "anyone?")
+    await dc.wait_for(lambda: bot.refused, 5, "the core to turn the message away")
     await bot.idle()
     assert bot.events == [] and bot.bot_messages(thread["id"]) == []
+    assert [e.event_id for e in bot.refused] == [f"msg-{ignored['id']}"]
 
     first = await dc.send_message_create(thread["id"], dc.member, mention(dc, "first"))
     assert (await bot.answer_to(first))["content"] == "echo: first"

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from adapters.slack import SlackAdapter
-from adapters.slack.stream import MESSAGE_LIMIT, UPDATE_INTERVAL
+from adapters.slack.stream import UPDATE_INTERVAL
 from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
 from bot.app import App
 from bot.core.commands import CommandTable
 from bot.core.errors import UserError
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
+from bot.text.split import SLACK
 from testing.fakes import slack_payloads as P
 from testing.fakes.openai_fake import FakeOpenAI
 from testing.fakes.slack_fake import FakeSlack
@@ -42,6 +43,7 @@ class Env:
     app: App
     adapter: SlackAdapter
     submitted: list[Event] = field(default_factory=list)
+    refused: list[Event] = field(default_factory=list)  # submitted, and turned away by the core
 
     @property
     def url(self) -> str:
@@ -88,6 +90,8 @@ async def start_env(tmp_path: Path, *, socket_mode: bool = True, **overrides: An
 
     async def recording_submit(event: Event) -> bool:
         accepted = await real_submit(event)
+        if not accepted:
+            env.refused.append(event)
         env.submitted.append(event)  # after submit: the job is queued once this is seen
         return accepted
 
@@ -163,14 +167,18 @@ async def test_a_thread_follow_up_keeps_its_context_without_a_mention(env: Env) 
     texts = env.bot_texts(P.CHANNEL_ID, mention["ts"])
     assert texts == ["first", "first | first | second"]
 
-    # a reply in a thread the bot has no part in is not answered, nor a top-level message
+    # a reply in a thread the bot has no part in is not answered, nor a top-level message:
+    # the adapter hands both over, the core turns them away
     other = P.message("a thread without the bot")
     env.slack.record_event(other)
     await env.slack.send_event(P.thread_reply("hello?", thread_ts=other["ts"]))
     await env.slack.send_event(P.message("nobody asked the bot"))
+    await env.settle(4)
     await asyncio.sleep(0.3)
-    assert len(env.submitted) == 2
+    assert len(env.submitted) == 4
+    assert sorted(e.text for e in env.refused) == ["hello?", "nobody asked the bot"]
     assert env.bot_texts(P.CHANNEL_ID, other["ts"]) == []
+    assert len(env.openai.turns) == 2
 
 
 async def test_dm_is_one_conversation_answered_at_the_top_level(env: Env) -> None:
@@ -267,7 +275,7 @@ async def test_a_10000_character_answer_arrives_whole_and_in_order(env: Env) -> 
     parts = env.bot_texts(P.CHANNEL_ID, mention["ts"])
     assert len(parts) >= 3
     assert "".join(parts) == text
-    assert all(len(p) <= MESSAGE_LIMIT for p in parts)
+    assert all(len(p) <= SLACK.limit for p in parts)
     assert all(s.state == "stopped" for s in env.slack.streams.values())
     assert not [c for c in env.slack.calls if c.error == "msg_too_long"]
     assert env.slack.calls_to("chat.update") == []  # streaming never had to take text back

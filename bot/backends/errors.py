@@ -9,6 +9,8 @@ long, other bad requests, and the circuit breaker being open.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 
 import httpx2
 import openai
@@ -49,7 +51,14 @@ def connection_failure(exc: BaseException) -> tuple[str, str, bool]:
     while isinstance(inner, openai.APIConnectionError) and inner.__cause__ is not None:
         inner = inner.__cause__
     host = _host(exc) or _host(inner)
-    text = f"{type(inner).__name__} {inner}".lower()
+    chain = _chain(exc)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return host, "refused", False
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return host, "dns", False
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return host, "tls", False
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
     if isinstance(inner, httpx2.ConnectTimeout) or isinstance(exc, openai.APITimeoutError):
         return host, "timeout", not isinstance(inner, httpx2.ConnectTimeout)
     if "ssl" in text or "certificate" in text or "tls" in text:
@@ -142,6 +151,20 @@ def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> Use
             "OpenAI reported an error while answering. Please try again.", log_detail=detail
         )
     return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions behind it (`__cause__`, `__context__`, exception groups)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        todo.extend(getattr(current, "exceptions", ()))
+    return seen
 
 
 def _host(exc: BaseException | None) -> str:

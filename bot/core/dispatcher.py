@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
 from bot.core import log_context
+from bot.core.addressing import MessageGate
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.commands import SPECS, CommandTable, message_command
 from bot.core.config import Settings
@@ -22,7 +23,6 @@ from bot.core.presence import Presence
 from bot.core.running import RunningAnswers
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from bot.spend.quota import Quota
-from storage import conversations
 from storage.db import Database
 from storage.events import claim_event
 from storage.inbox import encode_event
@@ -95,6 +95,7 @@ class Dispatcher:
         self.presence = presence or Presence()
         self._openai_down = openai_down
         self._job_scope = job_scope
+        self._addressing = MessageGate(db, settings, backend_name)
         self._notices = Notices(lanes, self._tell, ledger.settle_id)
         self._outboxes: dict[str, Outbox] = {}
 
@@ -111,17 +112,6 @@ class Dispatcher:
         """Return once every accepted event has been handled."""
         await self._lanes.wait_idle()
 
-    async def has_conversation(self, key: ConversationKey) -> bool:
-        """Whether the bot already takes part in the conversation at `key` (adapters use it to
-        answer thread replies without a mention)."""
-        return await conversations.get_active(self._db, key, self._backend_name) is not None
-
-    async def answers_everything(self, key: ConversationKey) -> bool:
-        """Whether the channel's assistant answers every message there (`reply_mode` `all`),
-        not only mentions, DMs and the threads it takes part in."""
-        config = await resolve_assistant(self._db, self._settings, key)
-        return config.reply_mode == "all"
-
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
 
@@ -130,10 +120,8 @@ class Dispatcher:
 
     async def submit(self, event: Event) -> bool:
         """Accept an event: guards, dedupe, then queue it. Returns at once; False when the event
-        was dropped (self/bot, not addressed to the bot, a redelivery, or shutting down)."""
-        if isinstance(event, Inbound) and (
-            event.is_self or event.actor.is_bot or not event.addressed
-        ):
+        was dropped (not for the bot: `bot.core.addressing`; a redelivery; or shutting down)."""
+        if not await self._addressing.should_answer(event):
             return False
         if isinstance(event, Inbound):
             event = message_command(event) or event

@@ -4,8 +4,10 @@ event): `/readyz` and `/status` read it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+Probe = Callable[[], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +21,23 @@ class Presence:
     def __init__(self, on_rate_limited: Callable[[str], None] | None = None) -> None:
         self._expected: set[str] = set()
         self._state: dict[str, Connection] = {}
+        self._probes: dict[str, Probe] = {}
         self._on_rate_limited = on_rate_limited
+
+    def watch(self, platform: str, probe: Probe) -> None:
+        """For a client that notices a lost connection only when asked (Slack's Socket Mode
+        reconnects before it tells its listeners): `refresh` asks it."""
+        self._probes[platform] = probe
+
+    async def refresh(self) -> None:
+        """Ask the probes (before answering /readyz or /status)."""
+        for platform, probe in self._probes.items():
+            try:
+                alive = await probe()
+            except Exception as exc:
+                self.report(platform, False, f"check failed ({type(exc).__name__})")
+                continue
+            self.report(platform, alive, "" if alive else "reconnecting")
 
     def rate_limited(self, platform: str) -> None:
         """The platform answered 429 (its client waits and retries): counted for operators."""

@@ -54,6 +54,7 @@ class StatusCommand:
         self._started_at = started_at or time.time()
 
     async def status(self, call: CommandCall) -> Reply:
+        await self._presence.refresh()
         now = time.time()
         midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         by_status, spend, oldest, dates = await asyncio.gather(
