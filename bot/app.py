@@ -12,7 +12,7 @@ from bot.backends.breaker import CircuitBreaker
 from bot.backends.client import OpenAIClient, make_openai_client
 from bot.backends.errors import openai_down_message
 from bot.backends.factory import make_backends
-from bot.backends.retry import answer_budget, retry_policy
+from bot.backends.retry import retry_policy, retry_window
 from bot.core.commands import CommandTable
 from bot.core.config import Settings
 from bot.core.dispatcher import Dispatcher
@@ -169,7 +169,7 @@ class App:
             presence=presence,
             backend_name=backends.chat.name,
             openai_down=lambda: openai_down_message(breaker),
-            job_scope=lambda: answer_budget(settings.openai_retry_budget),
+            job_scope=lambda: retry_window(settings.openai_retry_budget),
         )
         recovery = Recovery(db, dispatcher, ledger, chat)
         return cls(

@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT_PACKAGES = ("bot", "adapters", "storage")
 
+
 def import_graph() -> dict[str, set[str]]:
     """Every product module and the product modules it imports directly."""
     graph = grimp.build_graph(*PRODUCT_PACKAGES, cache_dir=None)

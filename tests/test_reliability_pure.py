@@ -11,7 +11,7 @@ import pytest
 
 from bot.backends.breaker import CircuitBreaker, CircuitOpen
 from bot.backends.errors import explain_error
-from bot.backends.retry import RetryPolicy, answer_budget
+from bot.backends.retry import RetryPolicy, retry_window
 from bot.core.lanes import Lanes
 from bot.core.notices import Notices
 from bot.core.types import Actor, ConversationKey, Event, Inbound
@@ -124,7 +124,7 @@ async def test_retry_budget_stops_retries_that_would_end_past_it() -> None:
         calls += 1
         raise _status_error(openai.InternalServerError, 500, "server_error")
 
-    with answer_budget(1.0), pytest.raises(openai.InternalServerError):
+    with retry_window(1.0), pytest.raises(openai.InternalServerError):
         await policy.call(failing)
     assert calls == 1  # the first backoff (>= 2.5 s) would end past the 1 s budget
 

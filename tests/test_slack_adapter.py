@@ -17,7 +17,7 @@ import pytest
 
 from adapters.slack import SlackAdapter
 from adapters.slack.stream import UPDATE_INTERVAL
-from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
+from adapters.slack.write_allowance import APPEND, UPDATE, WriteAllowance
 from bot.app import App
 from bot.core.commands import CommandTable
 from bot.core.errors import UserError
@@ -331,7 +331,7 @@ async def test_answers_streaming_at_once_share_the_workspace_append_budget(env: 
     """Five answers stream at once in one workspace whose chat.appendStream limit is 6 a
     minute: progressive appends stay within it (no 429) and every answer arrives whole."""
     env.slack.enable_rate_limits(post_burst=10, append_per_minute=6, append_burst=6)
-    env.adapter.outbox.budget = WorkspaceBudget({APPEND: (6, 0), UPDATE: (50, 10)})
+    env.adapter.outbox.budget = WriteAllowance({APPEND: (6, 0), UPDATE: (50, 10)})
     answer = " ".join(f"word{i}" for i in range(100))
     env.openai.answer = lambda turn: answer
     env.openai.delta_delay = 0.03  # ~3 s of streaming each: ~15 appends wanted in all

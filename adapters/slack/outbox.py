@@ -14,7 +14,7 @@ from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
 from adapters.slack.files import upload_files
 from adapters.slack.stream import SlackStream
-from adapters.slack.write_budget import WorkspaceBudget
+from adapters.slack.write_allowance import WriteAllowance
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, Reply
 from bot.text.split import SLACK
@@ -32,9 +32,9 @@ class SlackOutbox:
     """`send` posts a reply (split at Slack's limits) into the conversation's thread, then its
     files; ephemeral replies go to `Reply.actor_id` only. `open_stream` gives a `SlackStream`."""
 
-    def __init__(self, client: AsyncWebClient, budget: WorkspaceBudget | None = None) -> None:
+    def __init__(self, client: AsyncWebClient, budget: WriteAllowance | None = None) -> None:
         self.client = client
-        self.budget = budget or WorkspaceBudget()
+        self.budget = budget or WriteAllowance()
         self.abilities = ChannelAbilities(client)
         self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}
 

@@ -12,7 +12,7 @@ once. Two ways of showing text:
   the top level of a DM, and wherever `chat.startStream` answers `ok: false` (streaming not
   available to this app or in this conversation).
 
-Progressive writes also draw on the workspace's budget for their method (`WorkspaceBudget`,
+Progressive writes also draw on the workspace's budget for their method (`WriteAllowance`,
 shared by every stream of the adapter), so many answers at once never exceed Slack's
 per-workspace method limits; a skipped write only means the next one shows more.
 
@@ -38,7 +38,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
-from adapters.slack.write_budget import APPEND, UPDATE, WorkspaceBudget
+from adapters.slack.write_allowance import APPEND, UPDATE, WriteAllowance
 from adapters.streaming import INTERRUPTED, BufferedStream
 from bot.text.split import SLACK
 
@@ -81,7 +81,7 @@ class SlackStream(BufferedStream):
     def __init__(
         self,
         client: AsyncWebClient,
-        budget: WorkspaceBudget,
+        budget: WriteAllowance,
         abilities: ChannelAbilities,
         *,
         channel: str,

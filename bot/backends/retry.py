@@ -2,7 +2,7 @@
 
 Retried: connection errors and timeouts, 408/409, 429 rate limits, 5xx — with exponential
 backoff and jitter, honouring the server's `retry-after-ms` / `retry-after`, at most `attempts`
-retries and never past the answer's time budget (`answer_budget`, else `budget` per call).
+retries and never past the answer's time budget (`retry_window`, else `budget` per call).
 Never retried: 401, `insufficient_quota`, other 4xx, and any call that has already shown text to
 the user (a retry would repeat it). Every attempt goes through the shared `CircuitBreaker`: while
 it is open, calls fail at once with `CircuitOpen`.
@@ -36,8 +36,9 @@ _deadline: ContextVar[float | None] = ContextVar("openai_retry_deadline", defaul
 
 
 @contextlib.contextmanager
-def answer_budget(seconds: float) -> Iterator[None]:
-    """Every OpenAI call inside shares one retry budget of `seconds` (the per-answer budget)."""
+def retry_window(seconds: float) -> Iterator[None]:
+    """Every OpenAI call inside shares one window of `seconds` for retries (per answer:
+    SWITCHBOARD_OPENAI_RETRY_BUDGET)."""
     token = _deadline.set(time.monotonic() + seconds)
     try:
         yield

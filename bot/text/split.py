@@ -36,21 +36,21 @@ class Splitter:
     drop_blank: bool = False
 
     def __post_init__(self) -> None:
-        if self._budget <= self.limit // 2:
+        if self._window <= self.limit // 2:
             raise ValueError("limit too small")
 
     @property
-    def _budget(self) -> int:
+    def _window(self) -> int:
         """The room for text in a part that may still need a closing fence."""
         return self.limit - len(_CLOSE)
 
     @property
     def _word_earliest(self) -> int:
-        return self._budget - min(self.word_search, self._budget // 4)
+        return self._window - min(self.word_search, self._window // 4)
 
     @property
     def _break_earliest(self) -> int:
-        return self._budget // 2 if self.breaks_in_last_half else self._word_earliest
+        return self._window // 2 if self.breaks_in_last_half else self._word_earliest
 
     @property
     def safe_prefix(self) -> int:
@@ -87,14 +87,14 @@ class Splitter:
         return bool(part.strip() if self.drop_blank else part)
 
     def _find_cut(self, text: str, floor: int) -> int:
-        window = text[: self._budget]
+        window = text[: self._window]
         breaks = max(self._break_earliest, floor)
         words = max(self._word_earliest, floor)
         for separator, earliest in (("\n\n", breaks), ("\n", breaks), (" ", words)):
             at = window.rfind(separator, earliest)
             if at >= earliest:
                 return at + len(separator)
-        return self._budget
+        return self._window
 
 
 # Discord: 2,000 characters a message. Slack truncates `text` after 40,000 characters, rejects
