@@ -182,7 +182,7 @@ class DiscordAdapter:
 
     @property
     def hash_path(self) -> Any:
-        return self._settings.database_path.parent / HASH_FILE
+        return self._settings.state_dir / HASH_FILE
 
     def _make_client(self) -> discord.Client:
         options: dict[str, Any] = {

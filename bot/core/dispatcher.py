@@ -18,6 +18,7 @@ from bot.core.lanes import Lanes, LanesClosed
 from bot.core.ledger import RunLedger
 from bot.core.notices import Notices, Text
 from bot.core.ports import MessageHandler, Screen
+from bot.core.replicas import WorkQueue
 from bot.core.running import RunningAnswers
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from bot.spend.quota import Quota
@@ -25,6 +26,7 @@ from storage import conversations
 from storage.db import Database
 from storage.events import claim_event
 from storage.inbox import encode_event
+from storage.work import conversation_of
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,12 @@ class Dispatcher:
         backend_name: str = "",
         openai_down: Callable[[], str | None] = lambda: None,
         job_scope: Callable[[], AbstractContextManager[object]] = nullcontext,
+        queue: WorkQueue | None = None,
     ) -> None:
         """`openai_down`: the answer for a new message while OpenAI is known to be down (the
         circuit breaker), else None. `job_scope`: entered around every job (the per-answer
-        retry budget)."""
+        retry budget). `queue`: this process's place in the shared work queue (whose turn it
+        is when several processes share the database)."""
         self._db = db
         self._settings = settings
         self._lanes = lanes
@@ -91,6 +95,7 @@ class Dispatcher:
         self._backend_name = backend_name
         self._openai_down = openai_down
         self._job_scope = job_scope
+        self._queue = queue or WorkQueue(db)
         self._notices = Notices(lanes, self._tell, ledger.settle_id)
         self._outboxes: dict[str, Outbox] = {}
 
@@ -136,8 +141,24 @@ class Dispatcher:
         if self._lanes.closed:
             log.info("shutting down; not accepting event %s at %s", event.event_id, event.key)
             return False
-        # One statement dedupes the event and puts it in the durable inbox (storage.inbox).
-        if not await claim_event(self._db, event.key.platform, event.event_id, encode_event(event)):
+        # One statement dedupes the event (also against the other processes sharing the
+        # database) and puts it in the durable inbox, owned by this process (storage.work).
+        lane = self._lane_key(event)
+        self._queue.accepting(event)
+        try:
+            claimed = await claim_event(
+                self._db,
+                event.key.platform,
+                event.event_id,
+                encode_event(event),
+                owner=self._queue.id,
+                conversation=None if lane is None else conversation_of(lane),
+            )
+        except BaseException:
+            self._queue.not_accepted(event)
+            raise
+        if not claimed:
+            self._queue.not_accepted(event)
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
         if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
@@ -267,9 +288,18 @@ class Dispatcher:
     async def _guarded(self, event: Event, job: Job) -> None:
         """The error boundary: a user error becomes a friendly reply; anything else one log line
         and an apology. Either way the lane moves on to the next event, and the event is settled
-        in the inbox. A cancellation (shutdown) leaves it there, for the next start."""
-        await self._boundary(event, job)
-        await self._ledger.settle(event)
+        in the inbox. A cancellation (shutdown) leaves it there, for the next start.
+
+        With several processes on one database, the job first waits for its turn: the oldest
+        unfinished event of its conversation goes first, whichever process holds it."""
+        if not await self._queue.wait_turn(event, ordered=self._lane_key(event) is not None):
+            self._queue.finished(event)
+            return
+        try:
+            await self._boundary(event, job)
+            await self._ledger.settle(event)
+        finally:
+            self._queue.finished(event)
 
     async def settle(self, event: Event) -> None:
         await self._ledger.settle(event)

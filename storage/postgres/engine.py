@@ -309,11 +309,18 @@ class _PgTransaction(Transaction):
         await self._drop()
 
     async def _drop(self) -> None:
-        """Roll back (when the connection still lives) and give the connection back."""
-        if self._tx is not None and self._conn is not None and not self._conn.is_closed():
-            with suppress(Exception):  # a connection that died meanwhile: the server rolled back
-                await self._tx.rollback()
-        await self._release()
+        """Roll back (when the connection still lives) and give the connection back. A
+        connection that died meanwhile was rolled back by the server (and asyncpg may have
+        detached it from the pool already)."""
+        conn, tx = self._conn, self._tx
+        self._conn, self._tx = None, None
+        if conn is None:
+            return
+        with suppress(Exception):
+            if tx is not None and not conn.is_closed():
+                await tx.rollback()
+        with suppress(Exception):
+            await self._db._pool.release(conn)
 
     async def _release(self) -> None:
         conn, self._conn, self._tx = self._conn, None, None
