@@ -197,6 +197,11 @@ def _postgres_problem(target: PostgresTarget, exc: Exception) -> ConfigError:
         return ConfigError(f"DATABASE_URL: cannot reach PostgreSQL at {where} (timed out)")
     detail = str(exc).replace(target.password, "***") if target.password else str(exc)
     detail = detail.splitlines()[0] if detail else type(exc).__name__
+    if "SSL" in detail and "rejected" in detail:
+        return ConfigError(
+            f"DATABASE_URL: PostgreSQL at {where} does not accept SSL, which the URL's sslmode "
+            "requires: enable SSL on the server, or set sslmode=prefer or disable"
+        )
     if isinstance(exc, OSError | ConnectionError):
         return ConfigError(f"DATABASE_URL: cannot reach PostgreSQL at {where}: {detail}")
     if isinstance(exc, ValueError) or type(exc).__name__ == "ClientConfigurationError":

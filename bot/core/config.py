@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     run_timeout: float = Field(default=600.0, gt=0, alias="SWITCHBOARD_RUN_TIMEOUT_SECONDS")
     moderation: bool = Field(default=False, alias="SWITCHBOARD_MODERATION")
     discord_shards: str = Field(default="", alias="SWITCHBOARD_DISCORD_SHARDS")
+    # This process's shards when the gateway's shards are spread over several processes
+    # (e.g. "0,1" or "2-3"); empty = every shard.
+    discord_shard_ids: str = Field(default="", alias="SWITCHBOARD_DISCORD_SHARD_IDS")
     discord_max_attachment_mb: float = Field(
         default=25.0, gt=0, alias="SWITCHBOARD_DISCORD_MAX_ATTACHMENT_MB"
     )

@@ -78,8 +78,10 @@ class WorkQueue:
     # -- events ---------------------------------------------------------------------------------
 
     def accepting(self, event: Event) -> None:
-        """Called just before the event is recorded: it is held here from then on."""
-        self._held[(event.key.platform, event.event_id)] = False
+        """Called just before the event is recorded: it is held here from then on (sharing the
+        database; alone, nothing needs to know)."""
+        if self.shared:
+            self._held[(event.key.platform, event.event_id)] = False
 
     def not_accepted(self, event: Event) -> None:
         self._held.pop((event.key.platform, event.event_id), None)
@@ -89,7 +91,6 @@ class WorkQueue:
         over elsewhere, or handed back because this process is stopping)."""
         mark = (event.key.platform, event.event_id)
         if not self.shared:
-            self._held[mark] = True
             return True
         delay = 0.01
         conversation = work.conversation_of(event.key)
