@@ -95,7 +95,7 @@ class App:
         metrics = Metrics()
         ledger = RunLedger(db, prices.cost)
         ledger.subscribe(metrics.on_ledger)
-        queue = WorkQueue(db)
+        queue = WorkQueue(db, live_seconds=settings.replica_timeout)
         await queue.start()
         # Alone on the database (SQLite), the previous process's unfinished runs are over; their
         # events stay in the inbox and are taken up by `recover` once the adapters are

@@ -103,6 +103,23 @@ async def turn(db: Database, replica: str, conversation: str, platform: str, eve
     return Turn(mine=row is not None and row["owner"] == replica, first=False)
 
 
+async def firsts(db: Database, conversations: list[str]) -> dict[str, tuple[str, str, str | None]]:
+    """The oldest unfinished event of each of `conversations` that has one:
+    conversation → (platform, event_id, owner)."""
+    found: dict[str, tuple[str, str, str | None]] = {}
+    for start in range(0, len(conversations), 500):
+        chunk = conversations[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = await db.fetch_all(
+            f"SELECT conversation, platform, event_id, owner FROM processed_events "
+            f"WHERE conversation IN ({marks}) AND {_UNFINISHED} ORDER BY rowid",
+            chunk,
+        )
+        for row in rows:
+            found.setdefault(row["conversation"], (row["platform"], row["event_id"], row["owner"]))
+    return found
+
+
 async def take_orphans(
     db: Database,
     replica: str,

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     # An answer running (or a message waiting for its turn) longer than this is stopped.
     run_timeout: float = Field(default=600.0, gt=0, alias="SWITCHBOARD_RUN_TIMEOUT_SECONDS")
     moderation: bool = Field(default=False, alias="SWITCHBOARD_MODERATION")
+    # Several processes on one PostgreSQL database: one not heard from for this long is taken
+    # for dead and its work taken over (README "Scaling out").
+    replica_timeout: float = Field(default=20.0, ge=1, le=50, alias="SWITCHBOARD_REPLICA_TIMEOUT")
     discord_shards: str = Field(default="", alias="SWITCHBOARD_DISCORD_SHARDS")
     # This process's shards when the gateway's shards are spread over several processes
     # (e.g. "0,1" or "2-3"); empty = every shard.

@@ -109,8 +109,12 @@ class Dispatcher:
         return frozenset(self._outboxes)
 
     async def wait_idle(self) -> None:
-        """Return once every accepted event has been handled."""
+        """Return once every accepted event has been handled (also those waiting for their
+        turn in the shared work queue)."""
         await self._lanes.wait_idle()
+        while self._queue.parked and not self._lanes.closed:
+            await asyncio.sleep(0.01)
+            await self._lanes.wait_idle()
 
     async def has_conversation(self, key: ConversationKey) -> bool:
         """Whether the bot already takes part in the conversation at `key` (adapters use it to
@@ -209,8 +213,11 @@ class Dispatcher:
         self.run_in_lane(event, job)
 
     def run_in_lane(self, event: Event, job: Job) -> None:
-        """Queue `job` for `event` in its conversation's lane, behind the error boundary."""
-        self._lanes.submit(event.key, lambda: self._guarded(event, job))
+        """Queue `job` for `event` in its conversation's lane, behind the error boundary (with
+        several processes on one database: once its turn has come, see `WorkQueue.park`)."""
+        self._queue.park(
+            event, lambda: self._lanes.submit(event.key, lambda: self._guarded(event, job))
+        )
 
     async def message_job(self, event: Inbound) -> Job:
         """A valid message gets its run row (queued) now, so it is on record while it waits for
@@ -290,8 +297,8 @@ class Dispatcher:
         and an apology. Either way the lane moves on to the next event, and the event is settled
         in the inbox. A cancellation (shutdown) leaves it there, for the next start.
 
-        With several processes on one database, the job first waits for its turn: the oldest
-        unfinished event of its conversation goes first, whichever process holds it."""
+        With several processes on one database, it first checks the event is still this
+        process's to handle (it may have been taken over, or handed back on stopping)."""
         if not await self._queue.wait_turn(event, ordered=self._lane_key(event) is not None):
             self._queue.finished(event)
             return

@@ -6,12 +6,14 @@ were connecting is never taken for one the previous process left unfinished.
 
 On PostgreSQL several processes share the inbox:
 - each event is worked on by the process that accepted it, when it is the oldest unfinished
-  event of its conversation (`wait_turn`): one process at a time per conversation, in order,
-  while different conversations run everywhere in parallel;
-- a heartbeat every `HEARTBEAT_SECONDS`; a process not seen for `LIVE_SECONDS` is dead, and a
-  sweep every `SWEEP_SECONDS` in each live process takes over the dead one's events and hands
-  them to recovery (answered, or the user told it was interrupted): taken over within
-  LIVE_SECONDS + SWEEP_SECONDS (25 s) of the death;
+  event of its conversation: one process at a time per conversation, in order, while different
+  conversations run everywhere in parallel. Until then it is parked here (`park`), outside the
+  lanes, so a waiting event holds neither its lane nor a slot of the concurrency limit (an
+  older event taken over from a dead process can always pass it);
+- a heartbeat every quarter of `live_seconds` (SWITCHBOARD_REPLICA_TIMEOUT, 20 s); a process
+  not seen for `live_seconds` is dead, and a sweep every quarter of it in each live process
+  takes over the dead one's events and hands them to recovery (answered, or the user told it
+  was interrupted): taken over within 1.25 × live_seconds (25 s) of the death;
 - a graceful stop hands back the events not started yet at once (`stopping`), and every event
   still owned at the end (`stop`), so the others take them up at their next sweep.
 """
@@ -35,12 +37,11 @@ from storage.inbox import PendingEvent
 log = logging.getLogger(__name__)
 
 LIVE_SECONDS = 20.0
-HEARTBEAT_SECONDS = 5.0
-SWEEP_SECONDS = 5.0
 LOST_TRACK_SECONDS = 30.0  # an own event neither running nor done for this long is taken up again
 MAX_POLL = 0.25
 
 Orphans = Callable[[list[PendingEvent]], Awaitable[None]]
+Release = Callable[[], None]  # puts a parked event's job in its lane (may raise LanesClosed)
 
 
 def replica_id() -> str:
@@ -49,14 +50,20 @@ def replica_id() -> str:
 
 
 class WorkQueue:
-    def __init__(self, db: Database, replica: str | None = None) -> None:
+    def __init__(
+        self, db: Database, replica: str | None = None, *, live_seconds: float = LIVE_SECONDS
+    ) -> None:
         self.db = db
         self.id = replica or replica_id()
+        self.live_seconds = live_seconds
         self.shared = db.shared
         self.stopping = False
         self._held: dict[tuple[str, str], bool] = {}  # accepted here, not done: started?
         self._tasks: list[asyncio.Task[None]] = []
         self._on_orphans: Orphans | None = None
+        self._parked: dict[str, list[tuple[Event, Release]]] = {}  # conversation → waiting
+        self._wake = asyncio.Event()
+        self._releaser: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await work.register(self.db, self.id, alone=not self.shared)
@@ -67,13 +74,13 @@ class WorkQueue:
         self._on_orphans = on_orphans
         if self.shared:
             self._tasks = [
-                asyncio.ensure_future(self._every(HEARTBEAT_SECONDS, self._beat)),
-                asyncio.ensure_future(self._every(SWEEP_SECONDS, self.sweep)),
+                asyncio.ensure_future(self._every(self.live_seconds / 4, self._beat)),
+                asyncio.ensure_future(self._every(self.live_seconds / 4, self.sweep)),
             ]
 
     def live_since(self) -> float:
         """Processes seen after this moment are alive (alone: only this one is)."""
-        return time.time() - LIVE_SECONDS if self.shared else time.time() + 1
+        return time.time() - self.live_seconds if self.shared else time.time() + 1
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -86,35 +93,86 @@ class WorkQueue:
     def not_accepted(self, event: Event) -> None:
         self._held.pop((event.key.platform, event.event_id), None)
 
+    def park(self, event: Event, release: Release) -> None:
+        """Queue `event` for its lane once it is the oldest unfinished event of its
+        conversation (alone on the database: at once)."""
+        if not self.shared:
+            release()
+            return
+        self._parked.setdefault(work.conversation_of(event.key), []).append((event, release))
+        self._wake.set()
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.ensure_future(self._release_loop())
+
+    @property
+    def parked(self) -> int:
+        return sum(len(items) for items in self._parked.values())
+
+    async def _release_loop(self) -> None:
+        """Release each conversation's oldest unfinished event when it is parked here; drop
+        parked events that are done or owned elsewhere now. Woken by `park` and `finished`,
+        and every `MAX_POLL` seconds for the events other processes finish."""
+        while self._parked and not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), MAX_POLL)
+            self._wake.clear()
+            asked = list(self._parked)
+            try:
+                firsts = await work.firsts(self.db, asked)
+            except Exception as exc:
+                log.error("could not read the work queue: %s", type(exc).__name__)
+                await asyncio.sleep(MAX_POLL)
+                continue
+            for conversation in asked:  # (not those parked meanwhile: not asked about)
+                self._release_first(conversation, firsts.get(conversation))
+
+    def _release_first(self, conversation: str, first: tuple[str, str, str | None] | None) -> None:
+        items = self._parked.get(conversation, [])
+        if first is None:  # nothing unfinished there: every parked event was done elsewhere
+            items.clear()
+        else:
+            platform, event_id, owner = first
+            for item in items:
+                event, release = item
+                if (event.key.platform, event.event_id) != (platform, event_id):
+                    continue
+                items.remove(item)
+                if owner != self.id:
+                    self.finished(event)  # taken over elsewhere meanwhile
+                    break
+                try:
+                    release()
+                except Exception as exc:  # lanes closed: stopping, it is handed back
+                    log.info("event %s not queued: %s", event_id, type(exc).__name__)
+                break
+        if not items:
+            self._parked.pop(conversation, None)
+
     async def wait_turn(self, event: Event, ordered: bool) -> bool:
-        """Wait until this process may work on `event`; False when it must not (done or taken
-        over elsewhere, or handed back because this process is stopping)."""
+        """Whether this process may work on `event` now (the lane is about to run it): False
+        when it must not (done or taken over elsewhere, or handed back on stopping)."""
         mark = (event.key.platform, event.event_id)
         if not self.shared:
             return True
-        delay = 0.01
-        conversation = work.conversation_of(event.key)
-        while True:
-            if self.stopping:
-                return False
-            turn = await work.turn(self.db, self.id, conversation, *mark)
-            if not turn.mine:
-                log.info("event %s at %s is not ours any more; skipped", event.event_id, event.key)
-                return False
-            if turn.first or not ordered:
-                self._held[mark] = True
-                return True
-            await asyncio.sleep(delay)
-            delay = min(MAX_POLL, delay * 2)
+        if self.stopping:
+            return False
+        turn = await work.turn(self.db, self.id, work.conversation_of(event.key), *mark)
+        if not turn.mine:
+            log.info("event %s at %s is not ours any more; skipped", event.event_id, event.key)
+            return False
+        self._held[mark] = True
+        return True
 
     def finished(self, event: Event) -> None:
         self._held.pop((event.key.platform, event.event_id), None)
+        self._wake.set()  # the next event of its conversation may be parked here
 
     async def hand_back_unstarted(self) -> int:
         """Graceful stop: give back at once every held event not started yet."""
         self.stopping = True
         if not self.shared:
             return 0
+        self._parked.clear()
         waiting = [mark for mark, started in self._held.items() if not started]
         for platform, event_id in waiting:
             try:
@@ -127,6 +185,9 @@ class WorkQueue:
 
     async def stop_beating(self) -> None:
         """Stop the heartbeat and the sweep (this process will soon be taken for dead)."""
+        if self._releaser is not None:
+            self._tasks.append(self._releaser)
+            self._releaser = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -173,7 +234,9 @@ class WorkQueue:
 
     async def _beat(self) -> None:
         if not await work.heartbeat(self.db, self.id):
-            log.warning("this process was taken for dead (no heartbeat for %.0f s)", LIVE_SECONDS)
+            log.warning(
+                "this process was taken for dead (no heartbeat for %.0f s)", self.live_seconds
+            )
 
     async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
