@@ -118,6 +118,11 @@ async def open_database(url_or_path: str | Path) -> Database:
 
 
 async def _open_sqlite(path: Path) -> Database:
+    if str(path) != ":memory:":
+        # Checked before SQLite is asked: a failed open can leave aiosqlite's thread behind.
+        problem = _sqlite_place_problem(path)
+        if problem is not None:
+            raise ConfigError(problem)
     try:
         return await sqlite.open_sqlite(path)
     except FileInUse as exc:
@@ -271,7 +276,10 @@ def _sqlite_place_problem(path: Path) -> str | None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        return f"DATABASE_URL: cannot create the folder {folder}: {existing} is a file"
+        return (
+            f"DATABASE_URL: cannot create the folder {folder} for {path}: {existing} is a file; "
+            "move it away or choose another path"
+        )
     writable_target = folder if folder.exists() else existing
     if not os.access(writable_target, os.W_OK | os.X_OK):
         return (

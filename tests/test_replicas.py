@@ -237,3 +237,44 @@ async def test_a_postgres_restart_while_running_is_survived(
         assert row is not None and row[0] == 2
     finally:
         await bot.close()
+
+
+async def test_a_message_accepted_while_starting_is_not_taken_for_a_previous_processes(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Issue #20 point 1, on SQLite: a message accepted before start-up recovery runs belongs to
+    this process; recovery takes up only what a previous process left (here: one event)."""
+    from bot.app import App
+    from storage.events import claim_event
+    from storage.inbox import encode_event
+    from tests.recording import RecordingOutbox
+
+    settings = make_settings(fake.base_url, tmp_path)
+    db = await open_database(settings.database_url)
+    left = Harness(None, None).message("left by the previous process", event_id="EvOld")  # type: ignore[arg-type]
+    assert await claim_event(db, PLATFORM, "EvOld", encode_event(left), owner="gone:1:abc")
+    await db.close()
+
+    gate = Gate(fake)
+    gate.open.clear()
+    app = await App.create(settings)
+    outbox = RecordingOutbox()
+    app.dispatcher.register_outbox(PLATFORM, outbox)
+    bot = Harness(app, outbox)
+    try:
+        assert await app.dispatcher.submit(bot.message("sent while connecting", event_id="EvNew"))
+        assert await app.recover() == 1  # EvOld only
+        gate.open.set()
+        await until(lambda: len(outbox.shown) == 2)
+        await app.dispatcher.wait_idle()
+        assert sorted(outbox.shown) == [
+            "answer to left by the previous process",
+            "answer to sent while connecting",
+        ]
+        rows = await app.db.fetch_all("SELECT event_id, status FROM runs ORDER BY id")
+        assert sorted((r["event_id"], r["status"]) for r in rows) == [
+            ("EvNew", "completed"),
+            ("EvOld", "completed"),
+        ]
+    finally:
+        await app.shutdown()

@@ -5,6 +5,7 @@ against the real server the suite starts."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from pathlib import Path
@@ -132,3 +133,21 @@ async def test_the_doctor_reports_the_same_mistakes(
     await run_doctor(make_settings(fake.base_url, tmp_path, DATABASE_URL=url), out)
     assert f"ok    database PostgreSQL postgres@127.0.0.1:{postgres.port}/" in out.getvalue()
     assert postgres.password not in out.getvalue()
+
+
+async def test_two_processes_starting_at_once_on_a_fresh_sqlite_file(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """One migrates and answers; the other either waits its turn (it started after the first
+    ended) or exits 2 at once with the line pointing to PostgreSQL. Never a crash or a hang."""
+    env = bot_env(fake, tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
+    results = await asyncio.gather(
+        *(run_bot("console", env=env, stdin=b"hello\n", cwd=tmp_path) for _ in range(2))
+    )
+    assert 0 in [code for code, _, _ in results]
+    for code, out, err in results:
+        assert "Traceback" not in err
+        if code == 0:
+            assert out == "echo: hello\n"
+        else:
+            assert code == 2 and "in use by another Switchboard process" in one_line(err)
