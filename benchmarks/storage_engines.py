@@ -143,7 +143,9 @@ def _bots(url: str, base_url: str, count: int) -> Iterator[list[Any]]:
         yield pipes
 
 
-def run(label: str, url: str, base_url: str, processes: int, conversations: int, turns: int) -> None:
+def run(
+    label: str, url: str, base_url: str, processes: int, conversations: int, turns: int
+) -> None:
     with _bots(url, base_url, processes) as pipes:
         firsts: list[float] = []
         trips = 0

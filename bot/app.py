@@ -166,6 +166,7 @@ class App:
             queue=queue,
         )
         recovery = Recovery(db, dispatcher, ledger, chat, queue)
+        queue.platforms = lambda: dispatcher.platforms
         return cls(
             settings,
             db,

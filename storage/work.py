@@ -18,7 +18,7 @@ The SQL is the same on both engines (SQLite has RETURNING since 3.35).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
 
 from bot.core.types import ConversationKey
 from storage.db import Database
@@ -79,28 +79,13 @@ async def hand_back(db: Database, replica: str, platform: str, event_id: str) ->
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """Where an event stands in its conversation."""
-
-    mine: bool  # unfinished and owned by the asking process
-    first: bool  # the oldest unfinished event of its conversation
-
-
-async def turn(db: Database, replica: str, conversation: str, platform: str, event_id: str) -> Turn:
-    """Whether `replica` may work on the event now (`mine` and `first`)."""
-    first = await db.fetch_one(
-        f"SELECT platform, event_id, owner FROM processed_events WHERE conversation = ? "
-        f"AND {_UNFINISHED} ORDER BY rowid LIMIT 1",
-        (conversation,),
-    )
-    if first is not None and (first["platform"], first["event_id"]) == (platform, event_id):
-        return Turn(mine=first["owner"] == replica, first=True)
+async def owner_of(db: Database, platform: str, event_id: str) -> str | None:
+    """The process working on an unfinished event; None when it is done (or has no owner)."""
     row = await db.fetch_one(
         f"SELECT owner FROM processed_events WHERE platform = ? AND event_id = ? AND {_UNFINISHED}",
         (platform, event_id),
     )
-    return Turn(mine=row is not None and row["owner"] == replica, first=False)
+    return None if row is None else row["owner"]
 
 
 async def firsts(db: Database, conversations: list[str]) -> dict[str, tuple[str, str, str | None]]:
@@ -126,16 +111,23 @@ async def take_orphans(
     live_since: float,
     *,
     also_mine: frozenset[tuple[str, str]] = frozenset(),
+    platforms: Collection[str] = (),
 ) -> list[PendingEvent]:
     """Take every unfinished event whose owner is dead (not seen since `live_since`), gone, or
     none; and those of `replica` itself listed in `also_mine` (events it accepted but lost
-    track of). Returned oldest first; entries that cannot be read back are marked done."""
+    track of). Only events of `platforms` when given (a process takes only what it can answer).
+    Returned oldest first; entries that cannot be read back are marked done."""
+    only = ""
+    params: list[object] = [replica, replica, live_since]
+    if platforms:
+        only = f" AND platform IN ({', '.join('?' for _ in platforms)})"
+        params += list(platforms)
     async with db.transaction() as tx:
         rows = await tx.fetch_all(
             f"UPDATE processed_events SET owner = ? WHERE {_UNFINISHED} AND (owner IS NULL OR "
-            "(owner != ? AND owner NOT IN (SELECT id FROM replicas WHERE seen_at >= ?))) "
-            "RETURNING rowid, platform, event_id, received_at, payload",
-            (replica, replica, live_since),
+            "(owner != ? AND owner NOT IN (SELECT id FROM replicas WHERE seen_at >= ?)))"
+            f"{only} RETURNING rowid, platform, event_id, received_at, payload",
+            params,
         )
     found = sorted(rows, key=lambda r: r["rowid"])
     if also_mine:

@@ -27,7 +27,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from bot.core.types import Event
 from storage import work
@@ -64,6 +64,9 @@ class WorkQueue:
         self._parked: dict[str, list[tuple[Event, Release]]] = {}  # conversation → waiting
         self._wake = asyncio.Event()
         self._releaser: asyncio.Task[None] | None = None
+        # The platforms this process can answer (its connected adapters): it takes over only
+        # their events. Set at wiring; None = all.
+        self.platforms: Callable[[], Collection[str]] | None = None
 
     async def start(self) -> None:
         await work.register(self.db, self.id, alone=not self.shared)
@@ -156,8 +159,7 @@ class WorkQueue:
             return True
         if self.stopping:
             return False
-        turn = await work.turn(self.db, self.id, work.conversation_of(event.key), *mark)
-        if not turn.mine:
+        if await work.owner_of(self.db, *mark) != self.id:
             log.info("event %s at %s is not ours any more; skipped", event.event_id, event.key)
             return False
         self._held[mark] = True
@@ -220,7 +222,10 @@ class WorkQueue:
             for mark in [m for m in self._held if m not in open_marks]:
                 del self._held[mark]  # done meanwhile (told by a notice, or elsewhere)
             lost = frozenset((p, e) for p, e, at in mine if at < old and (p, e) not in self._held)
-        return await work.take_orphans(self.db, self.id, self.live_since(), also_mine=lost)
+        platforms = self.platforms() if self.platforms is not None else ()
+        return await work.take_orphans(
+            self.db, self.id, self.live_since(), also_mine=lost, platforms=platforms
+        )
 
     async def sweep(self) -> None:
         if self.stopping or self._on_orphans is None:
