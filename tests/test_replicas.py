@@ -278,3 +278,33 @@ async def test_a_message_accepted_while_starting_is_not_taken_for_a_previous_pro
         ]
     finally:
         await app.shutdown()
+
+
+@pytest.mark.parametrize("backend", ["responses", "chat"])
+async def test_every_feature_path_of_a_turn_runs_on_postgres(
+    fake: FakeOpenAI, postgres: PostgresServer, tmp_path: Path, backend: str
+) -> None:
+    """Answers, /reset, /steps, /usage and the usage export on PostgreSQL, both backends."""
+    from storage.usage import UsageScope, export_rows, totals
+
+    settings = make_settings(
+        fake.base_url,
+        tmp_path,
+        DATABASE_URL=postgres.create_database(),
+        SWITCHBOARD_BACKEND=backend,
+        SWITCHBOARD_RATE_LIMIT_PER_MINUTE=100,
+        SWITCHBOARD_BUDGET_USER_DAILY_USD=5,
+    )
+    bot = await Harness.start(settings)
+    try:
+        assert await bot.say("first") == "echo: first"
+        assert await bot.say("second") == "echo: second"
+        assert "new conversation" in (await bot.command("reset")).lower()
+        assert await bot.say("third") == "echo: third"
+        usage = await bot.command("usage", "me")
+        assert "3" in usage
+        found = await totals(bot.app.db, UsageScope(PLATFORM, "W1"), 0)
+        assert found.runs == 3 and isinstance(found.input_tokens, int) and found.input_tokens > 0
+        assert len(await export_rows(bot.app.db, 0)) == 3
+    finally:
+        await bot.close()

@@ -187,3 +187,4 @@ async def test_three_processes_share_the_work_and_survive_a_kill_9(
     assert set(balancer.acked) == {0, 1, 2}  # every process took deliveries
     took_over = "".join(line for bot in bots[1:] for line in bot.lines)
     assert "took over" in took_over
+    assert postgres.password not in took_over  # the database password never reaches a log

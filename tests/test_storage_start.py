@@ -151,3 +151,19 @@ async def test_two_processes_starting_at_once_on_a_fresh_sqlite_file(
             assert out == "echo: hello\n"
         else:
             assert code == 2 and "in use by another Switchboard process" in one_line(err)
+
+
+async def test_a_database_locked_by_another_program(fake: FakeOpenAI, tmp_path: Path) -> None:
+    """Another program (here the sqlite3 module) holds an exclusive lock: after SQLite's busy
+    timeout the bot stops with the line, it does not hang."""
+    import contextlib
+    import sqlite3
+
+    path = tmp_path / "bot.db"
+    db = await open_database(path)
+    await db.close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        line = await start_fails(fake, tmp_path, f"sqlite:///{path}")
+        other.execute("ROLLBACK")
+    assert "is locked by another program" in line
