@@ -16,6 +16,7 @@ PostgreSQL refuses to run as root. Run as root (CI here), the server runs as `no
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import os
@@ -114,6 +115,7 @@ class PostgresServer:
         except BaseException:
             server.stop()
             raise
+        atexit.register(server.stop)  # also when the caller never gets to stop it
         return server
 
     def __enter__(self) -> PostgresServer:
