@@ -93,10 +93,10 @@ def _adapter_function(platform: str, module_name: str, name: str):  # type: igno
 
 
 async def _usage_rows(settings: Settings, since: float) -> list:  # type: ignore[type-arg]
-    from storage.connect import open_database
+    from storage.connect import is_postgres, open_database
     from storage.usage import export_rows
 
-    if not settings.database_path.exists():
+    if not is_postgres(settings.database_url) and not settings.database_path.exists():
         raise ConfigError(f"no database at {settings.database_path} (DATABASE_URL)")
     db = await open_database(settings.database_url)
     try:

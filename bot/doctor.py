@@ -13,7 +13,7 @@ from bot.spend.pricing import PriceTable
 from bot.text.redact import redact
 from bot.tools import build_registry, function_names
 from storage.configs import all_overrides
-from storage.connect import check, open_existing
+from storage.connect import check, describe, open_existing
 from storage.db import StorageError
 
 SHUTDOWN_WARNING_DAYS = 60
@@ -123,7 +123,7 @@ async def run_doctor(
     report.ok(f"backend {settings.backend}, OpenAI endpoint {settings.openai_base_url}")
     problem = await check(settings.database_url)
     if problem is None:
-        report.ok(f"database {settings.database_path}")
+        report.ok(f"database {describe(settings.database_url)}")
     else:
         report.error(problem)
     for name, secret in (

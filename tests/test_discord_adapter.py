@@ -665,6 +665,20 @@ async def test_sharded_client_when_configured(
     assert ("GET", "/gateway/bot") in [(c.method, c.route) for c in dc.calls]
 
 
+async def test_this_process_runs_only_its_shards(
+    discord_seams: None,
+    openai_fake: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shards spread over processes: this one identifies as shard 1 of 2 and nothing else."""
+    monkeypatch.setenv("SWITCHBOARD_DISCORD_SHARDS", "2")
+    monkeypatch.setenv("SWITCHBOARD_DISCORD_SHARD_IDS", "1")
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        assert isinstance(bot.adapter.client, discord.AutoShardedClient)
+        assert [p["shard"] for p in dc.identify_payloads] == [[1, 2]]
+
+
 async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
 
     dc = bot.dc

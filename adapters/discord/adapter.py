@@ -65,6 +65,7 @@ GUILD_READY_TIMEOUT = 0.5
 INTERACTION_TTL = 14 * 60  # a follow-up token lives 15 minutes; keep a margin
 MAX_FILES_PER_MESSAGE = 10
 SHARDS_ENV = "SWITCHBOARD_DISCORD_SHARDS"
+SHARD_IDS_ENV = "SWITCHBOARD_DISCORD_SHARD_IDS"
 NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 
 
@@ -109,6 +110,30 @@ def shard_setting(value: str | None) -> int | bool | None:
     if count < 1:
         raise ConfigError(f"{SHARDS_ENV} must be at least 1")
     return count
+
+
+def shard_ids_setting(value: str | None, count: int | bool | None) -> list[int] | None:
+    """`SWITCHBOARD_DISCORD_SHARD_IDS`: this process's shards ("0,1", "2-3"); None = all of
+    them. Needs a number of shards in `SWITCHBOARD_DISCORD_SHARDS` (the processes must agree
+    on it), and each id must be below it."""
+    if value is None or not value.strip():
+        return None
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise ConfigError(
+            f"{SHARD_IDS_ENV} needs {SHARDS_ENV} set to the total number of shards (not auto)"
+        )
+    ids: set[int] = set()
+    try:
+        for part in value.replace(" ", "").split(","):
+            if not part:
+                continue
+            low, _, high = part.partition("-")
+            ids.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ConfigError(f"{SHARD_IDS_ENV} must list shard ids like 0,1 or 2-3") from None
+    if not ids or min(ids) < 0 or max(ids) >= count:
+        raise ConfigError(f"{SHARD_IDS_ENV} must list ids from 0 to {count - 1} ({SHARDS_ENV})")
+    return sorted(ids)
 
 
 def max_attachment_bytes(settings: Settings) -> int:
@@ -178,6 +203,7 @@ class DiscordAdapter:
         self.throttle = ChannelThrottle(edit_interval)
         self.max_attachment_bytes = max_attachment_bytes(settings)
         self._shards = shard_setting(settings.discord_shards)
+        self._shard_ids = shard_ids_setting(settings.discord_shard_ids, self._shards)
         self.client: discord.Client | None = None
         self.tree: discord.app_commands.CommandTree | None = None
         self.message_content: bool | None = None
@@ -191,7 +217,7 @@ class DiscordAdapter:
 
     @property
     def hash_path(self) -> Any:
-        return self._settings.database_path.parent / HASH_FILE
+        return self._settings.state_dir / HASH_FILE
 
     def _make_client(self) -> discord.Client:
         options: dict[str, Any] = {
@@ -206,7 +232,7 @@ class DiscordAdapter:
         if self._shards is False:
             client = _Client(**options)
         else:
-            client = _ShardedClient(shard_count=self._shards, **options)
+            client = _ShardedClient(shard_count=self._shards, shard_ids=self._shard_ids, **options)
         client.adapter = self  # type: ignore[attr-defined]
         return client
 

@@ -129,7 +129,13 @@ class Settings(BaseSettings):
     # An answer running (or a message waiting for its turn) longer than this is stopped.
     run_timeout: float = Field(default=600.0, gt=0, alias="SWITCHBOARD_RUN_TIMEOUT_SECONDS")
     moderation: bool = Field(default=False, alias="SWITCHBOARD_MODERATION")
+    # Several processes on one PostgreSQL database: one not heard from for this long is taken
+    # for dead and its work taken over (README "Scaling out").
+    replica_timeout: float = Field(default=20.0, ge=1, le=50, alias="SWITCHBOARD_REPLICA_TIMEOUT")
     discord_shards: str = Field(default="", alias="SWITCHBOARD_DISCORD_SHARDS")
+    # This process's shards when the gateway's shards are spread over several processes
+    # (e.g. "0,1" or "2-3"); empty = every shard.
+    discord_shard_ids: str = Field(default="", alias="SWITCHBOARD_DISCORD_SHARD_IDS")
     discord_max_attachment_mb: float = Field(
         default=25.0, gt=0, alias="SWITCHBOARD_DISCORD_MAX_ATTACHMENT_MB"
     )
@@ -212,11 +218,23 @@ class Settings(BaseSettings):
         return models
 
     @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def state_dir(self) -> Path:
+        """Where small local files go (the Discord command hash): the SQLite file's folder, or
+        `data/` with PostgreSQL."""
+        return Path("data") if self.uses_postgres else self.database_path.parent
+
+    @property
     def database_path(self) -> Path:
         """The SQLite file named by `DATABASE_URL` (`sqlite:///relative` or `sqlite:////absolute`)."""
         prefix = "sqlite:///"
         if not self.database_url.startswith(prefix):
-            raise ConfigError(f"DATABASE_URL must start with {prefix} (got a different scheme)")
+            raise ConfigError(
+                f"DATABASE_URL must start with {prefix} or postgresql:// (got a different scheme)"
+            )
         path = self.database_url[len(prefix) :]
         if not path:
             raise ConfigError("DATABASE_URL names no file")
@@ -231,12 +249,25 @@ class Settings(BaseSettings):
             self.slack_signing_secret,
             self.discord_token,
         )
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        password = _url_password(self.database_url)
+        return [*found, password] if password else found
 
     def require_openai(self) -> str:
         if self.openai_api_key is None or not self.openai_api_key.get_secret_value().strip():
             raise ConfigError("OPENAI_API_KEY is not set: set it in the environment or in .env")
         return self.openai_api_key.get_secret_value()
+
+
+def _url_password(url: str) -> str | None:
+    """The password of a `scheme://user:password@host/…` URL (`DATABASE_URL`), for redaction."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def load_settings(**overrides: object) -> Settings:
