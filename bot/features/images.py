@@ -1,4 +1,7 @@
-"""/imagine, /edit and /variation on the configured image model (settings.image_model)."""
+"""/imagine, /edit and /variation on the configured image model (settings.image_model).
+
+`/variation` is an edit with a variation prompt: the old `/images/variations` endpoint is
+retired. Prompts are screened by moderation first when it is on for the channel."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 
 from bot.core.errors import UserError
 from bot.core.types import Attachment, CommandCall, OutFile, Reply, Usage
-from bot.features.media import MediaContext, retired
+from bot.features.media import MediaContext
 from bot.features.media_options import Option, parse
 from bot.files import pictures
 from bot.files.supported import fetch_checked
@@ -55,6 +58,7 @@ class ImageCommands:
                     most=self._media.settings.max_image_count,
                 )
             )
+        await self._screen(call, parsed.text)
         values = parsed.values
         params: dict[str, Any] = {
             "model": self._model,
@@ -93,6 +97,7 @@ class ImageCommands:
                 "(and optionally a mask: transparent or white = the area to change)."
             )
         source_att, mask_att = _image_and_mask(call)
+        await self._screen(call, prompt)
         limits = self._media.limits
         source_bytes = await fetch_checked(source_att, "image", limits)
         source = await asyncio.to_thread(pictures.prepare_for_edit, source_bytes, source_att.name)
@@ -118,44 +123,28 @@ class ImageCommands:
         count = int(parsed.values.get("count", 1))
         source_att, _mask = _image_and_mask(call)
         source_bytes = await fetch_checked(source_att, "image", self._media.limits)
-        if self._media.settings.image_variations_endpoint:
-            square = await asyncio.to_thread(
-                pictures.variation_source, source_bytes, source_att.name
-            )
-
-            async def work() -> tuple[Any, Usage]:
-                response = await self._media.retry.call(
-                    lambda: retired(
-                        lambda: self._media.client.images.create_variation(
-                            image=(square.name, square.data, square.mime), n=count
-                        )
-                    )
-                )
-                return response, Usage(model=self._model, images=count)
-
-            response = await self._media.metered(
-                call.key,
-                user_id=call.actor.id,
-                event_id=call.event_id,
-                kind="variation",
-                model=self._model,
-                work=work,
-            )
-        else:
-            source = await asyncio.to_thread(
-                pictures.prepare_for_edit, source_bytes, source_att.name
-            )
-            params = {
-                "model": self._model,
-                "prompt": VARIATION_PROMPT,
-                "image": (source.name, source.data, source.mime),
-                "n": count,
-            }
-            response = await self._edit(call, params, kind="variation")
+        source = await asyncio.to_thread(pictures.prepare_for_edit, source_bytes, source_att.name)
+        params = {
+            "model": self._model,
+            "prompt": VARIATION_PROMPT,
+            "image": (source.name, source.data, source.mime),
+            "n": count,
+        }
+        response = await self._edit(call, params, kind="variation")
         files = _files(response, "variation")
         noun = "variation" if len(files) == 1 else "variations"
         text = f"{len(files)} {noun} of “{source_att.name}”."
         return Reply(call.key, text=text, files=files, actor_id=call.actor.id)
+
+    async def _screen(self, call: CommandCall, prompt: str) -> None:
+        await self._media.screen(
+            call.key,
+            prompt,
+            user_id=call.actor.id,
+            event_id=call.event_id,
+            what="This prompt",
+            withheld="was not sent to the image model",
+        )
 
     async def _edit(self, call: CommandCall, params: dict[str, Any], *, kind: str) -> Any:
         async def work() -> tuple[Any, Usage]:

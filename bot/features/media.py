@@ -1,5 +1,6 @@
 """Shared plumbing of the media capabilities: one metered run per OpenAI media call (kind,
-model, usage, cost), friendly errors, and the wiring `app.py` uses."""
+model, usage, cost), friendly errors, moderation of what they send on, and the wiring `app.py`
+uses."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from openai import AsyncOpenAI
 
 from bot.backends.retry import RetryPolicy
 from bot.backends.speech import SpeechEngine, make_speech_engine
+from bot.core.assistant_config import resolve_assistant
 from bot.core.config import Settings
 from bot.core.errors import UserError, explain_error
 from bot.core.types import CommandCall, ConversationKey, Inbound, Usage
+from bot.features.moderation import Moderation
 from bot.files.supported import MB, Limits
 from bot.spend.pricing import PriceTable
 from storage import runs
@@ -45,6 +48,7 @@ class MediaContext:
     prices: PriceTable
     retry: RetryPolicy
     speech: SpeechEngine
+    moderation: Moderation | None = None
 
     @classmethod
     def create(
@@ -60,7 +64,8 @@ class MediaContext:
             attempts=settings.openai_max_retries, max_wait=settings.openai_retry_max_wait
         )
         speech = make_speech_engine(settings.speech_engine, client, settings.speech_model, retry)
-        return cls(db, settings, client, prices, retry, speech)
+        moderation = Moderation(client, db, settings, retry)
+        return cls(db, settings, client, prices, retry, speech, moderation)
 
     def message_media(self) -> MessageMedia:
         from bot.features.audio import AudioCommands
@@ -73,6 +78,29 @@ class MediaContext:
         return Limits(
             image_bytes=int(self.settings.image_max_mb * MB),
             audio_bytes=int(self.settings.audio_max_mb * MB),
+        )
+
+    async def screen(
+        self,
+        key: ConversationKey,
+        text: str,
+        *,
+        user_id: str,
+        event_id: str,
+        what: str,
+        withheld: str,
+        moderated: object = None,
+    ) -> None:
+        """Moderation of `text` a feature is about to send on, when moderation is on for the
+        channel (`moderated`: the channel's setting when the caller has it at hand)."""
+        if self.moderation is None:
+            return
+        if moderated is None:
+            moderated = (await resolve_assistant(self.db, self.settings, key)).moderation
+        if not switched_on(moderated):
+            return
+        await self.moderation.screen_text(
+            key, user_id, event_id, text, what=what, withheld=withheld
         )
 
     async def metered(
@@ -111,9 +139,16 @@ class MediaContext:
         await runs.close_run(self.db, run_id, status, error)
 
 
+def switched_on(value: object) -> bool:
+    """A boolean channel setting, also when an admin stored it as text ("on", "false"…)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "on", "yes")
+    return bool(value)
+
+
 def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
-    """Start an SDK call marked deprecated (the variations and translations endpoints, used
-    only when an operator opts in) without its DeprecationWarning."""
+    """Start an SDK call marked deprecated (the translations endpoint, used only when an
+    operator opts in) without its DeprecationWarning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return call()
