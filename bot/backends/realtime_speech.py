@@ -7,7 +7,8 @@ One WebSocket per text (`client.realtime.connect(model=…)`, so `OPENAI_BASE_UR
 (`conversation: "none"`, the chunk as its only input, instructions to read it word for word,
 audio only) whose `response.output_audio.delta`s are collected until `response.done` (with
 its usage). The chunks' PCM is joined with a short pause and encoded with PyAV
-(`bot.files.speech_encoding`).
+(`bot.files.speech_encoding`) while it arrives, in a worker thread, so the file is ready
+almost as soon as the last sound is.
 
 The model is a voice model, not a reader: it may reword. Each chunk's audio transcript is
 compared with the chunk and a difference is logged (how similar; never the text itself).
@@ -27,7 +28,7 @@ import binascii
 import difflib
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ from bot.backends import realtime_errors
 from bot.backends.retry import RetryPolicy
 from bot.backends.speech import FORMATS, Speech, check_format, check_text, check_voice
 from bot.core.types import Usage
-from bot.files.speech_encoding import SAMPLE_RATE, encode_pcm, silence
+from bot.files.speech_encoding import SAMPLE_RATE, StreamEncoder, silence
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +167,28 @@ class RealtimeSpeechEngine:
         text = check_text(text)
         voice, fmt = check_voice(voice, self.voices, self.model), check_format(fmt)
         spoken = _Spoken(split_for_speech(text))
-        await self._retry.call(lambda: self._speak(spoken, voice))
+        encoding: _Encoding | None = None
+
+        async def attempt() -> None:
+            nonlocal encoding
+            if encoding is not None:  # a retry: start again from what was fully spoken
+                await encoding.abandon()
+            encoding = _Encoding(fmt)
+            for index, pcm in enumerate(spoken.pcm):
+                if index:
+                    encoding.pause()
+                encoding.feed(pcm)
+            await self._speak(spoken, voice, encoding)
+
+        try:
+            await self._retry.call(attempt)
+            assert encoding is not None
+            data = await encoding.finish()
+        except BaseException:
+            if encoding is not None:
+                await encoding.abandon()
+            raise
         self._compare(spoken)
-        pause = silence(PAUSE_SECONDS)
-        pcm = pause.join(spoken.pcm)
-        data = await asyncio.to_thread(encode_pcm, pcm, fmt)
         usage = spoken.usage(self.model, len(text))
         return Speech(data, FORMATS[fmt], fmt, self.model, len(text), usage=usage)
 
@@ -179,7 +197,7 @@ class RealtimeSpeechEngine:
         """Stands for the WebSocket in the SDK exceptions (no credentials in it)."""
         return httpx2.Request("GET", str(self._client.base_url).rstrip("/") + "/realtime")
 
-    async def _speak(self, spoken: _Spoken, voice: str) -> None:
+    async def _speak(self, spoken: _Spoken, voice: str, encoding: _Encoding) -> None:
         request = self._request
         try:
             async with self._client.realtime.connect(model=self.model) as connection:
@@ -198,7 +216,9 @@ class RealtimeSpeechEngine:
                     chunk = spoken.chunks[len(spoken.pcm)]
                     create = connection.response.create(response=_read_aloud(chunk))
                     await self._send(connection, request, create)
-                    pcm, transcript, usage = await self._collect(connection, request)
+                    if spoken.pcm:
+                        encoding.pause()
+                    pcm, transcript, usage = await self._collect(connection, request, encoding.feed)
                     spoken.add(pcm, transcript, usage)
         except TimeoutError as exc:
             raise realtime_errors.timeout_error(request) from exc
@@ -227,8 +247,11 @@ class RealtimeSpeechEngine:
                     raise realtime_errors.event_error(_as_dict(event.error), request) from None
             raise
 
-    async def _collect(self, connection: Any, request: httpx2.Request) -> tuple[bytes, str, Any]:
-        """One response's audio, transcript and usage."""
+    async def _collect(
+        self, connection: Any, request: httpx2.Request, on_audio: Callable[[bytes], None]
+    ) -> tuple[bytes, str, Any]:
+        """One response's audio (also handed to `on_audio` as it comes), transcript and
+        usage."""
         audio = bytearray()
         transcript: list[str] = []
         final: str | None = None
@@ -242,9 +265,11 @@ class RealtimeSpeechEngine:
                 raise realtime_errors.event_error(_as_dict(event.error), request)
             if kind == "response.output_audio.delta":
                 try:
-                    audio += base64.b64decode(event.delta, validate=True)
+                    piece = base64.b64decode(event.delta, validate=True)
                 except (binascii.Error, ValueError):
                     raise openai.APIError("undecodable audio delta", request, body=None) from None
+                on_audio(piece)
+                audio += piece
             elif kind == "response.output_audio_transcript.delta":
                 transcript.append(event.delta or "")
             elif kind == "response.output_audio_transcript.done":
@@ -270,6 +295,52 @@ class RealtimeSpeechEngine:
                     len(_WORD.findall(chunk)),
                     len(_WORD.findall(heard)),
                 )
+
+
+class _Encoding:
+    """A `StreamEncoder` fed in a worker thread, in order, while the event loop goes on
+    receiving: the pieces that arrive while it works are joined into its next `feed`."""
+
+    def __init__(self, fmt: str) -> None:
+        self._encoder = StreamEncoder(fmt)
+        self._pending: list[bytes] = []
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._task = asyncio.create_task(self._work())
+
+    def feed(self, pcm: bytes) -> None:
+        self._pending.append(pcm)
+        self._ready.set()
+
+    def pause(self) -> None:
+        """The silence between two chunks."""
+        self.feed(silence(PAUSE_SECONDS))
+
+    async def finish(self) -> bytes:
+        self._closed = True
+        self._ready.set()
+        await self._task
+        return await asyncio.to_thread(self._encoder.finish)
+
+    async def abandon(self) -> None:
+        """Drop what is not encoded yet; the feed in progress ends before the encoder closes
+        (a worker thread cannot be interrupted)."""
+        self._pending.clear()
+        self._closed = True
+        self._ready.set()
+        await asyncio.wait([self._task])
+        await asyncio.to_thread(self._encoder.close)
+
+    async def _work(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closed:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            pieces, self._pending = self._pending, []
+            await asyncio.to_thread(self._encoder.feed, b"".join(pieces))
 
 
 def _read_aloud(chunk: str) -> dict[str, Any]:
