@@ -35,7 +35,9 @@ Modelled (the GA event protocol):
 Knobs (`FakeRealtime`): `drop_next` (the next connections are aborted at the TCP level, no
 close frame, after a number of audio deltas), `error_next` (the next ``response.create`` gets
 an ``error`` event instead of an answer; the socket stays open, as the real API does),
-`delay` (seconds before each response's first event), `ms_per_char`, `delta_ms`, `reword`.
+`delay` (seconds before each response's first event), `speed` (seconds of audio streamed per
+second, on a fixed schedule; 0, the default, sends as fast as the socket takes it),
+`ms_per_char`, `delta_ms`, `reword`.
 Records: `connections` (model, client events, the voice, the texts said).
 
 NOT modelled: audio input (``input_audio_buffer.*``), turn detection / VAD, conversation
@@ -116,6 +118,7 @@ class FakeRealtime:
         self.ms_per_char = 60.0
         self.delta_ms = 200.0
         self.delay = 0.0
+        self.speed = 0.0
         self.reword: Callable[[str], str] = lambda text: text
         self.connections: list[RealtimeConnection] = []
         self._drops: list[_Drop] = []
@@ -309,7 +312,11 @@ class FakeRealtime:
         step = max(2, int(RATE * self.delta_ms / 1000) * 2)
         pieces = [pcm[i : i + step] for i in range(0, len(pcm), step)] or [b""]
         said = 0
+        started = asyncio.get_running_loop().time()
         for index, piece in enumerate(pieces):
+            if self.speed and index:
+                due = started + index * self.delta_ms / 1000 / self.speed
+                await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
             delta = base64.b64encode(piece).decode()
             await self._send(
                 ws,
