@@ -3,8 +3,10 @@ FROM python:3.11-slim AS build
 ENV UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
 RUN pip install --no-cache-dir "uv>=0.13,<0.14"
 WORKDIR /app
-COPY pyproject.toml uv.lock README.md ./
+# The dependency layer depends on the lock file alone: editing code or docs does not rebuild it.
+COPY pyproject.toml uv.lock ./
 RUN uv sync --locked --no-install-project --no-editable
+COPY README.md ./
 COPY bot ./bot
 COPY adapters ./adapters
 COPY storage ./storage
@@ -15,8 +17,16 @@ RUN useradd --create-home --uid 10001 switchboard && mkdir /data && chown switch
 COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    DATABASE_URL=sqlite:////data/switchboard.db
+    DATABASE_URL=sqlite:////data/switchboard.db \
+    SWITCHBOARD_HTTP_PORT=8080
 VOLUME /data
 WORKDIR /data
 USER switchboard
+# 8080: /healthz, /readyz, /metrics. 3000: Slack's HTTP events (SLACK_PORT), when used.
+EXPOSE 8080 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SWITCHBOARD_HTTP_PORT', '8080'), timeout=4)"]
+# SIGTERM starts a graceful stop: give it longer than SWITCHBOARD_SHUTDOWN_GRACE (30 s), e.g.
+# `docker stop -t 45` or compose's `stop_grace_period: 45s`.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["python", "-m", "bot"]

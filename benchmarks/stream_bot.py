@@ -229,8 +229,8 @@ async def _seed(app: App, count: int) -> None:
         ("discord", "1", str(10**17 + i), "", "responses", f"conv_seed{i}", now)
         for i in range(count)
     ]
-    async with app.db.transaction() as conn:
-        await conn.executemany(
+    async with app.db.transaction() as tx:
+        await tx.execute_many(
             "INSERT INTO conversations (platform, workspace, channel, thread, backend, "
             "backend_conversation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,

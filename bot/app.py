@@ -1,33 +1,44 @@
-"""Wiring, in one place: storage, the one shared OpenAI client, the backend, capabilities and the
-dispatcher. Adapters are handed the dispatcher; `shutdown` winds everything down in order."""
+"""Wiring, in one place: storage, the one shared OpenAI client and the backends over it, the run
+ledger, the features, the command table and the dispatcher. Adapters are handed the dispatcher;
+`shutdown` winds everything down in order."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
-from openai import AsyncOpenAI
-
-from bot.backends.base import Backend
 from bot.backends.breaker import CircuitBreaker
-from bot.backends.chat_completions import ChatCompletionsBackend
-from bot.backends.responses import ResponsesBackend
-from bot.backends.retry import RetryPolicy
+from bot.backends.client import OpenAIClient, make_openai_client
+from bot.backends.errors import openai_down_message
+from bot.backends.factory import make_backends
+from bot.backends.retry import retry_policy, retry_window
+from bot.core.commands import CommandTable
 from bot.core.config import Settings
-from bot.core.dispatcher import Command, Dispatcher
+from bot.core.dispatcher import Dispatcher
 from bot.core.lanes import Lanes
+from bot.core.ledger import RunLedger
+from bot.core.presence import Presence
+from bot.core.recovery import Recovery
+from bot.core.running import RunningAnswers
 from bot.core.types import Actor
 from bot.features.assistant.admin import AssistantAdmin
+from bot.features.audio import AudioCommands
 from bot.features.chat.answer import ChatCapability
+from bot.features.chat.inputs import MessageMedia
 from bot.features.control import RunCommands
 from bot.features.conversation import ConversationCommands
-from bot.features.media import MediaContext, media_commands
+from bot.features.images import ImageCommands
+from bot.features.media import MediaContext
 from bot.features.moderation import Moderation
+from bot.features.status import BreakerView, StatusCommand
 from bot.features.usage import UsageCommands
+from bot.ops.metrics import Metrics
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
-from bot.tools import ToolRegistry, ToolRunner, build_registry
-from storage import runs
+from bot.tools import ToolRegistry, build_registry
+from storage import stats
+from storage.connect import open_database
 from storage.db import Database
 from storage.events import prune_events
 
@@ -36,30 +47,9 @@ log = logging.getLogger(__name__)
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
 
 
-def make_openai_client(settings: Settings) -> AsyncOpenAI:
-    """The one client every backend and capability shares. Its own retries are off: the
-    retry policy (`bot.backends.retry`) decides, so quota errors are never retried."""
-    return AsyncOpenAI(
-        api_key=settings.require_openai(),
-        base_url=settings.openai_base_url,
-        timeout=settings.openai_timeout,
-        max_retries=0,
-    )
-
-
 def make_breaker(settings: Settings) -> CircuitBreaker:
     return CircuitBreaker(
         settings.breaker_failures, settings.breaker_cooldown, settings.breaker_max_cooldown
-    )
-
-
-def retry_policy(settings: Settings, breaker: CircuitBreaker | None = None) -> RetryPolicy:
-    """The one fault policy; pass the process's breaker so every OpenAI call shares it."""
-    return RetryPolicy(
-        attempts=settings.openai_max_retries,
-        max_wait=settings.openai_retry_max_wait,
-        budget=settings.openai_retry_budget,
-        breaker=breaker,
     )
 
 
@@ -80,34 +70,17 @@ def make_tool_registry() -> ToolRegistry:
     return build_registry()
 
 
-def make_backend(
-    settings: Settings,
-    client: AsyncOpenAI,
-    db: Database,
-    registry: ToolRegistry | None = None,
-    retry: RetryPolicy | None = None,
-) -> Backend:
-    retry = retry or retry_policy(settings)
-    tools = ToolRunner(
-        registry if registry is not None else ToolRegistry(),
-        timeout=settings.tool_timeout_seconds,
-        max_rounds=settings.max_tool_rounds,
-    )
-    if settings.backend == "chat":
-        return ChatCompletionsBackend(
-            client, db, retry, history_tokens=settings.history_tokens, tools=tools
-        )
-    return ResponsesBackend(client, db, retry, tools=tools, background=settings.background)
-
-
 @dataclass(slots=True)
 class App:
     settings: Settings
     db: Database
-    client: AsyncOpenAI
+    client: OpenAIClient
     lanes: Lanes
+    ledger: RunLedger
     dispatcher: Dispatcher
+    recovery: Recovery
     tools: ToolRegistry
+    metrics: Metrics
     breaker: CircuitBreaker | None = None
 
     @property
@@ -119,53 +92,110 @@ class App:
     async def create(cls, settings: Settings) -> App:
         prices = PriceTable.load(settings.prices_path)
         client = make_openai_client(settings)
-        db = await Database.open(settings.database_path)
+        db = await open_database(settings.database_url)
+        metrics = Metrics()
+        ledger = RunLedger(db, prices.cost)
+        ledger.subscribe(metrics.on_ledger)
         # The previous process's unfinished runs are over; their events stay in the inbox and
         # are taken up by `recover` once the adapters are connected.
-        stale = await runs.mark_unfinished(
-            db, "interrupted", "the previous process stopped before this answer finished"
+        stale = await ledger.interrupt_unfinished(
+            "the previous process stopped before this answer finished"
         )
         if stale:
             log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
         await prune_events(db, EVENT_MEMORY_SECONDS)
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
-        retry = retry_policy(settings, breaker)
-        media = MediaContext.create(db, settings, client, prices, retry)
+        retry = dataclasses.replace(
+            retry_policy(settings, breaker), on_failure=metrics.on_openai_failure
+        )
+        metrics.watch(
+            queued=lambda: lanes.total, breaker_open=lambda: breaker.retry_in() is not None
+        )
         registry = make_tool_registry()
-        backend = make_backend(settings, client, db, registry, retry)
-        chat = ChatCapability(db, settings, backend, prices, media.message_media())
-        conversation = ConversationCommands(db, client if settings.backend == "responses" else None)
-        run_commands = RunCommands(db, chat.running)
+        backends = make_backends(settings, client, db, registry, retry)
+        media = MediaContext.create(db, settings, backends, ledger)
+        audio = AudioCommands(media)
+        images = ImageCommands(media)
+        running = RunningAnswers()
+        chat = ChatCapability(db, settings, backends.chat, running, MessageMedia(media, audio))
+        conversation = ConversationCommands(db, backends.conversations)
+        control = RunCommands(db, running)
         quota = Quota(db, settings)
 
         def is_admin(actor: Actor) -> bool:
             return actor.is_admin or actor.id in settings.admin_ids
 
         usage = UsageCommands(db, settings, quota, is_admin)
-        assistant = AssistantAdmin(db, settings, client, retry, is_admin, registry.names)
-        commands = {
-            "reset": Command(conversation.reset, "start a new conversation here", preempt=True),
-            "cancel": Command(
-                run_commands.cancel, "stop the answer in progress here", ordered=False
-            ),
-            "steps": Command(run_commands.steps, "what the assistant did for the last answer here"),
-            **media_commands(media),
-            "usage": Command(usage.usage, "tokens and cost", ordered=False),
-            # Unordered: `knowledge add` waits for OpenAI to process files, which must not hold
-            # up the channel's conversation; config writes are serialised by its own lock.
-            "assistant": Command(assistant.assistant, "this channel's assistant", ordered=False),
-        }
-        moderation = Moderation(client, db, settings, retry)
-        dispatcher = Dispatcher(
-            db, settings, lanes, chat, commands, quota, moderation, breaker=breaker
+        presence = Presence(on_rate_limited=metrics.on_rate_limited)
+        status = StatusCommand(
+            db,
+            settings,
+            presence,
+            lanes,
+            BreakerView(lambda: breaker.state, breaker.retry_in),
+            backends.models.served,
         )
-        return cls(settings, db, client, lanes, dispatcher, registry, breaker)
+        assistant = AssistantAdmin(
+            db, settings, backends.models, backends.knowledge, is_admin, registry.names
+        )
+        commands = CommandTable(
+            {
+                "imagine": images.imagine,
+                "edit": images.edit,
+                "variation": images.variation,
+                "speak": audio.speak,
+                "transcribe": audio.transcribe,
+                "translate": audio.translate,
+                "reset": conversation.reset,
+                "cancel": control.cancel,
+                "steps": control.steps,
+                "assistant": assistant.assistant,
+                "usage": usage.usage,
+                "status": status.status,
+            }
+        )
+        moderation = Moderation(backends.moderation, db, settings)
+        dispatcher = Dispatcher(
+            db,
+            settings,
+            lanes,
+            ledger,
+            commands,
+            chat,
+            running,
+            quota,
+            moderation,
+            presence=presence,
+            backend_name=backends.chat.name,
+            openai_down=lambda: openai_down_message(breaker),
+            job_scope=lambda: retry_window(settings.openai_retry_budget),
+        )
+        recovery = Recovery(db, dispatcher, ledger, chat)
+        return cls(
+            settings, db, client, lanes, ledger, dispatcher, recovery, registry, metrics, breaker
+        )
+
+    async def readiness(self) -> str | None:
+        """Why the bot is not ready for events (None: ready): a platform not connected, or
+        storage not answering. `/readyz` answers with it."""
+        await self.dispatcher.presence.refresh()
+        down = self.dispatcher.presence.not_ready()
+        try:
+            await stats.ping(self.db)
+        except Exception as exc:
+            storage = f"storage not answering ({type(exc).__name__})"
+            down = f"{down}; {storage}" if down else storage
+        return down
+
+    async def refresh_gauges(self) -> None:
+        """Gauges that need storage, read before each scrape."""
+        self.metrics.inbox_oldest.set(await stats.oldest_pending_age(self.db))
 
     async def recover(self) -> int:
         """Take up the events the previous process left unfinished (after the adapters
         registered their outboxes)."""
-        return await self.dispatcher.recover()
+        return await self.recovery.recover()
 
     async def shutdown(self) -> None:
         await self.drain()
@@ -184,6 +214,6 @@ class App:
 
     async def close(self) -> None:
         """Mark unfinished answers interrupted; close the OpenAI client and storage."""
-        await runs.mark_unfinished(self.db, "interrupted", "shut down before the answer finished")
+        await self.ledger.interrupt_unfinished("shut down before the answer finished")
         await self.client.close()
         await self.db.close()

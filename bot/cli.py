@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from bot.core.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(settings.log_level, settings.secrets())
+        configure_logging(settings.log_level, settings.secrets(), settings.log_format)
         command = args.command or "run"
         if command == "doctor":
             return asyncio.run(_doctor(settings))
@@ -92,12 +93,12 @@ def _adapter_function(platform: str, module_name: str, name: str):  # type: igno
 
 
 async def _usage_rows(settings: Settings, since: float) -> list:  # type: ignore[type-arg]
-    from storage.db import Database
+    from storage.connect import open_database
     from storage.usage import export_rows
 
     if not settings.database_path.exists():
         raise ConfigError(f"no database at {settings.database_path} (DATABASE_URL)")
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_url)
     try:
         return await export_rows(db, since)
     finally:
@@ -163,15 +164,29 @@ async def _console(settings: Settings) -> int:
 async def _run(settings: Settings) -> int:
     from adapters import build_adapters, configured_platforms
     from bot.app import App
+    from bot.ops.http import OpsServer
 
     if not configured_platforms(settings):
         raise ConfigError(PLATFORM_HINT)
     settings.require_openai()
     app = await App.create(settings)
+    log.info(
+        "switchboard: OpenAI endpoint %s, backend %s, chat model %s",
+        urlsplit(settings.openai_base_url).netloc or settings.openai_base_url,
+        settings.backend,
+        settings.chat_model,
+    )
     stop = asyncio.Event()
     _stop_on_signals(stop)
     started = []
+    ops = None
     try:
+        platforms = configured_platforms(settings)
+        for platform in platforms:
+            app.dispatcher.presence.expect(platform)
+        if settings.http_port is not None:
+            ops = OpsServer(settings.http_port, app.metrics, app.readiness, app.refresh_gauges)
+            await ops.start()
         for adapter in build_adapters(settings, app.dispatcher):
             await adapter.start()
             started.append(adapter)
@@ -185,5 +200,7 @@ async def _run(settings: Settings) -> int:
                 await adapter.close()
             except Exception as exc:
                 log.warning("closing the %s adapter failed: %s", adapter.name, type(exc).__name__)
+        if ops is not None:
+            await ops.close()
         await app.close()
     return 0

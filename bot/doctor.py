@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import importlib
-import json
 import os
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TextIO
 
-import openai
-
-from bot.app import make_openai_client
+from bot.backends.models import check_endpoint
 from bot.backends.speech import engine_kind
 from bot.core.config import ConfigError, Settings
 from bot.spend.pricing import PriceTable
 from bot.text.redact import redact
 from bot.tools import build_registry, function_names
+from storage.configs import all_overrides
+from storage.connect import check, open_existing
+from storage.db import StorageError
 
 SHUTDOWN_WARNING_DAYS = 60
 # Endpoints (not models) that shut down: a setting that still uses one gets a warning.
@@ -101,43 +99,33 @@ def audio_findings(settings: Settings, today: dt.date) -> tuple[list[str], list[
     return oks, warnings
 
 
-def channel_settings(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+async def channel_settings(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
     """Every stored assistant override, as (where, settings), read from the database if there is
     one (read-only: the doctor never creates or migrates a database)."""
-    path = settings.database_path
-    if not path.exists():
-        return []
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            rows = conn.execute(
-                "SELECT platform, workspace, channel, settings FROM channel_configs"
-            ).fetchall()
-    except sqlite3.Error:
+        async with open_existing(settings.database_url) as db:
+            stored = [] if db is None else await all_overrides(db)
+    except (ConfigError, StorageError):
         return []
-    found = []
-    for platform, workspace, channel, raw in rows:
-        try:
-            values = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(values, dict):
-            found.append((f"{platform}:{workspace}:{channel or '(workspace default)'}", values))
-    return found
+    return [
+        (f"{s.platform}:{s.workspace}:{s.channel or '(workspace default)'}", s.settings)
+        for s in stored
+    ]
 
 
-def channel_models(settings: Settings) -> dict[str, str]:
+async def channel_models(settings: Settings) -> dict[str, str]:
     """Models chosen in channels' assistant settings."""
     return {
         f"channel {where} chat": values["model"]
-        for where, values in channel_settings(settings)
+        for where, values in await channel_settings(settings)
         if isinstance(values.get("model"), str)
     }
 
 
-def channel_functions(settings: Settings) -> dict[str, list[str]]:
+async def channel_functions(settings: Settings) -> dict[str, list[str]]:
     """Function tools enabled in channels' assistant settings."""
     found = {}
-    for where, values in channel_settings(settings):
+    for where, values in await channel_settings(settings):
         tools = values.get("tools")
         if isinstance(tools, list):
             names = function_names(t for t in tools if isinstance(t, str))
@@ -146,14 +134,14 @@ def channel_functions(settings: Settings) -> dict[str, list[str]]:
     return found
 
 
-def check_tools(settings: Settings, report: Report) -> None:
+async def check_tools(settings: Settings, report: Report) -> None:
     """The function tools this deployment has (plugins included), plugins that failed, and
     channels enabling a function no tool provides."""
     registry = build_registry()
     report.ok(f"function tools: {', '.join(sorted(registry.names))}")
     for reason in registry.skipped:
         report.warn(reason)
-    for where, names in channel_functions(settings).items():
+    for where, names in (await channel_functions(settings)).items():
         missing = [n for n in names if n not in registry.names]
         if missing:
             report.warn(f"channel {where} enables unknown function tools: {', '.join(missing)}")
@@ -165,7 +153,11 @@ async def run_doctor(
     """Print the checks; exit status 0 when nothing is wrong, 1 with warnings, 2 with errors."""
     report = Report(out)
     report.ok(f"backend {settings.backend}, OpenAI endpoint {settings.openai_base_url}")
-    report.ok(f"database {settings.database_path}")
+    problem = await check(settings.database_url)
+    if problem is None:
+        report.ok(f"database {settings.database_path}")
+    else:
+        report.error(problem)
     for name, secret in (
         ("OPENAI_API_KEY", settings.openai_api_key),
         ("SLACK_BOT_TOKEN", settings.slack_bot_token),
@@ -184,7 +176,7 @@ async def run_doctor(
         for level, text in await module.check(settings):
             {"ok": report.ok, "warn": report.warn, "error": report.error}[level](text)
 
-    check_tools(settings, report)
+    await check_tools(settings, report)
 
     prices: PriceTable | None = None
     try:
@@ -194,27 +186,23 @@ async def run_doctor(
         report.error(str(exc))
 
     try:
-        client = make_openai_client(settings)
+        endpoint = await check_endpoint(settings)
     except ConfigError as exc:
         report.error(str(exc))
         return _status(report)
-    try:
-        served = {m.id: getattr(m, "shutdown_date", None) async for m in client.models.list()}
-    except openai.AuthenticationError:
-        report.error("OpenAI rejected OPENAI_API_KEY (401): check the key")
+    served = endpoint.served
+    if served is None:
+        if endpoint.problem == "key":
+            report.error("OpenAI rejected OPENAI_API_KEY (401): check the key")
+        elif endpoint.problem == "unreachable":
+            report.error(f"cannot reach OpenAI at {settings.openai_base_url}")
+        else:
+            report.error(f"GET /models failed with HTTP {endpoint.status_code}")
         return _status(report)
-    except openai.APIConnectionError:
-        report.error(f"cannot reach OpenAI at {settings.openai_base_url}")
-        return _status(report)
-    except openai.APIStatusError as exc:
-        report.error(f"GET /models failed with HTTP {exc.status_code}")
-        return _status(report)
-    finally:
-        await client.close()
     report.ok(f"OpenAI reachable, {len(served)} models listed")
 
     configured: dict[str, str] = dict(settings.models)
-    configured.update(channel_models(settings))
+    configured.update(await channel_models(settings))
     date = today()
     for warning in model_warnings(configured, served, date):
         report.warn(warning)

@@ -6,10 +6,13 @@ traceback and `stack_info`.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import sys
 from collections.abc import Iterable
 
+from bot.core import log_context
 from bot.text.redact import REDACTED, redact, register_secrets, secrets_of
 
 __all__ = ["REDACTED", "RedactingFilter", "configure_logging", "redact", "secrets_of"]
@@ -39,6 +42,7 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             parts.append(record.stack_info)
         record.msg = redact("\n".join(parts))
+        record.context = {k: redact(str(v)) for k, v in log_context.current().items()}
         record.args = None
         record.exc_info = None
         record.exc_text = None
@@ -54,10 +58,34 @@ def install_redaction(logger: logging.Logger | None = None) -> None:
             handler.addFilter(RedactingFilter())
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: `time`, `level`, `logger`, `message`, and `conversation`, `event`,
+    `run` where the line concerns one (`bot.core.log_context`). Runs after `RedactingFilter`, so
+    every field is already redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "context", None) or {})
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
+    """Logs go to stderr, redacted, as text lines or (`json`) one JSON object a line."""
     register_secrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.types import ConversationKey
-from storage.db import Batch, Database
+from storage.db import Database, Transaction
 
 WORKSPACE = ""
 
@@ -31,7 +31,7 @@ async def load_overrides(
 async def _read_overrides(
     db: Database, key: ConversationKey
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT channel, settings FROM channel_configs WHERE platform = ? AND workspace = ? "
         "AND channel IN (?, ?)",
         (key.platform, key.workspace, WORKSPACE, key.channel),
@@ -60,7 +60,7 @@ async def save_overrides(
 ) -> None:
     """Unaudited (set-up and tests); changes made in chat go through `save_overrides_audited`."""
     channel = WORKSPACE if workspace_wide else key.channel
-    await db.write(_UPSERT, _upsert_params(key, channel, settings, updated_by, time.time()))
+    await db.execute(_UPSERT, _upsert_params(key, channel, settings, updated_by, time.time()))
     _forget(db, key, workspace_wide)
 
 
@@ -72,15 +72,15 @@ async def save_overrides_audited(
     *,
     updated_by: str,
     workspace_wide: bool = False,
-    also: Callable[[Batch], Awaitable[None]] | None = None,
+    also: Callable[[Transaction], Awaitable[None]] | None = None,
 ) -> None:
     """`save_overrides` and one audit row per change, in ONE transaction (all or nothing);
     `also` adds the caller's own statements to that transaction (e.g. knowledge rows)."""
     channel = WORKSPACE if workspace_wide else key.channel
     now = time.time()
-    async with db.batch() as batch:
-        await batch.execute(_UPSERT, _upsert_params(key, channel, settings, updated_by, now))
-        await batch.executemany(
+    async with db.transaction() as tx:
+        await tx.execute(_UPSERT, _upsert_params(key, channel, settings, updated_by, now))
+        await tx.execute_many(
             "INSERT INTO assistant_changes (platform, workspace, channel, field, old_value, "
             "new_value, changed_by, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -98,7 +98,7 @@ async def save_overrides_audited(
             ],
         )
         if also is not None:
-            await also(batch)
+            await also(tx)
     _forget(db, key, workspace_wide)
 
 
@@ -123,6 +123,34 @@ async def set_channel_field(
 
 
 @dataclass(frozen=True, slots=True)
+class StoredOverrides:
+    platform: str
+    workspace: str
+    channel: str  # '' = the workspace defaults
+    settings: dict[str, Any]
+
+
+async def all_overrides(db: Database) -> list[StoredOverrides]:
+    """Every stored override (the doctor's look at channels' settings); rows whose settings are
+    not a JSON object are left out."""
+    rows = await db.fetch_all(
+        "SELECT platform, workspace, channel, settings FROM channel_configs "
+        "ORDER BY platform, workspace, channel"
+    )
+    found = []
+    for row in rows:
+        try:
+            settings = json.loads(row["settings"])
+        except ValueError:
+            continue
+        if isinstance(settings, dict):
+            found.append(
+                StoredOverrides(row["platform"], row["workspace"], row["channel"], settings)
+            )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRow:
     channel: str  # '' = the workspace defaults
     field: str
@@ -135,7 +163,7 @@ class AuditRow:
 async def recent_changes(db: Database, key: ConversationKey, limit: int) -> list[AuditRow]:
     """The last `limit` changes to this channel's settings and to the workspace defaults,
     newest first."""
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT channel, field, old_value, new_value, changed_by, changed_at "
         "FROM assistant_changes WHERE platform = ? AND workspace = ? AND channel IN (?, ?) "
         "ORDER BY id DESC LIMIT ?",

@@ -9,7 +9,7 @@ from storage.db import Database
 
 
 async def get_container(db: Database, conversation_id: int) -> str | None:
-    row = await db.fetchone(
+    row = await db.fetch_one(
         "SELECT container_id FROM conversation_containers WHERE conversation_id = ?",
         (conversation_id,),
     )
@@ -17,7 +17,7 @@ async def get_container(db: Database, conversation_id: int) -> str | None:
 
 
 async def set_container(db: Database, conversation_id: int, container_id: str) -> None:
-    await db.write(
+    await db.execute(
         "INSERT INTO conversation_containers (conversation_id, container_id, created_at) "
         "VALUES (?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET "
         "container_id = excluded.container_id, created_at = excluded.created_at",

@@ -47,7 +47,7 @@ async def get_active(db: Database, key: ConversationKey, backend: str) -> Conver
     cached = db.memo.get(_memo_key(key, backend))
     if isinstance(cached, ConversationRecord):
         return cached
-    row = await db.fetchone(_SELECT_ACTIVE, _params(key, backend))
+    row = await db.fetch_one(_SELECT_ACTIVE, _params(key, backend))
     if row is None:
         return None
     record = _record(row)
@@ -60,14 +60,13 @@ async def ensure_active(db: Database, key: ConversationKey, backend: str) -> Con
     existing = await get_active(db, key, backend)
     if existing is not None:
         return existing
-    async with db.transaction() as conn:
-        await conn.execute(
-            "INSERT OR IGNORE INTO conversations "
-            "(platform, workspace, channel, thread, backend, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    async with db.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO conversations (platform, workspace, channel, thread, backend, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (*_params(key, backend), time.time()),
         )
-        async with conn.execute(_SELECT_ACTIVE, _params(key, backend)) as cursor:
-            row = await cursor.fetchone()
+        row = await tx.fetch_one(_SELECT_ACTIVE, _params(key, backend))
     assert row is not None
     record = _record(row)
     db.remember(_memo_key(key, backend), record)
@@ -75,7 +74,7 @@ async def ensure_active(db: Database, key: ConversationKey, backend: str) -> Con
 
 
 async def set_backend_id(db: Database, conversation_id: int, backend_id: str) -> None:
-    await db.write(
+    await db.execute(
         "UPDATE conversations SET backend_conversation_id = ? WHERE id = ?",
         (backend_id, conversation_id),
     )
@@ -86,7 +85,7 @@ async def set_backend_id(db: Database, conversation_id: int, backend_id: str) ->
 
 async def archive(db: Database, key: ConversationKey) -> int:
     """Archive every active conversation at `key` (all backends); return how many."""
-    cursor = await db.write(
+    result = await db.execute(
         "UPDATE conversations SET archived_at = ? WHERE platform = ? AND workspace = ? "
         "AND channel = ? AND thread = ? AND archived_at IS NULL",
         (time.time(), key.platform, key.workspace, key.channel, key.thread),
@@ -95,12 +94,12 @@ async def archive(db: Database, key: ConversationKey) -> int:
         k for k in db.memo if isinstance(k, tuple) and k[:2] == ("conversations", key)
     ]:
         del db.memo[memo_key]
-    return cursor.rowcount
+    return result.rowcount
 
 
 async def active_at(db: Database, key: ConversationKey) -> list[ConversationRecord]:
     """Every active conversation at `key` (one per backend), read before `archive`."""
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT * FROM conversations WHERE platform = ? AND workspace = ? AND channel = ? "
         "AND thread = ? AND archived_at IS NULL",
         (key.platform, key.workspace, key.channel, key.thread),

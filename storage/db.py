@@ -1,38 +1,91 @@
-"""The SQLite database: one writer connection (WAL, `BEGIN IMMEDIATE`), one reader connection.
+"""The engine-neutral storage interface: everything repositories and callers may use.
 
-Writes are serialised by an asyncio lock around `transaction()`, so a transaction never sees
-another coroutine's half-done work; reads go through a second connection, which in WAL mode
-sees only committed data and never waits for the writer.
+An engine (`storage.sqlite` today) implements `Database` and `Transaction`; nothing outside its
+package touches a driver or a connection. Repository SQL keeps to one dialect subset:
+
+- parameters are positional qmark placeholders (`?`); an engine whose driver wants another
+  style translates them;
+- reads name their columns, and a row is read by column name or by position (`Row`);
+- an engine-specific statement (pragmas, vacuum, …) belongs in the engine, not in a repository.
+
+`storage.connect.open_database` picks the engine from `DATABASE_URL`.
 """
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-import aiosqlite
-
-from storage.migrations import apply_migrations
-
-log = logging.getLogger(__name__)
-
-Row = aiosqlite.Row
 MEMO_LIMIT = 20_000
 
+Params = Sequence[Any]
 
-class Database:
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
-        self.path = path
-        self._writer = writer
-        self._reader = reader
-        self._write_lock = _lock()
-        self._closed = False
-        # Process-local copies of rarely written rows (channel settings), read on every turn.
-        # Their writers go through this process and refresh the copy in the same step.
+
+class Row(Protocol):
+    """One result row, read by column name (`row["id"]`) or position (`row[0]`); `dict(row)`
+    gives the columns by name. `sqlite3.Row` and asyncpg's `Record` both are one."""
+
+    def keys(self) -> Iterable[str]: ...
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a write outside a transaction reports: the rows it changed, and for an INSERT into
+    a table with an integer `id` key, the new row's id."""
+
+    rowcount: int
+    last_id: int | None = None
+
+
+class StorageError(Exception):
+    """A database that cannot be opened or read (the engine's own error is its `__cause__`)."""
+
+
+class Transaction(ABC):
+    """The statements of one `Database.transaction()` block: all committed when the block ends,
+    or none when it raises.
+
+    Writes may be deferred until the next read in the block or its end (the SQLite engine sends
+    them in one trip), so `execute` returns nothing, and a failing write may raise at that later
+    point, always inside the `async with`. Reads see the block's own writes. After a failed
+    statement the transaction is over: catching the error inside the block does not revive it.
+
+    Inside a block, write through the transaction: the database's own writes wait for the
+    writer, which a block that has read holds until it ends.
+    """
+
+    @abstractmethod
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    @abstractmethod
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> None: ...
+
+    @abstractmethod
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None: ...
+
+
+class Database(ABC):
+    """One open database: reads of committed data, single writes, transactions.
+
+    Writes are serialised in the process (one writer), so a transaction never sees another
+    coroutine's half-done work.
+    """
+
+    def __init__(self) -> None:
+        # Process-local copies of rarely written rows (channel settings, active conversations),
+        # read on every turn. Their writers go through this process and refresh the copy.
         self.memo: dict[object, object] = {}
 
     def remember(self, key: object, value: object) -> None:
@@ -42,111 +95,27 @@ class Database:
             self.memo.clear()
         self.memo[key] = value
 
-    @classmethod
-    async def open(cls, path: Path | str) -> Database:
-        path = Path(path)
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path)
-        await writer.execute("PRAGMA journal_mode=WAL")
-        await apply_migrations(writer)
-        reader = await _connect(path)
-        await reader.execute("PRAGMA query_only=ON")
-        return cls(path, writer, reader)
+    @abstractmethod
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """The first row of a read of committed data, or None."""
 
+    @abstractmethod
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Every row of a read of committed data."""
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> Result:
+        """One write, committed on its own (cheaper than a transaction of one statement)."""
+
+    @abstractmethod
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
+        """One statement for each of `rows`, committed together (all or none)."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """`async with db.transaction() as tx:` groups writes (and the reads they depend on)
+        into one all-or-nothing transaction."""
+
+    @abstractmethod
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        async with self._write_lock:
-            await self._reader.close()
-            await self._writer.execute("PRAGMA optimize")
-            await self._writer.close()
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` on any exception (so no half-written rows)."""
-        async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-            except BaseException:
-                await self._writer.rollback()
-                raise
-            else:
-                await self._writer.commit()
-
-    @asynccontextmanager
-    async def batch(self) -> AsyncIterator[Batch]:
-        """A write transaction sent to the database thread in ONE trip when the block ends
-        (`transaction()` costs a trip per statement plus BEGIN and COMMIT). Statements are
-        recorded, not run, inside the block, so their results cannot be read there. All or
-        nothing: any failure rolls the whole batch back."""
-        batch = Batch()
-        yield batch
-        if not batch.statements:
-            return
-        async with self._write_lock:
-            # aiosqlite has no public way to run several statements in one trip to its thread;
-            # `_execute` (pinned version range, covered by tests) is that trip.
-            await self._writer._execute(_run_batch, self._writer._conn, batch.statements)
-
-    async def write(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
-        """One statement, atomic on its own (autocommit): a single trip to the database thread,
-        where `transaction()` takes three or more. The cursor gives `rowcount` and `lastrowid`."""
-        async with self._write_lock:
-            return await self._writer.execute(sql, tuple(params))
-
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        rows = await self._reader.execute_fetchall(sql, tuple(params))
-        return next(iter(rows), None)  # type: ignore[return-value]
-
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        return list(await self._reader.execute_fetchall(sql, tuple(params)))  # type: ignore[arg-type]
-
-
-class Batch:
-    """Statements recorded for `Database.batch()`; `execute`/`executemany` mirror aiosqlite's, so
-    the storage functions that take a connection accept a batch too."""
-
-    def __init__(self) -> None:
-        self.statements: list[tuple[str, tuple[Any, ...] | list[tuple[Any, ...]], bool]] = []
-
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
-        self.statements.append((sql, tuple(params), False))
-
-    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        self.statements.append((sql, [tuple(row) for row in rows], True))
-
-
-# What the storage functions that write inside a caller's transaction accept.
-Executor = aiosqlite.Connection | Batch
-
-
-def _run_batch(conn: sqlite3.Connection, statements: list[Any]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, params, many in statements:
-            if many:
-                conn.executemany(sql, params)
-            else:
-                conn.execute(sql, params)
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.commit()
-
-
-async def _connect(path: Path) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = aiosqlite.Row
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute("PRAGMA busy_timeout=5000")
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-def _lock():  # a function so the lock binds to the running loop lazily (aiosqlite opens in one)
-    import asyncio
-
-    return asyncio.Lock()
+        """Finish pending work and close; a second call does nothing."""

@@ -14,20 +14,19 @@ async def claim_event(
     """Record an event id; False when it was already recorded (a redelivery). With `payload`
     (`storage.inbox.encode_event`), the same statement puts the event in the durable inbox, so
     an event is never accepted without being on record."""
-    cursor = await db.write(
-        "INSERT OR IGNORE INTO processed_events (platform, event_id, received_at, payload) "
-        "VALUES (?, ?, ?, ?)",
+    result = await db.execute(
+        "INSERT INTO processed_events (platform, event_id, received_at, payload) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (platform, event_id, time.time(), payload),
     )
-    return cursor.rowcount == 1
+    return result.rowcount == 1
 
 
 async def prune_events(db: Database, older_than_seconds: float) -> int:
     """Forget old event ids. Events still waiting to be handled stay (the inbox needs them)."""
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "DELETE FROM processed_events WHERE received_at < ? "
-            "AND (payload IS NULL OR done_at IS NOT NULL)",
-            (time.time() - older_than_seconds,),
-        )
-        return cursor.rowcount
+    result = await db.execute(
+        "DELETE FROM processed_events WHERE received_at < ? "
+        "AND (payload IS NULL OR done_at IS NOT NULL)",
+        (time.time() - older_than_seconds,),
+    )
+    return result.rowcount

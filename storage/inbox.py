@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Event, Inbound
 from bot.text.redact import redact
-from storage.db import Database, Executor
+from storage.db import Database, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,18 @@ _DONE = "UPDATE processed_events SET done_at = ? WHERE platform = ? AND event_id
 
 
 async def mark_done(db: Database, platform: str, event_id: str) -> None:
-    await db.write(_DONE, (time.time(), platform, event_id))
+    await db.execute(_DONE, (time.time(), platform, event_id))
 
 
-async def mark_done_with(conn: Executor, platform: str, event_id: str) -> None:
-    """`mark_done` inside the caller's transaction (a completed answer's final batch)."""
-    await conn.execute(_DONE, (time.time(), platform, event_id))
+async def mark_done_with(tx: Transaction, platform: str, event_id: str) -> None:
+    """`mark_done` inside the caller's transaction (a completed answer's final writes)."""
+    await tx.execute(_DONE, (time.time(), platform, event_id))
 
 
 async def pending(db: Database) -> list[PendingEvent]:
     """Events accepted but not handled, oldest first (so each conversation keeps its order).
     An entry that cannot be read back is left out and marked done (nothing could replay it)."""
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT platform, event_id, received_at, payload FROM processed_events "
         "WHERE payload IS NOT NULL AND done_at IS NULL ORDER BY rowid"
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.core.types import ConversationKey
-from storage.db import Database, Executor
+from storage.db import Database, Transaction
 
 KnowledgeStatus = Literal["in_progress", "completed"]
 
@@ -25,10 +25,10 @@ class KnowledgeFile:
 
 
 async def list_files(db: Database, key: ConversationKey) -> list[KnowledgeFile]:
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT name, file_id, vector_store_id, status, bytes, added_by, added_at "
         "FROM knowledge_files WHERE platform = ? AND workspace = ? AND channel = ? "
-        "ORDER BY name COLLATE NOCASE",
+        "ORDER BY lower(name), name",
         (key.platform, key.workspace, key.channel),
     )
     return [
@@ -45,9 +45,9 @@ async def list_files(db: Database, key: ConversationKey) -> list[KnowledgeFile]:
     ]
 
 
-async def put_file(conn: Executor, key: ConversationKey, file: KnowledgeFile) -> None:
+async def put_file(tx: Transaction, key: ConversationKey, file: KnowledgeFile) -> None:
     """Add (or replace, by name) a file, inside the caller's transaction."""
-    await conn.execute(
+    await tx.execute(
         "INSERT INTO knowledge_files (platform, workspace, channel, name, file_id, "
         "vector_store_id, status, bytes, added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (platform, workspace, channel, name) DO UPDATE SET file_id = excluded.file_id, "
@@ -68,8 +68,8 @@ async def put_file(conn: Executor, key: ConversationKey, file: KnowledgeFile) ->
     )
 
 
-async def delete_file(conn: Executor, key: ConversationKey, name: str) -> None:
-    await conn.execute(
+async def delete_file(tx: Transaction, key: ConversationKey, name: str) -> None:
+    await tx.execute(
         "DELETE FROM knowledge_files WHERE platform = ? AND workspace = ? AND channel = ? "
         "AND name = ?",
         (key.platform, key.workspace, key.channel, name),
@@ -77,7 +77,7 @@ async def delete_file(conn: Executor, key: ConversationKey, name: str) -> None:
 
 
 async def set_status(db: Database, key: ConversationKey, name: str, status: str) -> None:
-    await db.write(
+    await db.execute(
         "UPDATE knowledge_files SET status = ? WHERE platform = ? AND workspace = ? "
         "AND channel = ? AND name = ?",
         (status, key.platform, key.workspace, key.channel, name),

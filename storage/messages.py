@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from storage.db import Database, Executor
+from storage.db import Database, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,7 @@ async def recent_history(
     db: Database, conversation_id: int, limit: int = 500
 ) -> list[HistoryMessage]:
     """The newest `limit` messages, oldest first."""
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT role, content FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
         (conversation_id, limit),
     )
@@ -27,14 +27,14 @@ async def recent_history(
 
 
 async def append_messages(
-    conn: Executor,
+    tx: Transaction,
     conversation_id: int,
     run_id: int | None,
     messages: Iterable[HistoryMessage],
 ) -> None:
     """Append inside the caller's transaction, so a turn's messages land with its run status."""
     now = time.time()
-    await conn.executemany(
+    await tx.execute_many(
         "INSERT INTO messages (conversation_id, role, content, run_id, created_at) VALUES (?, ?, ?, ?, ?)",
         [(conversation_id, m.role, m.content, run_id, now) for m in messages],
     )

@@ -1,13 +1,15 @@
-"""Append-only, named schema migrations, recorded in `schema_migrations`.
+"""Append-only, named schema migrations, recorded in `schema_migrations`, applied through the
+`storage.db` interface when a database is opened.
 
-Never edit or reorder a migration that has shipped: add a new one at the end.
+Never edit or reorder a migration that has shipped: add a new one at the end. The DDL is SQLite's
+(`INTEGER PRIMARY KEY` ids, `REAL` timestamps); a second engine gives each name its own DDL.
 """
 
 from __future__ import annotations
 
 import time
 
-import aiosqlite
+from storage.db import Database
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -190,34 +192,33 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-async def apply_migrations(conn: aiosqlite.Connection) -> list[str]:
+async def apply_migrations(db: Database) -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction; return their names."""
-    await conn.execute(
+    await db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
-    async with conn.execute("SELECT name FROM schema_migrations") as cursor:
-        done = {row[0] for row in await cursor.fetchall()}
+    done = await applied_migrations(db)
     applied: list[str] = []
     for name, sql in MIGRATIONS:
         if name in done:
             continue
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+        async with db.transaction() as tx:
             for statement in _statements(sql):
-                await conn.execute(statement)
-            await conn.execute(
+                await tx.execute(statement)
+            await tx.execute(
                 "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                 (name, time.time()),
             )
-        except BaseException:
-            await conn.rollback()
-            raise
-        await conn.commit()
         applied.append(name)
     return applied
 
 
+async def applied_migrations(db: Database) -> set[str]:
+    """The names of the migrations recorded in the database."""
+    return {row["name"] for row in await db.fetch_all("SELECT name FROM schema_migrations")}
+
+
 def _statements(script: str) -> list[str]:
-    """Split a migration into statements (executescript would COMMIT our transaction)."""
+    """Split a migration into statements, each sent on its own (a script runner may commit)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -14,7 +14,7 @@ from typing import Literal
 
 from bot.core.types import ConversationKey, Usage
 from bot.text.redact import redact
-from storage.db import Database, Executor, Row
+from storage.db import Database, Row, Transaction
 
 RunStatus = Literal[
     "queued",
@@ -53,7 +53,7 @@ class RunRecord:
 async def create_run(
     db: Database, key: ConversationKey, *, user_id: str, event_id: str, kind: str
 ) -> int:
-    cursor = await db.write(
+    result = await db.execute(
         "INSERT INTO runs (platform, workspace, channel, thread, user_id, event_id, kind, "
         "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
         (
@@ -67,14 +67,14 @@ async def create_run(
             time.time(),
         ),
     )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    assert result.last_id is not None
+    return result.last_id
 
 
 async def start_run(
     db: Database, run_id: int, *, backend: str, model: str, conversation_id: int | None
 ) -> None:
-    await db.write(
+    await db.execute(
         "UPDATE runs SET status = 'in_progress', started_at = ?, backend = ?, model = ?, "
         "conversation_id = ? WHERE id = ?",
         (time.time(), backend, model, conversation_id, run_id),
@@ -82,7 +82,7 @@ async def start_run(
 
 
 async def finish_run(
-    conn: Executor,
+    tx: Transaction,
     run_id: int,
     status: RunStatus,
     *,
@@ -90,7 +90,7 @@ async def finish_run(
     response_id: str | None = None,
 ) -> None:
     """Set a final status inside the caller's transaction."""
-    await conn.execute(
+    await tx.execute(
         "UPDATE runs SET status = ?, error = ?, response_id = COALESCE(?, response_id), "
         "finished_at = ? WHERE id = ?",
         (status, _clean(error), response_id, time.time(), run_id),
@@ -99,14 +99,14 @@ async def finish_run(
 
 async def close_run(db: Database, run_id: int, status: RunStatus, error: str | None = None) -> None:
     """Set a final status on its own (no usage to record with it)."""
-    await db.write(
+    await db.execute(
         "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
         (status, _clean(error), time.time(), run_id),
     )
 
 
-async def record_usage(conn: Executor, run_id: int, usage: Usage, cost: Decimal | None) -> None:
-    await conn.execute(
+async def record_usage(tx: Transaction, run_id: int, usage: Usage, cost: Decimal | None) -> None:
+    await tx.execute(
         "INSERT INTO usage (run_id, model, input_tokens, cached_tokens, output_tokens, "
         "reasoning_tokens, image_input_tokens, image_output_tokens, images, audio_seconds, "
         "characters, file_search_calls, web_search_calls, container_sessions, cost_usd, "
@@ -134,36 +134,36 @@ async def record_usage(conn: Executor, run_id: int, usage: Usage, cost: Decimal 
 
 async def mark_unfinished(db: Database, status: RunStatus, error: str) -> int:
     """Close every run still queued or in progress (start-up after a crash; shutdown)."""
-    cursor = await db.write(
+    result = await db.execute(
         "UPDATE runs SET status = ?, error = ?, finished_at = ? "
         "WHERE status IN ('queued', 'in_progress', 'requires_action')",
         (status, _clean(error), time.time()),
     )
-    return cursor.rowcount
+    return result.rowcount
 
 
 async def set_status(db: Database, run_id: int, status: RunStatus) -> None:
     """Move a running answer between `in_progress` and `requires_action` (never reopens a
     finished run)."""
-    await db.write(
+    await db.execute(
         "UPDATE runs SET status = ? WHERE id = ? AND status IN ('in_progress', 'requires_action')",
         (status, run_id),
     )
 
 
 async def set_response_id(db: Database, run_id: int, response_id: str) -> None:
-    await db.write("UPDATE runs SET response_id = ? WHERE id = ?", (response_id, run_id))
+    await db.execute("UPDATE runs SET response_id = ? WHERE id = ?", (response_id, run_id))
 
 
 async def mark_shown(db: Database, run_id: int) -> None:
     """The first text of the answer reached the chat (a replay would now show it twice)."""
-    await db.write(
+    await db.execute(
         "UPDATE runs SET shown_at = ? WHERE id = ? AND shown_at IS NULL", (time.time(), run_id)
     )
 
 
 async def latest_for_event(db: Database, platform: str, event_id: str) -> RunRecord | None:
-    row = await db.fetchone(
+    row = await db.fetch_one(
         "SELECT * FROM runs WHERE platform = ? AND event_id = ? ORDER BY id DESC LIMIT 1",
         (platform, event_id),
     )
@@ -173,13 +173,13 @@ async def latest_for_event(db: Database, platform: str, event_id: str) -> RunRec
 async def last_answer(db: Database, key: ConversationKey, user_id: str) -> RunRecord | None:
     """The latest answer (chat run) at `key`. A command sent at channel level (Slack slash
     commands carry no thread) falls back to `user_id`'s latest answer in any thread there."""
-    row = await db.fetchone(
+    row = await db.fetch_one(
         "SELECT * FROM runs WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ? "
         "AND kind = 'chat' ORDER BY id DESC LIMIT 1",
         (key.platform, key.workspace, key.channel, key.thread),
     )
     if row is None and not key.thread:
-        row = await db.fetchone(
+        row = await db.fetch_one(
             "SELECT * FROM runs WHERE platform = ? AND workspace = ? AND channel = ? "
             "AND user_id = ? AND kind = 'chat' ORDER BY id DESC LIMIT 1",
             (key.platform, key.workspace, key.channel, user_id),
@@ -188,7 +188,7 @@ async def last_answer(db: Database, key: ConversationKey, user_id: str) -> RunRe
 
 
 async def get_run(db: Database, run_id: int) -> RunRecord | None:
-    row = await db.fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
+    row = await db.fetch_one("SELECT * FROM runs WHERE id = ?", (run_id,))
     return None if row is None else _record(row)
 
 

@@ -51,7 +51,7 @@ class UsageLine:
 
 async def totals(db: Database, scope: UsageScope, since: float) -> UsageTotals:
     where, params = scope.where(since)
-    row = await db.fetchone(
+    row = await db.fetch_one(
         "SELECT count(runs.id), coalesce(sum(u.input_tokens), 0), coalesce(sum(u.cached_tokens), 0), "
         "coalesce(sum(u.output_tokens), 0), coalesce(sum(u.images), 0), "
         "coalesce(sum(u.audio_seconds), 0), coalesce(sum(u.characters), 0), "
@@ -72,7 +72,7 @@ async def top(
 ) -> list[UsageLine]:
     where, params = scope.where(since)
     column = "runs.user_id" if by == "user_id" else "coalesce(u.model, runs.model)"
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         f"SELECT {column} AS name, count(runs.id), coalesce(sum(u.cost_usd), 0) AS cost "
         f"FROM runs LEFT JOIN usage u ON u.run_id = runs.id WHERE {where} AND {column} != '' "
         "GROUP BY name ORDER BY cost DESC, count(runs.id) DESC LIMIT ?",
@@ -84,7 +84,7 @@ async def top(
 async def spent(db: Database, scope: UsageScope, since: float) -> float:
     """Dollars spent by finished runs in scope since `since` (runs of unknown cost count 0)."""
     where, params = scope.where(since)
-    row = await db.fetchone(
+    row = await db.fetch_one(
         f"SELECT coalesce(sum(u.cost_usd), 0) FROM runs JOIN usage u ON u.run_id = runs.id WHERE {where}",
         params,
     )
@@ -117,7 +117,7 @@ EXPORT_COLUMNS = (
 
 
 async def export_rows(db: Database, since: float) -> list[Row]:
-    return await db.fetchall(
+    return await db.fetch_all(
         "SELECT runs.id AS run_id, runs.created_at, runs.platform, runs.workspace, runs.channel, "
         "runs.thread, runs.user_id, runs.kind, runs.status, coalesce(u.model, runs.model) AS model, "
         "u.input_tokens, u.cached_tokens, u.output_tokens, u.reasoning_tokens, u.images, "
@@ -132,5 +132,5 @@ async def export_rows(db: Database, since: float) -> list[Row]:
 async def flagged_count(db: Database, scope: UsageScope, since: float) -> int:
     """Messages refused by moderation in scope since `since`."""
     where, params = scope.where(since)
-    row = await db.fetchone(f"SELECT count(*) FROM moderation_flags AS runs WHERE {where}", params)
+    row = await db.fetch_one(f"SELECT count(*) FROM moderation_flags AS runs WHERE {where}", params)
     return int(row[0]) if row else 0

@@ -59,12 +59,12 @@ async def command(
 
 
 async def audit_rows(bot: Harness) -> list[dict]:
-    rows = await bot.app.db.fetchall("SELECT * FROM assistant_changes ORDER BY id")
+    rows = await bot.app.db.fetch_all("SELECT * FROM assistant_changes ORDER BY id")
     return [dict(row) for row in rows]
 
 
 async def settings_rows(bot: Harness) -> list[dict]:
-    rows = await bot.app.db.fetchall("SELECT channel, settings FROM channel_configs")
+    rows = await bot.app.db.fetch_all("SELECT channel, settings FROM channel_configs")
     return [dict(row) for row in rows]
 
 
@@ -329,7 +329,7 @@ async def test_knowledge_still_processing_after_the_wait(fake: FakeOpenAI, tmp_p
         assert "still being processed" in await command(bot, "knowledge list")
         fake.knowledge.stuck.clear()
         assert "completed" in await command(bot, "knowledge list")
-        (row,) = await bot.app.db.fetchall("SELECT status FROM knowledge_files")
+        (row,) = await bot.app.db.fetch_all("SELECT status FROM knowledge_files")
         assert row["status"] == "completed"
     finally:
         await bot.close()
@@ -350,16 +350,16 @@ async def test_knowledge_uploads_survive_a_shutdown_during_the_wait(
 ) -> None:
     import asyncio
 
-    from bot.app import retry_policy
-    from bot.features.assistant.admin import ConfigEditor
+    from bot.backends.files import KnowledgeFiles
+    from bot.backends.retry import retry_policy
+    from bot.features.assistant.editor import ConfigEditor
     from bot.features.assistant.knowledge import Knowledge
 
     bot = await start(fake, tmp_path, SWITCHBOARD_KNOWLEDGE_WAIT=600)
     try:
         app = bot.app
-        kb = Knowledge(
-            app.db, app.settings, app.client, retry_policy(app.settings), ConfigEditor(app.db)
-        )
+        files = KnowledgeFiles(app.client, retry_policy(app.settings))
+        kb = Knowledge(app.db, app.settings, files, ConfigEditor(app.db))
         fake.knowledge.stuck.add("slow.md")
         call = CommandCall(
             KEY, ADMIN, "assistant", "cmd-x", "knowledge add", attachments=(file("slow.md", b"x"),)
@@ -373,7 +373,7 @@ async def test_knowledge_uploads_survive_a_shutdown_during_the_wait(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        (row,) = await app.db.fetchall("SELECT name, status FROM knowledge_files")
+        (row,) = await app.db.fetch_all("SELECT name, status FROM knowledge_files")
         assert (row["name"], row["status"]) == ("slow.md", "in_progress")
     finally:
         await bot.close()

@@ -39,7 +39,7 @@ async def slack_env(tmp_path: Path) -> AsyncIterator[Env]:
 
 
 async def audit_count(env_db: object) -> int:
-    row = await env_db.fetchone("SELECT count(*) AS n FROM assistant_changes")  # type: ignore[attr-defined]
+    row = await env_db.fetch_one("SELECT count(*) AS n FROM assistant_changes")  # type: ignore[attr-defined]
     assert row is not None
     return int(row["n"])
 
@@ -239,7 +239,7 @@ async def test_discord_knowledge_with_attachment_options(
         )
         assert "Removed guide.pdf" in (await wait_followup(dc, removed))["content"]
         assert kb.files == {}
-        rows = await bot.app.db.fetchall("SELECT * FROM knowledge_files")
+        rows = await bot.app.db.fetch_all("SELECT * FROM knowledge_files")
         assert rows == []
         dc.assert_spec_clean()
 
@@ -264,9 +264,10 @@ async def test_slack_reply_mode_all_answers_every_message_in_the_channel(slack_e
     await env.slack.send_event(quiet)
     ping = P.app_mention("ping")
     await env.slack.send_event(ping)
-    await env.settle(4)
+    await env.settle(5)
     assert env.bot_texts(P.CHANNEL_ID, ping["ts"]) == ["echo: ping"]
     assert env.bot_texts(P.CHANNEL_ID, quiet["ts"]) == []
+    assert [e.text for e in env.refused] == ["just chatting"]  # the core turned it away
 
 
 async def test_discord_reply_mode_all_answers_without_a_mention(

@@ -208,19 +208,20 @@ async def test_interactive_console_streams_with_a_prompt(fake: FakeOpenAI, tmp_p
         cwd=tmp_path,
     )
     os.close(slave)
+    assert proc.stdout is not None
     try:
         os.write(master, b"hi there\n")
-        for _ in range(200):
-            if fake.turns:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        shown = b""
+        while b"echo: hi there\nyou> " not in shown:  # the answer and the next prompt
+            chunk = await asyncio.wait_for(proc.stdout.read(1024), 30)
+            assert chunk, shown
+            shown += chunk
         proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        rest, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
         os.close(master)
     assert proc.returncode == 0, err.decode()
-    text = out.decode()
+    text = (shown + rest).decode()
     assert text.startswith("you> assistant> echo: hi there\nyou> ")
 
 
@@ -248,9 +249,9 @@ def test_log_lines_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> Non
 async def test_doctor_checks_channel_models_too(fake: FakeOpenAI, tmp_path: Path) -> None:
     from bot.core.types import ConversationKey
     from storage.configs import save_overrides
-    from storage.db import Database
+    from storage.connect import open_database
 
-    db = await Database.open(tmp_path / "bot.db")
+    db = await open_database(tmp_path / "bot.db")
     await save_overrides(
         db, ConversationKey("slack", "T1", "C1"), {"model": "gpt-5-mini"}, updated_by="U1"
     )

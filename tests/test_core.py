@@ -9,17 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.types import Actor, ConversationKey
+from bot.core.types import Actor, Addressing, ConversationKey
 from storage import configs, runs
+from storage.connect import open_database
 from storage.db import Database
-from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn, default_answer
+from testing.waiting import until
 from tests.harness import KEY, USER, Harness, make_settings
 
 BACKENDS = ["responses", "chat"]
 
 
+def asking(fake: FakeOpenAI) -> bool:
+    """The bot has sent its request for an answer (Responses or Chat Completions)."""
+    return any(r.path.endswith(("/responses", "/chat/completions")) for r in fake.requests)
+
+
 async def all_runs(db: Database) -> list[dict]:
-    rows = await db.fetchall(
+    rows = await db.fetch_all(
         "SELECT runs.*, usage.input_tokens, usage.output_tokens, usage.cost_usd FROM runs "
         "LEFT JOIN usage ON usage.run_id = runs.id ORDER BY runs.id"
     )
@@ -84,7 +91,9 @@ async def test_guards_drop_self_bots_unaddressed_and_redeliveries(
     dispatcher = bot.app.dispatcher
     assert not await dispatcher.submit(bot.message("me", is_self=True))
     assert not await dispatcher.submit(bot.message("beep", actor=Actor("B1", is_bot=True)))
-    assert not await dispatcher.submit(bot.message("chatter", addressed=False))
+    # a channel message without a mention, and a thread reply where the bot takes no part
+    assert not await dispatcher.submit(bot.message("chatter", addressing=Addressing()))
+    assert not await dispatcher.submit(bot.message("go on", addressing=Addressing(in_thread=True)))
     assert await dispatcher.submit(bot.message("once", event_id="Ev1"))
     assert not await dispatcher.submit(bot.message("once", event_id="Ev1"))
     await dispatcher.wait_idle()
@@ -250,9 +259,9 @@ async def test_shutdown_marks_unfinished_answers_interrupted(
     )
     fake.latency = 5
     await bot.app.dispatcher.submit(bot.message("slow"))
-    await asyncio.sleep(0.2)
+    await until(lambda: asking(fake), what="the answer in flight")
     await bot.close()
-    db = await Database.open(tmp_path / "switchboard.db")
+    db = await open_database(tmp_path / "switchboard.db")
     try:
         (run,) = await all_runs(db)
         assert run["status"] == "interrupted"
@@ -264,10 +273,10 @@ async def test_shutdown_lets_answers_in_flight_finish(fake: FakeOpenAI, tmp_path
     bot = await Harness.start(make_settings(fake.base_url, tmp_path))
     fake.latency = 0.3
     await bot.app.dispatcher.submit(bot.message("slowish"))
-    await asyncio.sleep(0.05)
+    await until(lambda: asking(fake), what="the answer in flight")
     await bot.close()
     assert bot.outbox.shown == ["echo: slowish"]
-    db = await Database.open(tmp_path / "switchboard.db")
+    db = await open_database(tmp_path / "switchboard.db")
     try:
         (run,) = await all_runs(db)
         assert run["status"] == "completed"
@@ -278,7 +287,7 @@ async def test_shutdown_lets_answers_in_flight_finish(fake: FakeOpenAI, tmp_path
 async def test_runs_left_by_a_crash_are_marked_interrupted_at_start(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    db = await Database.open(tmp_path / "switchboard.db")
+    db = await open_database(tmp_path / "switchboard.db")
     run_id = await runs.create_run(db, KEY, user_id="U1", event_id="e1", kind="chat")
     await db.close()
     bot = await Harness.start(make_settings(fake.base_url, tmp_path))
@@ -292,12 +301,19 @@ async def test_runs_left_by_a_crash_are_marked_interrupted_at_start(
 async def test_a_message_waiting_for_its_lane_is_on_record_as_queued(
     bot: Harness, fake: FakeOpenAI
 ) -> None:
-    fake.latency = 0.3
+    go_on = asyncio.Event()
+
+    async def held(turn: FakeTurn) -> str:
+        await go_on.wait()
+        return default_answer(turn)
+
+    fake.answer = held
     await bot.app.dispatcher.submit(bot.message("first"))
     await bot.app.dispatcher.submit(bot.message("second"))
-    await asyncio.sleep(0.1)
+    await until(lambda: fake.turns, what="the first answer asked for")
     statuses = [run["status"] for run in await all_runs(bot.app.db)]
     assert statuses == ["in_progress", "queued"]
+    go_on.set()
     await bot.app.dispatcher.wait_idle()
     statuses = [run["status"] for run in await all_runs(bot.app.db)]
     assert statuses == ["completed", "completed"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.dispatcher import INTERRUPTED
+from bot.core.recovery import INTERRUPTED
 from testing.fakes import slack_payloads as payloads
 from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
 from testing.fakes.slack_fake import FakeSlack

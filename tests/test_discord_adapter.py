@@ -26,10 +26,12 @@ import yarl
 from adapters.discord import DiscordAdapter
 from adapters.discord.adapter import apply_endpoints
 from bot.app import App
+from bot.core.commands import CommandTable
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, OutFile, Reply
 from testing.fakes.discord_fake import FakeDiscord
 from testing.fakes.discord_payloads import Intent, MsgFlag, MsgType
-from testing.fakes.openai_fake import FakeOpenAI
+from testing.fakes.openai_fake import FakeOpenAI, FakeTurn, default_answer
+from testing.waiting import until
 from tests.harness import make_settings
 
 # A token shaped like a real one (first segment: base64 of the bot user id) is built per fake.
@@ -64,7 +66,8 @@ class Bot:
     dc: FakeDiscord
     app: App
     adapter: DiscordAdapter
-    events: list[Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # accepted by the core
+    refused: list[Event] = field(default_factory=list)  # submitted, and turned away by the core
 
     @property
     def bot_id(self) -> str:
@@ -139,8 +142,9 @@ async def running_bot(
     submit = app.dispatcher.submit
 
     async def recording_submit(event: Event) -> bool:  # a recording hook on the real dispatcher
-        bot.events.append(event)
-        return await submit(event)
+        accepted = await submit(event)
+        (bot.events if accepted else bot.refused).append(event)
+        return accepted
 
     app.dispatcher.submit = recording_submit  # type: ignore[method-assign]
     await adapter.start()
@@ -207,18 +211,32 @@ def test_apply_endpoints_sets_both_class_attributes(discord_seams: None, tmp_pat
 # ---------------------------------------------------------------------------------------------
 # messages
 # ---------------------------------------------------------------------------------------------
-async def test_mention_is_answered_streamed_through_edits(bot: Bot) -> None:
+async def test_mention_is_answered_streamed_through_edits(
+    bot: Bot, openai_fake: FakeOpenAI
+) -> None:
     dc = bot.dc
     cid = dc.text_channel["id"]
     words = " ".join(f"word{i}" for i in range(40))
+
+    async def after_typing(turn: FakeTurn) -> str:
+        await until(lambda: dc.typing[cid], what="typing while waiting for the first text")
+        return default_answer(turn)
+
+    openai_fake.answer = after_typing
+    pause = openai_fake.pause_streams(after=3)  # "echo: word0 word1 ", then held
     incoming = await dc.send_message_create(cid, dc.member, mention(dc, words))
+    await until(
+        lambda: [m["content"] for m in bot.bot_messages(cid)] == ["echo: word0 word1 "],
+        what="the first words shown while the answer is held",
+    )
+    pause.release()
     answer = await bot.answer_to(incoming)
 
     assert answer["content"] == f"echo: {words}"
     assert answer["type"] == MsgType.REPLY
-    assert len(answer["edits"]) >= 2  # shown progressively, then completed
-    assert answer["edits"][0]["previous_content"].startswith("echo:")
-    assert len(dc.typing[cid]) >= 1  # typing while waiting for the first text
+    shown = [edit["previous_content"] for edit in answer["edits"]] + [answer["content"]]
+    assert "echo: word0 word1 " in shown  # shown progressively, then completed
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(shown))
     (event,) = bot.events
     assert isinstance(event, Inbound)
     assert event.text == words  # the mention is stripped
@@ -238,8 +256,10 @@ async def test_thread_is_its_own_conversation_and_needs_no_mention_once_joined(b
     thread = dc.add_thread(dc.text_channel, "question", owner=dc.member, bot_joined=False)
     await dc.flush()
     ignored = await dc.send_message_create(thread["id"], dc.member, "anyone?")
+    await dc.wait_for(lambda: bot.refused, 5, "the core to turn the message away")
     await bot.idle()
     assert bot.events == [] and bot.bot_messages(thread["id"]) == []
+    assert [e.event_id for e in bot.refused] == [f"msg-{ignored['id']}"]
 
     first = await dc.send_message_create(thread["id"], dc.member, mention(dc, "first"))
     assert (await bot.answer_to(first))["content"] == "echo: first"
@@ -259,7 +279,9 @@ async def test_thread_is_its_own_conversation_and_needs_no_mention_once_joined(b
     # a thread the bot started (or was added to) needs no mention from the first message
     started = dc.add_thread(dc.text_channel, "bot's own", owner=dc.bot_user)
     await dc.flush()
-    await asyncio.sleep(0.05)
+    client = bot.adapter.client
+    assert client is not None
+    await until(lambda: client.get_channel(int(started["id"])), what="the thread known")
     hello = await dc.send_message_create(started["id"], dc.member, "hello")
     assert (await bot.answer_to(hello))["content"] == "echo: hello"
     # a member's thread the bot was added to (a thread member, seen as `Thread.me`)
@@ -371,15 +393,26 @@ async def test_edits_are_throttled_per_channel(bot: Bot, openai_fake: FakeOpenAI
     dc = bot.dc
     other = dc.add_channel("random")
     await dc.flush()
-    await asyncio.sleep(0.05)
+    assert bot.adapter.client is not None
+    client = bot.adapter.client
+    await until(lambda: client.get_channel(int(other["id"])), what="the new channel known")
     openai_fake.delta_delay = 0.01
     words = " ".join(f"w{i}" for i in range(120))  # ~1.2 s of streaming
+    pause = openai_fake.pause_streams(after=3)
     a = await dc.send_message_create(dc.text_channel["id"], dc.member, mention(dc, words))
     b = await dc.send_message_create(other["id"], dc.member, mention(dc, words))
+    channels = [dc.text_channel["id"], other["id"]]
+    await until(  # both answers show their first words while both are held
+        lambda: all(
+            [m["content"] for m in bot.bot_messages(c)] == ["echo: w0 w1 "] for c in channels
+        ),
+        what="both channels streaming at the same time",
+    )
+    pause.release()
     answers = [await bot.answer_to(a), await bot.answer_to(b)]
     for answer in answers:
+        assert answer["content"] == f"echo: {words}"
         times = [e["at"] for e in answer["edits"]]
-        assert len(times) >= 2  # both channels streamed at the same time
         streamed = times[:-1]  # the final flush is not throttled
         gaps = [later - earlier for earlier, later in itertools.pairwise(streamed)]
         assert all(gap >= EDIT_INTERVAL * 0.8 for gap in gaps), gaps
@@ -401,8 +434,10 @@ async def test_streaming_stays_within_the_channel_write_limit(
             dc.text_channel["id"], dc.member, mention(dc, words)
         )
         answer = await bot.answer_to(incoming)
-        assert answer["content"] == f"echo: {words}" and len(answer["edits"]) >= 4
-        assert dc.rate_limited_count == 0
+        assert answer["content"] == f"echo: {words}"
+        shown = [edit["previous_content"] for edit in answer["edits"]] + [answer["content"]]
+        assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(shown))
+        assert dc.rate_limited_count == 0  # however many edits the stream's pace allowed
 
 
 async def test_dropped_gateway_resumes_and_keeps_serving(bot: Bot) -> None:
@@ -428,13 +463,13 @@ async def wait_followup(dc: FakeDiscord, interaction: dict[str, Any]) -> dict[st
 
 
 async def test_every_contract_command_is_registered_once(bot: Bot) -> None:
-    from bot.core.commands import CONTRACT_COMMANDS
+    from bot.core.commands import COMMANDS
 
     dc = bot.dc
     assert bot.adapter.commands_synced is True
     assert len(dc.command_syncs) == 1
     synced = {c["name"]: c for c in dc.commands[None]}
-    assert set(synced) == {c.name for c in CONTRACT_COMMANDS}
+    assert set(synced) == {c.name for c in COMMANDS}
 
     def options(name: str) -> dict[str, dict[str, Any]]:
         return {o["name"]: o for o in synced[name].get("options", [])}
@@ -480,7 +515,7 @@ async def test_a_command_not_in_this_build_is_an_ephemeral_followup(bot: Bot) ->
     dc = bot.dc
     # /imagine as a build without the images capability has it (independent of the core's
     # progress: the dispatcher answers a contract command it has no handler for)
-    bot.app.dispatcher._commands.pop("imagine", None)
+    bot.app.dispatcher._commands = without(bot.app.dispatcher._commands, "imagine")
     inter = await dc.send_interaction(
         "imagine", {"prompt": "a lighthouse", "size": "1024x1024", "count": 2}, user=dc.member
     )
@@ -631,7 +666,6 @@ async def test_sharded_client_when_configured(
 
 
 async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
-    from bot.core.dispatcher import Command
 
     dc = bot.dc
     dc.upload_limit = 1024  # this interaction's attachment_size_limit
@@ -643,7 +677,9 @@ async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
         )
         return Reply(key=call.key, text=f"drew {call.text}", files=files, actor_id=call.actor.id)
 
-    bot.app.dispatcher._commands["imagine"] = Command(imagine, "test", ordered=False)
+    bot.app.dispatcher._commands = CommandTable(
+        {**bot.app.dispatcher._commands.handlers(), "imagine": imagine}
+    )
     inter = await dc.send_interaction("imagine", {"prompt": "a boat"})
     followup = await wait_followup(dc, inter)
     assert followup["content"].startswith("drew a boat")
@@ -762,3 +798,8 @@ async def test_usage_is_deferred_privately_and_answered_privately(bot: Bot) -> N
     assert followup not in dc.messages[dc.text_channel["id"]]
     call = await bot.wait_event(lambda e: isinstance(e, CommandCall))
     assert isinstance(call, CommandCall) and call.text == "me 7d"
+
+
+def without(table: CommandTable, name: str) -> CommandTable:
+    """The table less one command (as a build without that feature has it)."""
+    return CommandTable({n: h for n, h in table.handlers().items() if n != name})

@@ -18,7 +18,9 @@ from adapters.discord.adapter import message_content_granted, shard_setting, wan
 from adapters.discord.files import DiscordCdn
 from adapters.discord.invite import PERMISSIONS, build_invite_url, client_id_from_token
 from adapters.discord.normalise import (
+    arrived_empty,
     attachment_kind,
+    bot_in_thread,
     command_from_interaction,
     conversation_key,
     inbound_from_message,
@@ -26,9 +28,10 @@ from adapters.discord.normalise import (
     strip_mentions,
 )
 from adapters.discord.stream import ChannelThrottle
+from bot.core.addressing import NO, YES, Verdict, verdict
 from bot.core.config import ConfigError
 from bot.core.errors import UserError
-from bot.core.types import ConversationKey
+from bot.core.types import Addressing, ConversationKey
 from testing.fakes.discord_fake import FakeDiscord
 
 BOT = 1_100_000_000_000_000_001
@@ -91,31 +94,46 @@ def test_conversation_keys() -> None:
 def test_mention_is_stripped_and_event_built() -> None:
     msg = message(f"<@{BOT}> what is <@!{BOT}> WAL?", mentions=[NS(id=BOT)], raw_mentions=[BOT])
     event = inbound_from_message(msg, BOT)
-    assert event is not None and event.addressed and not event.is_self
+    assert event is not None and event.addressing.mentioned and verdict(event) == YES
+    assert not event.is_self
     assert event.text == "what is WAL?"
     assert (event.event_id, event.message_id) == ("msg-5500", "5500")
     assert event.actor.id == "7700" and event.actor.name == "Ann" and not event.actor.is_admin
     assert strip_mentions(f"<@&77> hi <@{BOT}>", BOT, 77) == "hi"
 
 
-def test_unaddressed_messages() -> None:
+def test_the_facts_of_a_message() -> None:
     plain = inbound_from_message(message("just chatting"), BOT)
-    assert plain is not None and not plain.addressed
-    in_thread = inbound_from_message(
-        message("no mention", channel=channel(type=11)), BOT, in_bot_thread=True
-    )
-    assert in_thread is not None and in_thread.addressed
-    # without the message-content intent a thread message arrives empty: nothing to answer
-    empty = inbound_from_message(message("", channel=channel(type=11)), BOT, in_bot_thread=True)
-    assert empty is not None and not empty.addressed
+    assert plain is not None and plain.addressing == Addressing()
+    assert verdict(plain) == Verdict(if_reply_mode_all=True)  # the core decides
+    owned = channel(type=11)
+    owned.owner_id = BOT
+    in_thread = inbound_from_message(message("no mention", channel=owned), BOT)
+    assert in_thread is not None and verdict(in_thread) == YES
+    assert in_thread.addressing == Addressing(in_thread=True, bot_in_thread=True)
+    joined = channel(type=11)
+    joined.me = NS(id=BOT)
+    assert bot_in_thread(joined, BOT) is True
+    # a thread the bot is not in: only taking part in its conversation counts
+    other = inbound_from_message(message("hello?", channel=channel(type=11)), BOT)
+    assert other is not None and other.addressing.bot_in_thread is False
+    assert verdict(other) == Verdict(if_taking_part=True)
+    # without the message-content intent a thread message arrives empty: nothing to act on
+    empty_msg = message("", channel=owned)
+    empty = inbound_from_message(empty_msg, BOT)
+    assert empty is not None and arrived_empty(empty, empty_msg, BOT)
+    pinged = message(f"<@{BOT}>", channel=owned, mentions=[NS(id=BOT)])
+    assert not arrived_empty(inbound_from_message(pinged, BOT), pinged, BOT)  # type: ignore[arg-type]
     dm = inbound_from_message(
         message("hi", channel=NS(id=1, type=discord.ChannelType.private)), BOT
     )
-    assert dm is not None and dm.addressed and dm.key.workspace == "@dm"
-    reply = message("follow-up", reference=NS(resolved=NS(author=NS(id=BOT))))
-    assert inbound_from_message(reply, BOT).addressed  # type: ignore[union-attr]
+    assert dm is not None and dm.addressing.direct and dm.key.workspace == "@dm"
+    assert verdict(dm) == YES
+    reply = message("follow-up", reference=NS(message_id=99, resolved=NS(author=NS(id=BOT))))
+    facts = inbound_from_message(reply, BOT).addressing  # type: ignore[union-attr]
+    assert facts == Addressing(reply_to="99", reply_to_bot=True)
     own = inbound_from_message(message("mine", author=NS(id=BOT, bot=True, name="me")), BOT)
-    assert own is not None and own.is_self
+    assert own is not None and own.is_self and verdict(own) == NO
 
 
 def test_system_and_malformed_messages_are_ignored_without_raising() -> None:

@@ -1,4 +1,5 @@
-"""Pure tests of splitting long answers into Discord messages."""
+"""Pure tests of splitting long answers into Discord messages (the Slack preset of the same
+splitter is tested in test_slack_normalise)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import random
 
 import pytest
 
-from bot.text.split import MESSAGE_LIMIT, open_fence, split_text
+from bot.text.split import DISCORD, SLACK, Splitter, open_fence
+
+split_text = DISCORD.split
+MESSAGE_LIMIT = DISCORD.limit
 
 
 def test_short_text_is_one_part() -> None:
@@ -79,3 +83,17 @@ def test_random_text_respects_the_limit(seed: int) -> None:
     assert all(0 < len(p) <= MESSAGE_LIMIT for p in parts)
     stripped = "".join(parts).replace("```", "").replace("\n", "").replace(" ", "")
     assert stripped == text.replace("```", "").replace("\n", "").replace(" ", "")
+
+
+def test_the_platform_presets_differ_only_where_documented() -> None:
+    # Discord refuses a whitespace-only message; Slack's parts join back into the whole text
+    text = "x" * 1_999 + " " * 3_000 + "end"
+    assert all(p.strip() for p in DISCORD.split(text))
+    slack_text = "y" * 3_899 + " " * 5_000 + "end"
+    assert "".join(SLACK.split(slack_text)) == slack_text
+    # Discord cuts at a line break anywhere in the window's last half, Slack only near its end
+    line = "z" * 1_200 + "\n" + "w " * 1_500
+    assert DISCORD.split(line)[0] == "z" * 1_200 + "\n"
+    assert SLACK.safe_prefix == 3_900 - 4 - 800
+    with pytest.raises(ValueError, match="too small"):
+        Splitter(limit=8, word_search=500)

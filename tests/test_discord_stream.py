@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from adapters.discord.stream import INTERRUPTED, ChannelThrottle, DiscordStream
+from testing.waiting import until
 
 
 class Msg:
@@ -69,13 +70,11 @@ async def test_appends_are_buffered_and_edits_keep_the_channel_cadence() -> None
 
 async def test_finish_does_not_wait_for_the_next_slot() -> None:
     channel = Channel()
-    s = stream(channel, ChannelThrottle(5.0))
+    s = stream(channel, ChannelThrottle(5.0, clock=Clock()))  # time stands still: no next slot
     await s.append("first words")
-    await asyncio.sleep(0.05)  # shown at once, the next slot is 5 s away
+    await until(lambda: channel.sent, what="the first words shown at once")
     await s.append(" and more")
-    start = time.monotonic()
-    await s.finish("first words and more")
-    assert time.monotonic() - start < 0.5
+    await asyncio.wait_for(s.finish("first words and more"), 30)  # waiting would never end
     assert [m.content for m in channel.sent] == ["first words and more"]
 
 
@@ -91,12 +90,12 @@ async def test_long_final_text_is_split_into_ordered_messages() -> None:
 
 
 async def test_two_channels_do_not_share_a_cadence() -> None:
-    throttle = ChannelThrottle(1.0)
+    throttle = ChannelThrottle(1.0, clock=Clock())  # time stands still: a shared slot never comes
     a, b = Channel(1), Channel(2)
     sa, sb = stream(a, throttle), stream(b, throttle)
     await sa.append("in a")
     await sb.append("in b")
-    await asyncio.sleep(0.1)
+    await until(lambda: a.sent and b.sent, what="both channels' first words")
     assert [m.content for m in a.sent] == ["in a"] and [m.content for m in b.sent] == ["in b"]
     await sa.finish("in a")
     await sb.finish("in b")
@@ -185,7 +184,7 @@ async def test_first_text_shows_at_once_then_the_channel_budget_paces_edits() ->
     throttle = ChannelThrottle(0.2, limit=3)  # 3 writes per 0.4 s, streamed edits 0.2 s apart
     s = stream(channel, throttle)
     await s.append("first")
-    await asyncio.sleep(0.02)
+    await until(lambda: channel.sent, what="the first word shown")
     assert [m.content for m in channel.sent] == ["first"]  # no waiting for more words
     for i in range(60):
         await s.append(f" w{i}")
@@ -206,6 +205,6 @@ async def test_typing_shows_only_when_the_first_words_are_slow() -> None:
     await asyncio.sleep(0.3)
     assert fast.typings == 0  # the answer started before a typing call was due
     late = stream(slow, throttle, typing_after=0.05)
-    await asyncio.sleep(0.3)
-    assert slow.typings == 1
+    await until(lambda: slow.typings, what="typing while the first words are slow")
+    assert slow.typings == 1  # the next one is due 8 s later
     await late.finish("late")

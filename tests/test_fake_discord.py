@@ -18,6 +18,7 @@ from discord import app_commands
 
 from testing.fakes.discord_fake import FakeDiscord
 from testing.fakes.discord_payloads import AppFlag, Intent, MsgFlag, MsgType, Perm
+from testing.waiting import until
 
 TOKEN = "test-token"
 
@@ -310,8 +311,7 @@ async def test_threads_and_dm(dc: FakeDiscord) -> None:
         thread = await starter.create_thread(name="answers", auto_archive_duration=60)
         await thread.send("in the thread")
         await dc.flush()
-        await asyncio.sleep(0.05)  # THREAD_CREATE reaches the client's cache
-        assert client.get_channel(thread.id) is not None
+        await until(lambda: client.get_channel(thread.id), what="THREAD_CREATE in the cache")
         private = await channel.create_thread(
             name="private", type=discord.ChannelType.private_thread
         )

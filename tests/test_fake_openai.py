@@ -16,6 +16,7 @@ import pytest
 
 from testing.fakes.openai_fake import FakeOpenAI, FakeTurn
 from testing.fakes.spec_check import SPECS_DIR, Spec, load_spec
+from testing.waiting import until
 
 MODEL = "gpt-6.1-terra"
 STREAM_EVENTS = [
@@ -295,11 +296,9 @@ async def test_close_does_not_wait_for_a_hanging_request() -> None:
     async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0) as c:
         fake.fail_next("timeout")
         pending = asyncio.create_task(c.models.retrieve(MODEL))
-        await asyncio.sleep(0.1)
-        assert len(fake.requests) == 1 and not pending.done()
-        started = time.monotonic()
-        await fake.close()
-        assert time.monotonic() - started < 1
+        await until(lambda: fake.requests)
+        assert not pending.done()
+        await asyncio.wait_for(fake.close(), 10)  # the client itself would wait ~60 s
         with pytest.raises(openai.APIConnectionError):
             await pending
 
@@ -376,6 +375,43 @@ async def test_latency_delays_the_first_byte(fake: FakeOpenAI, client: openai.As
     started = time.monotonic()
     await client.responses.create(model=MODEL, input="x")
     assert time.monotonic() - started >= 0.15
+
+
+async def test_a_paused_stream_goes_on_when_released(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    fake.answer = lambda turn: "one two three four"
+    pause = fake.pause_streams(after=2)
+    stream = await client.responses.create(model=MODEL, input="x", stream=True)
+    deltas: list[str] = []
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+            if len(deltas) == 2:
+                await asyncio.wait_for(pause.reached.wait(), 10)
+                pause.release()
+    assert deltas == ["one ", "two ", "three ", "four"]
+    chunks = await client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+    assert text == "one two three four"  # released: later streams are not held
+
+
+async def test_close_ends_a_paused_chat_stream() -> None:
+    fake = await FakeOpenAI(spec_check=False).start()
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0) as c:
+        fake.answer = lambda turn: "one two three"
+        pause = fake.pause_streams(after=1)
+        stream = await c.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        await asyncio.wait_for(pause.reached.wait(), 10)
+        await asyncio.wait_for(fake.close(), 10)
+        with pytest.raises(openai.APIConnectionError):
+            async for _ in stream:
+                pass
+    assert not pause.released.is_set()
 
 
 # -- spec checking --------------------------------------------------------------------------------

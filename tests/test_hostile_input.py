@@ -28,6 +28,8 @@ from hypothesis import strategies as st
 from adapters.discord import normalise as dn
 from adapters.slack import normalise as sn
 from bot.backends.speech import VOICES
+from bot.core.addressing import YES, verdict
+from bot.core.commands import message_command
 from bot.core.errors import UserError
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
 from bot.features.assistant.args import (
@@ -40,7 +42,6 @@ from bot.features.assistant.args import (
     parse_value,
 )
 from bot.features.images import BACKGROUNDS, QUALITIES, SIZES
-from bot.features.media import message_command
 from bot.features.media_options import Option, parse
 from bot.features.usage import parse_budget, parse_usage_args
 from bot.text.sanitise import clean_text, safe_filename
@@ -396,7 +397,7 @@ def wire_interaction(data: Any) -> discord.Interaction | None:
 def test_the_unmutated_discord_payloads_are_understood() -> None:
     message = wire_message(copy.deepcopy(MESSAGE))
     event = dn.inbound_from_message(message, BOT_ID)
-    assert event is not None and event.addressed and event.attachments[0].name == "fox.png"
+    assert event is not None and verdict(event) == YES and event.attachments[0].name == "fox.png"
     call = dn.command_from_interaction(
         wire_interaction(copy.deepcopy(INTERACTION)), "edit", text_options=("prompt",)
     )

@@ -7,15 +7,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from bot.core.dispatcher import INTERRUPTED
-from bot.core.running import RunningAnswer, RunObserver
+from bot.core.ledger import ResponseStarted, ToolRound, ToolRoundDone
+from bot.core.recovery import INTERRUPTED
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Inbound
 from bot.features.control import render_steps
 from storage import inbox, runs
+from storage.connect import open_database
 from storage.db import Database
 from storage.events import claim_event
 from storage.steps import load_steps, save_steps
@@ -34,7 +35,7 @@ async def until(predicate: Callable[[], bool], seconds: float = 20.0) -> None:
 
 
 async def run_rows(db: Database) -> list[dict]:
-    return [dict(r) for r in await db.fetchall("SELECT * FROM runs ORDER BY id")]
+    return [dict(r) for r in await db.fetch_all("SELECT * FROM runs ORDER BY id")]
 
 
 async def pending_ids(db: Database) -> list[str]:
@@ -70,7 +71,7 @@ async def test_cancel_stops_the_answer_mid_stream(bot: Harness, fake: FakeOpenAI
     if bot.app.settings.backend == "responses":  # a background response: stopped at OpenAI too
         assert fake.cancelled == {run["response_id"]}
     assert await pending_ids(bot.app.db) == []
-    assert len(bot.app.dispatcher._chat.running) == 0
+    assert len(bot.app.dispatcher._running) == 0
     fake.delta_delay = 0
     assert await bot.say("and now?") == LONG
 
@@ -125,19 +126,19 @@ async def test_the_run_row_follows_the_lifecycle(bot: Harness, fake: FakeOpenAI)
     """queued → in_progress → requires_action (tools) → in_progress → completed, with the
     response id recorded as soon as the backend reports it."""
     db = bot.app.db
-    run_id = await runs.create_run(db, KEY, user_id="U1", event_id="e-life", kind="chat")
+    run = await bot.app.ledger.open(KEY, user_id="U1", event_id="e-life", kind="chat")
+    run_id = run.id
     assert (await runs.get_run(db, run_id)).status == "queued"  # type: ignore[union-attr]
-    await runs.start_run(db, run_id, backend="responses", model="m", conversation_id=None)
-    observer = RunObserver(db, RunningAnswer(KEY, run_id, USER))
-    await observer.response_started("resp_123")
-    await observer.tools_running(["lookup"])
+    await run.start(backend="responses", model="m", conversation_id=None)
+    await run.emit(ResponseStarted("resp_123"))
+    await run.emit(ToolRound(("lookup",)))
     record = await runs.get_run(db, run_id)
     assert record is not None
     assert (record.status, record.response_id) == ("requires_action", "resp_123")
-    await observer.tools_done()
+    await run.emit(ToolRoundDone())
     assert (await runs.get_run(db, run_id)).status == "in_progress"  # type: ignore[union-attr]
     await runs.close_run(db, run_id, "completed")
-    await observer.tools_done()  # a late report never reopens a finished run
+    await run.emit(ToolRoundDone())  # a late report never reopens a finished run
     assert (await runs.get_run(db, run_id)).status == "completed"  # type: ignore[union-attr]
 
 
@@ -147,9 +148,9 @@ async def test_steps_shows_what_the_last_answer_did(bot: Harness) -> None:
     assert "answered directly" in await bot.command("steps")
     (run,) = await run_rows(bot.app.db)
     code = "import pandas as pd\nprint(pd.read_csv('data.csv').describe())"
-    async with bot.app.db.batch() as batch:
+    async with bot.app.db.transaction() as tx:
         await save_steps(
-            batch,
+            tx,
             run["id"],
             [
                 ("code_interpreter_call", "python", code),
@@ -186,7 +187,7 @@ async def test_reset_archives_and_deletes_the_openai_conversation(
         assert len(server_ids) == 1 and fake.conversations == {}
         assert any(r.method == "DELETE" for r in fake.requests)
     assert await bot.say("three") == "1 messages"
-    rows = await bot.app.db.fetchall("SELECT archived_at FROM conversations ORDER BY id")
+    rows = await bot.app.db.fetch_all("SELECT archived_at FROM conversations ORDER BY id")
     assert [r["archived_at"] is not None for r in rows] == [True, False]
 
 
@@ -286,7 +287,7 @@ async def test_recovery_skips_answered_events_and_asks_for_lost_files(
     answered again), a /cancel (dropped), and a message with a file (its bytes are gone: the
     user is asked to resend)."""
     settings = make_settings(fake.base_url, tmp_path)
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_path)
     answered = inbound("answered already", event_id="EvDone")
     run_id = await runs.create_run(db, KEY, user_id="U1", event_id="EvDone", kind="chat")
     await runs.close_run(db, run_id, "completed")
@@ -352,7 +353,7 @@ async def test_an_answer_the_server_finished_meanwhile_is_delivered_after_a_rest
         assert second.outbox.streams == []  # not generated a second time
         (run,) = await run_rows(second.app.db)
         assert run["status"] == "completed" and run["response_id"] == response_id
-        usage = await second.app.db.fetchone("SELECT output_tokens FROM usage")
+        usage = await second.app.db.fetch_one("SELECT output_tokens FROM usage")
         assert usage is not None and usage["output_tokens"] > 0
         assert await pending_ids(second.app.db) == []
     finally:
@@ -386,7 +387,7 @@ async def test_a_message_too_old_by_the_restart_is_not_answered_but_explained(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_RUN_TIMEOUT_SECONDS=60)
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_path)
     old = Inbound(
         KEY, USER, "from before", "EvOld", message_id="EvOld", received_at=time.time() - 3600
     )
@@ -407,33 +408,38 @@ async def test_a_message_too_old_by_the_restart_is_not_answered_but_explained(
 async def test_running_answers_stop_and_lookup() -> None:
     """Stopping: before the work starts, during it, and too late; and which answer a command at
     channel level finds among those running in the channel's threads."""
-    from bot.core.running import AnswerStopped, RunningAnswers
+    from bot.core.ledger import Run, RunLedger
+    from bot.core.running import AnswerStopped, RunningAnswer, RunningAnswers
+
+    def answering(key: ConversationKey, run_id: int, actor: Actor) -> RunningAnswer:
+        """A running answer whose run is never written to (stopping is all in memory)."""
+        return RunningAnswer(key, Run(cast(RunLedger, None), run_id, key, "chat"), actor)
 
     def thread(ts: str) -> ConversationKey:
         return ConversationKey(KEY.platform, KEY.workspace, KEY.channel, ts)
 
-    early = RunningAnswer(thread("1"), 1, USER)
+    early = answering(thread("1"), 1, USER)
     assert early.stop("cancelled", by="bob") and not early.stop("expired")
     work = asyncio.sleep(10)
     with pytest.raises(AnswerStopped) as stopped:
         await early.run(work)
     assert stopped.value.cause == "cancelled" and early.stopped_by == "bob"
 
-    during = RunningAnswer(thread("2"), 2, USER)
+    during = answering(thread("2"), 2, USER)
     task = asyncio.ensure_future(during.run(asyncio.sleep(10)))
     await asyncio.sleep(0)
     assert during.stop("expired")
     with pytest.raises(AnswerStopped):
         await task
 
-    late = RunningAnswer(thread("3"), 3, USER)
+    late = answering(thread("3"), 3, USER)
     assert await late.run(asyncio.sleep(0, "done")) == "done"
     late.settled = True
     assert not late.stop("cancelled")
 
     registry = RunningAnswers()
     bob = Actor("U2", "bob")
-    mine, theirs = RunningAnswer(thread("4"), 4, USER), RunningAnswer(thread("5"), 5, bob)
+    mine, theirs = answering(thread("4"), 4, USER), answering(thread("5"), 5, bob)
     registry.add(mine)
     registry.add(theirs)
     assert registry.find(thread("5"), USER.id) is theirs  # the exact conversation first

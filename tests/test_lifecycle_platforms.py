@@ -36,7 +36,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
 
 
 async def statuses(env_app_db) -> list[str]:  # type: ignore[no-untyped-def]
-    return [r["status"] for r in await env_app_db.fetchall("SELECT status FROM runs ORDER BY id")]
+    return [r["status"] for r in await env_app_db.fetch_all("SELECT status FROM runs ORDER BY id")]
 
 
 # -- Slack ----------------------------------------------------------------------------------
@@ -89,9 +89,9 @@ async def test_slack_steps_and_reset_in_a_dm(env: Env) -> None:
     env.openai.answer = lambda turn: f"{len(turn.messages)} messages"
     await env.slack.send_event(P.im_message("one"))
     await env.settle(1)
-    run_id = (await env.app.db.fetchone("SELECT id FROM runs"))["id"]  # type: ignore[index]
-    async with env.app.db.batch() as batch:
-        await save_steps(batch, run_id, [("code_interpreter_call", "python", "print(6 * 7)")])
+    run_id = (await env.app.db.fetch_one("SELECT id FROM runs"))["id"]  # type: ignore[index]
+    async with env.app.db.transaction() as tx:
+        await save_steps(tx, run_id, [("code_interpreter_call", "python", "print(6 * 7)")])
     await env.slack.send_slash_command("/steps", "", channel_id=P.DM_CHANNEL_ID)
     await env.settle(2)
     steps = env.bot_texts(P.DM_CHANNEL_ID)[-1]
@@ -160,8 +160,8 @@ async def test_slack_a_tool_turn_moves_through_requires_action_and_steps_shows_i
     """The run row goes queued → in_progress → requires_action (the function runs) →
     in_progress → completed (recorded by a trigger, so no state is missed), and /steps in the
     channel shows the code and the call of the caller's last answer in a thread."""
-    await env.app.db.write("CREATE TABLE status_log (run_id INTEGER, status TEXT)")
-    await env.app.db.write(
+    await env.app.db.execute("CREATE TABLE status_log (run_id INTEGER, status TEXT)")
+    await env.app.db.execute(
         "CREATE TRIGGER log_status AFTER UPDATE OF status ON runs "
         "WHEN new.status != old.status "
         "BEGIN INSERT INTO status_log VALUES (new.id, new.status); END"
@@ -184,7 +184,7 @@ async def test_slack_a_tool_turn_moves_through_requires_action_and_steps_shows_i
     await env.slack.send_event(event)
     await env.settle(1, 15)
     assert env.bot_texts(P.CHANNEL_ID, event["ts"]) == ["Both agree: 42."]
-    log = await env.app.db.fetchall("SELECT status FROM status_log")
+    log = await env.app.db.fetch_all("SELECT status FROM status_log")
     assert [r["status"] for r in log] == [
         "in_progress",
         "requires_action",

@@ -48,7 +48,7 @@ async def command(
 
 
 async def media_runs(h: Harness) -> list[dict[str, Any]]:
-    rows = await h.app.db.fetchall(
+    rows = await h.app.db.fetch_all(
         "SELECT r.kind, r.status, r.model, u.images, u.image_output_tokens, u.audio_seconds, "
         "u.characters, u.cost_usd FROM runs r LEFT JOIN usage u ON u.run_id = r.id "
         "WHERE r.kind != 'chat' ORDER BY r.id"

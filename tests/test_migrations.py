@@ -1,20 +1,23 @@
-import aiosqlite
+import contextlib
+import sqlite3
+from pathlib import Path
 
-from storage.db import Database
-from storage.migrations import MIGRATIONS, apply_migrations
-
-
-async def _tables(conn: aiosqlite.Connection) -> set[str]:
-    async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
-        return {row[0] for row in await cursor.fetchall()}
+from storage.connect import check, open_database
+from storage.migrations import MIGRATIONS, applied_migrations, apply_migrations
 
 
-async def test_blank_to_latest_then_a_second_run_is_a_no_op(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _tables(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+
+
+async def test_blank_to_latest_then_a_second_run_is_a_no_op(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
-    async with aiosqlite.connect(path, isolation_level=None) as conn:
-        applied = await apply_migrations(conn)
-        assert applied == [name for name, _ in MIGRATIONS]
-        tables = await _tables(conn)
+    db = await open_database(f"sqlite:///{path}")
+    try:
+        assert await applied_migrations(db) == {name for name, _ in MIGRATIONS}
         assert {
             "channel_configs",
             "conversations",
@@ -23,26 +26,54 @@ async def test_blank_to_latest_then_a_second_run_is_a_no_op(tmp_path) -> None:  
             "usage",
             "processed_events",
             "schema_migrations",
-        } <= tables
-        assert await apply_migrations(conn) == []
-        async with conn.execute("SELECT count(*) FROM schema_migrations") as cursor:
-            assert (await cursor.fetchone())[0] == len(MIGRATIONS)
-
-
-async def test_database_uses_wal_and_rolls_back_failed_transactions(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    db = await Database.open(tmp_path / "sub" / "db.sqlite")
+        } <= _tables(path)
+        assert await apply_migrations(db) == []
+        row = await db.fetch_one("SELECT count(*) FROM schema_migrations")
+        assert row is not None and row[0] == len(MIGRATIONS)
+    finally:
+        await db.close()
+    db = await open_database(path)  # opening again applies nothing
     try:
-        row = await db.fetchone("PRAGMA journal_mode")
+        row = await db.fetch_one("SELECT count(*) FROM schema_migrations")
+        assert row is not None and row[0] == len(MIGRATIONS)
+    finally:
+        await db.close()
+    assert await check(path) is None
+
+
+async def test_a_database_of_an_earlier_version_gets_the_newer_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    *earlier, (last, _) = MIGRATIONS
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:  # as an earlier version left it
+        conn.execute(
+            "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        for name, sql in earlier:
+            conn.executescript(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    assert "run_steps" not in _tables(path)
+    db = await open_database(path)
+    try:
+        assert last in await applied_migrations(db)
+        assert "run_steps" in _tables(path)
+    finally:
+        await db.close()
+
+
+async def test_database_uses_wal_and_rolls_back_failed_transactions(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "sub" / "db.sqlite")
+    try:
+        row = await db.fetch_one("PRAGMA journal_mode")
         assert row is not None and row[0] == "wal"
         try:
-            async with db.transaction() as conn:
-                await conn.execute(
+            async with db.transaction() as tx:
+                await tx.execute(
                     "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', 'e', 0)"
                 )
                 raise RuntimeError("half way")
         except RuntimeError:
             pass
-        assert await db.fetchall("SELECT * FROM processed_events") == []
+        assert await db.fetch_all("SELECT * FROM processed_events") == []
     finally:
         await db.close()
 
@@ -53,33 +84,33 @@ async def test_migration_names_are_unique_and_ordered() -> None:
     assert names == sorted(names)
 
 
-async def test_a_batch_is_all_or_nothing_in_one_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    db = await Database.open(tmp_path / "db.sqlite")
+async def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "db.sqlite")
     try:
-        async with db.batch() as batch:
-            await batch.execute(
+        async with db.transaction() as tx:
+            await tx.execute(
                 "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', 'a', 0)"
             )
-            await batch.executemany(
+            await tx.execute_many(
                 "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', ?, 0)",
                 [("b",), ("c",)],
             )
-        assert len(await db.fetchall("SELECT * FROM processed_events")) == 3
+        assert len(await db.fetch_all("SELECT * FROM processed_events")) == 3
         try:
-            async with db.batch() as batch:
-                await batch.execute(
+            async with db.transaction() as tx:
+                await tx.execute(
                     "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', 'd', 0)"
                 )
-                await batch.execute(  # a duplicate key: the whole batch must roll back
+                await tx.execute(  # a duplicate key: the whole transaction must roll back
                     "INSERT INTO processed_events (platform, event_id, received_at) VALUES ('p', 'a', 0)"
                 )
         except Exception as exc:
             assert "UNIQUE" in str(exc)
         else:
             raise AssertionError("the duplicate did not fail")
-        assert len(await db.fetchall("SELECT * FROM processed_events")) == 3
-        async with db.transaction() as conn:  # the writer is usable after a failed batch
-            await conn.execute("DELETE FROM processed_events WHERE event_id = 'a'")
-        assert len(await db.fetchall("SELECT * FROM processed_events")) == 2
+        assert len(await db.fetch_all("SELECT * FROM processed_events")) == 3
+        async with db.transaction() as tx:  # the writer is usable after a failed transaction
+            await tx.execute("DELETE FROM processed_events WHERE event_id = 'a'")
+        assert len(await db.fetch_all("SELECT * FROM processed_events")) == 2
     finally:
         await db.close()

@@ -7,10 +7,11 @@ import httpx2
 import openai
 import pytest
 
+from bot.backends.errors import explain_error
 from bot.backends.history import estimate_tokens, trim_history
 from bot.backends.retry import is_retryable, retry_after_seconds
 from bot.core.config import MODEL_DEFAULTS, ConfigError, load_settings
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
 from bot.core.types import ConversationKey, Usage
 from bot.spend.pricing import PriceTable
 from storage.messages import HistoryMessage

@@ -204,7 +204,7 @@ async def test_back_pressure_busy_notice_then_too_busy_and_order_kept(
 
 
 async def _runs(bot: Harness) -> list[dict]:
-    rows = await bot.app.db.fetchall("SELECT * FROM runs ORDER BY id")
+    rows = await bot.app.db.fetch_all("SELECT * FROM runs ORDER BY id")
     return [dict(row) for row in rows]
 
 

@@ -36,7 +36,7 @@ async def bot(discord_seams: None, openai: FakeOpenAI, tmp_path: Path) -> AsyncI
 
 
 async def runs_of(bot: Bot) -> list[dict]:
-    return [dict(row) for row in await bot.app.db.fetchall("SELECT * FROM runs ORDER BY id")]
+    return [dict(row) for row in await bot.app.db.fetch_all("SELECT * FROM runs ORDER BY id")]
 
 
 async def test_a_rate_limited_post_is_retried_by_discord_py_and_delivered(bot: Bot) -> None:

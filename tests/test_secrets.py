@@ -20,7 +20,7 @@ import bot.text.redact
 from bot.core.errors import UserError
 from bot.logs import REDACTED, RedactingFilter, configure_logging, redact, secrets_of
 from storage import runs
-from storage.db import Database
+from storage.connect import open_database
 from testing.fakes import slack_payloads as P
 from testing.fakes.openai_fake import FakeOpenAI
 from tests.test_discord_adapter import discord_seams, fake_discord, mention, running_bot
@@ -128,7 +128,7 @@ def test_every_secret_field_of_the_settings_is_registered() -> None:
 async def test_errors_stored_on_runs_are_redacted(tmp_path: Path) -> None:
     from bot.core.types import ConversationKey
 
-    db = await Database.open(tmp_path / "x.db")
+    db = await open_database(tmp_path / "x.db")
     try:
         run = await runs.create_run(
             db, ConversationKey("slack", "T1", "C1"), user_id="U1", event_id="e", kind="chat"

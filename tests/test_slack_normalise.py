@@ -11,10 +11,12 @@ import pytest
 from adapters.slack import normalise as N
 from adapters.slack.files import SlackHost
 from adapters.slack.manifest import BOT_SCOPES, manifest, render_manifest
-from adapters.slack.stream import MESSAGE_LIMIT, SAFE_PREFIX, display_parts, split_text
-from bot.core.commands import CONTRACT_COMMANDS
+from adapters.slack.stream import display_parts
+from bot.core.addressing import YES, Verdict, verdict
+from bot.core.commands import COMMANDS
 from bot.core.config import load_settings
-from bot.core.types import ConversationKey
+from bot.core.types import Addressing, ConversationKey
+from bot.text.split import SLACK
 from testing.fakes import slack_payloads as P
 
 BOT = N.BotIdentity(user_id=P.BOT_USER_ID, bot_id=P.BOT_ID, team_id=P.TEAM_ID)
@@ -46,7 +48,8 @@ def test_channel_mention_is_a_threaded_conversation() -> None:
     assert inbound.key == ConversationKey("slack", "T1", P.CHANNEL_ID, event["ts"])
     assert inbound.text == "what is this (https://example.com) & @UBOB?"
     assert (inbound.event_id, inbound.message_id) == ("Ev1", event["ts"])
-    assert inbound.addressed and inbound.actor.id == P.USER_ID and not inbound.actor.is_bot
+    assert inbound.addressing == Addressing(mentioned=True) and verdict(inbound) == YES
+    assert inbound.actor.id == P.USER_ID and not inbound.actor.is_bot
 
     in_thread = P.app_mention("and this?", thread_ts="1700000000.000001")
     inbound = N.message_event(body(in_thread), BOT)
@@ -64,7 +67,7 @@ def test_a_channel_mention_is_answered_once() -> None:
 def test_dms_and_dm_threads() -> None:
     dm = N.message_event(body(P.im_message("hi there")), BOT)
     assert dm is not None and dm.key == ConversationKey("slack", "T1", P.DM_CHANNEL_ID, "")
-    assert dm.addressed
+    assert dm.addressing == Addressing(direct=True) and verdict(dm) == YES
     in_thread = N.message_event(body(P.im_message("more", thread_ts="1700000000.000009")), BOT)
     assert in_thread is not None and in_thread.key.thread == "1700000000.000009"
     # a mention inside a DM arrives only as a message: answered, the mention stripped
@@ -74,13 +77,16 @@ def test_dms_and_dm_threads() -> None:
     assert N.message_event(body(P.app_mention("x", channel=P.DM_CHANNEL_ID)), BOT) is None
 
 
-def test_thread_replies_need_the_adapter_to_check_the_conversation() -> None:
+def test_thread_replies_and_plain_channel_messages_are_left_to_the_core() -> None:
     reply = N.message_event(body(P.thread_reply("go on", thread_ts="1700000000.000005")), BOT)
-    assert reply is not None and not reply.addressed
-    assert reply.key.thread == "1700000000.000005"
-    # top level, no mention: answered only where reply_mode is `all` (the adapter checks)
+    assert reply is not None and reply.key.thread == "1700000000.000005"
+    assert reply.addressing == Addressing(in_thread=True, reply_to="1700000000.000005")
+    # answered where the bot takes part in the thread, or with reply_mode `all`
+    assert verdict(reply) == Verdict(if_taking_part=True, if_reply_mode_all=True)
+    # top level, no mention: answered only where reply_mode is `all`
     top = N.message_event(body(P.message("just chatting")), BOT)
-    assert top is not None and not top.addressed and top.key.thread == top.message_id
+    assert top is not None and top.key.thread == top.message_id
+    assert top.addressing == Addressing() and verdict(top) == Verdict(if_reply_mode_all=True)
 
 
 @pytest.mark.parametrize(
@@ -239,20 +245,20 @@ def test_admin_flags() -> None:
 def test_split_keeps_everything_in_order_on_boundaries() -> None:
     paragraphs = [f"Paragraph {i}: " + " ".join(f"word{j}" for j in range(60)) for i in range(40)]
     text = "\n\n".join(paragraphs)
-    parts = split_text(text)
+    parts = SLACK.split(text)
     assert len(parts) > 3
     assert "".join(parts) == text
-    assert all(len(p) <= MESSAGE_LIMIT for p in parts)
+    assert all(len(p) <= SLACK.limit for p in parts)
     assert all(p.endswith("\n\n") for p in parts[:-1])  # cut at paragraph boundaries
-    assert split_text("short") == ["short"] and split_text("") == []
+    assert SLACK.split("short") == ["short"] and SLACK.split("") == []
 
 
 def test_split_without_boundaries_and_with_long_lines() -> None:
     blob = "x" * 10_000
-    parts = split_text(blob)
-    assert "".join(parts) == blob and all(len(p) <= MESSAGE_LIMIT for p in parts)
+    parts = SLACK.split(blob)
+    assert "".join(parts) == blob and all(len(p) <= SLACK.limit for p in parts)
     words = " ".join("w" * 7 for _ in range(2_000))
-    parts = split_text(words)
+    parts = SLACK.split(words)
     assert "".join(parts) == words
     assert all(p.endswith(" ") for p in parts[:-1])
 
@@ -260,10 +266,10 @@ def test_split_without_boundaries_and_with_long_lines() -> None:
 def test_split_closes_and_reopens_code_blocks() -> None:
     code = "\n".join(f"    print({i})  # line {i}" for i in range(400))
     text = "Here is the code:\n\n```python\n" + code + "\n```\n\nThat's all."
-    parts = split_text(text)
+    parts = SLACK.split(text)
     assert len(parts) >= 3
     for part in parts:
-        assert len(part) <= MESSAGE_LIMIT
+        assert len(part) <= SLACK.limit
         fences = [ln for ln in part.split("\n") if ln.startswith("```")]
         assert len(fences) % 2 == 0, part[-200:]  # every message's code blocks are closed
     assert parts[1].startswith("```python\n")
@@ -288,12 +294,12 @@ def test_split_is_stable_as_text_grows() -> None:
         words.append(rng.choice(["alpha", "beta", "gamma", "delta", "x" * 30]))
         words.append(rng.choice([" ", " ", " ", "\n", "\n\n"]))
     text = "".join(words)
-    final = split_text(text)
+    final = SLACK.split(text)
     for cut in range(0, len(text), 97):
         shown = display_parts(text[:cut], final=False)
         for index, part in enumerate(shown):
             assert final[index].startswith(part)
-        assert all(len(p) <= SAFE_PREFIX for p in shown[-1:])
+        assert all(len(p) <= SLACK.safe_prefix for p in shown[-1:])
 
 
 # --------------------------------------------------------------------------- hosts, manifest
@@ -325,7 +331,7 @@ def test_manifest_lists_every_command_and_the_shortcut() -> None:
     parsed = yaml.safe_load(text)
     assert parsed == manifest(settings)
     commands = [c["command"] for c in parsed["features"]["slash_commands"]]
-    assert commands == [f"/{c.name}" for c in CONTRACT_COMMANDS]
+    assert commands == [f"/{c.name}" for c in COMMANDS]
     assert parsed["features"]["shortcuts"][0]["callback_id"] == N.EDIT_SHORTCUT
     assert parsed["settings"]["socket_mode_enabled"] is True
     assert "request_url" not in parsed["settings"]["event_subscriptions"]

@@ -39,7 +39,7 @@ async def command(
 
 
 async def costs(h: Harness, kind: str) -> list[float | None]:
-    rows = await h.app.db.fetchall(
+    rows = await h.app.db.fetch_all(
         "SELECT u.cost_usd FROM runs r JOIN usage u ON u.run_id = r.id WHERE r.kind = ? "
         "ORDER BY r.id",
         (kind,),
@@ -117,7 +117,7 @@ async def test_moderation_screens_speech_image_prompts_and_voice_notes(
 
         assert fake.realtime.connections == [] and fake.turns == []
         assert not [r for r in fake.requests if r.path.startswith("/v1/images")]
-        rows = await h.app.db.fetchall("SELECT excerpt FROM moderation_flags ORDER BY id")
+        rows = await h.app.db.fetch_all("SELECT excerpt FROM moderation_flags ORDER BY id")
         assert [r["excerpt"] for r in rows] == [
             "Say FLAGME out loud",
             "a FLAGME scene",

@@ -131,7 +131,7 @@ async def test_a_failed_voice_reply_is_said_once(bot: Bot, openai_fake: FakeOpen
     assert notes == [
         "(No voice reply: I lost the connection to OpenAI while answering. Please try again.)"
     ]
-    rows = await bot.app.db.fetchall("SELECT kind, status FROM runs ORDER BY id")
+    rows = await bot.app.db.fetch_all("SELECT kind, status FROM runs ORDER BY id")
     assert [(r["kind"], r["status"]) for r in rows] == [("chat", "completed"), ("speech", "failed")]
 
 

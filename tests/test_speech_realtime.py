@@ -13,6 +13,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from bot.backends.errors import explain_error
+from bot.backends.factory import make_speech_engine
 from bot.backends.realtime_speech import (
     READ_ALOUD,
     REALTIME_VOICES,
@@ -21,9 +23,9 @@ from bot.backends.realtime_speech import (
     split_for_speech,
 )
 from bot.backends.retry import RetryPolicy
-from bot.backends.speech import AudioSpeechEngine, engine_kind, make_speech_engine
+from bot.backends.speech import AudioSpeechEngine, engine_kind
 from bot.core.config import MODEL_DEFAULTS
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
 from bot.core.types import CommandCall
 from testing.fakes.openai_fake import FakeOpenAI
 from testing.fakes.openai_realtime import REALTIME_VOICES as FAKE_VOICES

@@ -38,7 +38,7 @@ async def speak(env: Env, text: str) -> None:
 
 
 async def speech_runs(env: Env) -> list[tuple[str, str, float | None]]:
-    rows = await env.app.db.fetchall(
+    rows = await env.app.db.fetch_all(
         "SELECT r.status, r.model, u.cost_usd FROM runs r LEFT JOIN usage u ON u.run_id = r.id "
         "WHERE r.kind = 'speech' ORDER BY r.id"
     )

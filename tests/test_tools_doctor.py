@@ -13,7 +13,7 @@ import pytest
 
 from bot.core.types import ConversationKey
 from storage.configs import save_overrides
-from storage.db import Database
+from storage.connect import open_database
 from testing.fakes.openai_fake import FakeOpenAI
 from tests.test_cli import bot_env, run_bot
 from tests.test_tools_pure import PLUGIN
@@ -46,7 +46,7 @@ async def test_doctor_lists_tools_and_warns_about_broken_plugins(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     install_plugin(tmp_path / "plugins")
-    db = await Database.open(tmp_path / "bot.db")
+    db = await open_database(tmp_path / "bot.db")
     key = ConversationKey("slack", "T1", "C1")
     await save_overrides(db, key, {"tools": ["functions:shout,nope"]}, updated_by="U1")
     await db.close()

@@ -5,15 +5,16 @@ against the loopback fake OpenAI."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app import make_backend
 from bot.backends.base import Turn
+from bot.backends.factory import make_backend
 from bot.core.errors import UserError
+from bot.core.ledger import Emit, ResponseStarted, RunEvent, ToolRound, ToolRoundDone
 from bot.tools import Tool, ToolContext
 from storage import conversations
 from testing.fakes.openai_fake import (
@@ -42,7 +43,7 @@ async def bot(fake: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 async def usage_rows(bot: Harness) -> list[dict[str, Any]]:
-    rows = await bot.app.db.fetchall("SELECT * FROM usage ORDER BY run_id")
+    rows = await bot.app.db.fetch_all("SELECT * FROM usage ORDER BY run_id")
     return [dict(r) for r in rows]
 
 
@@ -77,6 +78,23 @@ async def test_code_interpreter_plot_is_posted_and_the_container_reused(
     assert container_creates(fake) == 2  # the expired one was replaced
     assert tool_requests(fake)[-1]["tools"][0]["container"] != tool["container"]
     assert [row["container_sessions"] for row in await usage_rows(bot)] == [1, 0, 1]
+
+
+async def test_a_failed_first_answer_keeps_its_conversation_and_container(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
+    await configure(bot, tools=["code_interpreter"])
+    fake.fail_next("failed", endpoint="responses")
+    (refusal,) = await ask(bot, "plot sales")
+    assert "could not finish" in refusal
+    fake.answer = lambda turn: "second try"
+    assert await ask(bot, "plot sales") == ["second try"]
+    assert container_creates(fake) == 1
+    made = [r for r in fake.requests if r.path == "/v1/conversations" and r.method == "POST"]
+    assert len(made) == 1
+    first, second = tool_requests(fake)
+    assert first["conversation"] == second["conversation"]
+    assert first["tools"][0]["container"] == second["tools"][0]["container"]
 
 
 async def test_a_container_expiring_mid_turn_is_replaced(bot: Harness, fake: FakeOpenAI) -> None:
@@ -190,18 +208,18 @@ class Observer:
         self.events: list[tuple[str, Any]] = []
         self.started = asyncio.Event()
 
-    async def response_started(self, response_id: str) -> None:
-        self.events.append(("started", response_id))
-        self.started.set()
+    async def __call__(self, event: RunEvent) -> None:
+        """The backend's event sink (`Turn.emit`), as the run ledger receives them."""
+        if isinstance(event, ResponseStarted):
+            self.events.append(("started", event.response_id))
+            self.started.set()
+        elif isinstance(event, ToolRound):
+            self.events.append(("tools", list(event.names)))
+        elif isinstance(event, ToolRoundDone):
+            self.events.append(("done", None))
 
-    async def tools_running(self, names: Sequence[str]) -> None:
-        self.events.append(("tools", list(names)))
 
-    async def tools_done(self) -> None:
-        self.events.append(("done", None))
-
-
-async def make_turn(bot: Harness, text: str, observer: Observer, **config: Any) -> Turn:
+async def make_turn(bot: Harness, text: str, observer: Emit, **config: Any) -> Turn:
     from bot.core.assistant_config import resolve_assistant
 
     await configure(bot, **config)
@@ -214,7 +232,7 @@ async def make_turn(bot: Harness, text: str, observer: Observer, **config: Any) 
         config=assistant,
         conversation_id=record.id,
         backend_conversation_id=record.backend_conversation_id,
-        observer=observer,
+        emit=observer,
     )
 
 
@@ -312,11 +330,12 @@ async def test_an_answer_stopped_while_tools_run_leaves_no_call_pending(
     observer = Observer()
     running = asyncio.Event()
 
-    async def tools_running(names: Sequence[str]) -> None:
-        running.set()
+    async def tools_running(event: RunEvent) -> None:
+        await observer(event)
+        if isinstance(event, ToolRound):
+            running.set()
 
-    observer.tools_running = tools_running  # type: ignore[method-assign]
-    turn = await make_turn(bot, "hang on", observer, tools=["functions:hang"])
+    turn = await make_turn(bot, "hang on", tools_running, tools=["functions:hang"])
 
     async def on_delta(text: str) -> None:
         return None

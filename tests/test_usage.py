@@ -16,7 +16,7 @@ from bot.core.types import Actor, ConversationKey, Usage
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota, RateLimiter, day_start, month_start, next_day, next_month
 from storage import runs
-from storage.db import Database
+from storage.connect import open_database
 from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import KEY, USER, Harness, make_settings
 from tests.test_cli import bot_env, run_bot
@@ -89,11 +89,11 @@ def test_rate_limiter_window() -> None:
 
 async def test_spend_outside_the_period_does_not_count(tmp_path: Path, fake: FakeOpenAI) -> None:
     settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_BUDGET_USER_DAILY_USD="1")
-    db = await Database.open(settings.database_path)
+    db = await open_database(settings.database_path)
     try:
         run_id = await runs.create_run(db, KEY, user_id=USER.id, event_id="e1", kind="chat")
-        async with db.transaction() as conn:
-            await runs.record_usage(conn, run_id, Usage(model="m"), Decimal("1.5"))
+        async with db.transaction() as tx:
+            await runs.record_usage(tx, run_id, Usage(model="m"), Decimal("1.5"))
         today = dt.datetime.now(dt.UTC).timestamp()
         with pytest.raises(Exception, match=r"your daily limit of \$1.00 is used up"):
             await Quota(db, settings, clock=lambda: today).check(KEY, USER.id, None)
@@ -272,12 +272,12 @@ async def test_moderation_refuses_flagged_messages_and_records_them(
         assert "flagged by moderation (violence)" in refusal
         assert fake.turns == []
         assert await bot.say("a fine question") == "echo: a fine question"
-        rows = await bot.app.db.fetchall(
+        rows = await bot.app.db.fetch_all(
             "SELECT user_id, categories, excerpt FROM moderation_flags"
         )
         assert [tuple(r) for r in rows] == [(USER.id, '["violence"]', "please FLAGME now")]
         statuses = [
-            r["status"] for r in await bot.app.db.fetchall("SELECT status FROM runs ORDER BY id")
+            r["status"] for r in await bot.app.db.fetch_all("SELECT status FROM runs ORDER BY id")
         ]
         assert statuses == ["failed", "completed"]
         assert "Flagged by moderation: 1" in await bot.command("usage", "channel", actor=ADMIN)

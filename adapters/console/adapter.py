@@ -13,10 +13,12 @@ import getpass
 import itertools
 import threading
 import uuid
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bot.core.dispatcher import Dispatcher
-from bot.core.types import Actor, CommandCall, ConversationKey, Inbound, Reply
+from bot.core.types import DIRECT, Actor, CommandCall, ConversationKey, Inbound, Reply
+
+if TYPE_CHECKING:
+    from bot.core.dispatcher import Dispatcher
 
 PLATFORM = "console"
 KEY = ConversationKey(PLATFORM, "local", "console")
@@ -109,7 +111,7 @@ class ConsoleAdapter:
         if text.startswith("/") and len(text) > 1:
             name, _, rest = text[1:].partition(" ")
             return CommandCall(KEY, self._actor, name.lower(), event_id, text=rest.strip())
-        return Inbound(KEY, self._actor, text, event_id, message_id=event_id)
+        return Inbound(KEY, self._actor, text, event_id, message_id=event_id, addressing=DIRECT)
 
 
 def _read_lines_in_thread(stdin: TextIO) -> asyncio.Queue[str | None]:

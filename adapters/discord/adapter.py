@@ -1,7 +1,9 @@
 """The Discord adapter: a discord.py client, its events turned into core events, and the outbox
 that delivers `Reply` values and streamed answers back.
 
-Where the bot answers: a mention in a guild channel (the channel is the conversation), a
+Every message the bot can see is handed to the core with its facts (mention, DM, thread, the
+bot's membership of the thread, reply to the bot); the core decides what it answers
+(`bot.core.addressing`): a mention in a guild channel (the channel is the conversation), a
 thread (its own conversation; no mention needed once the bot started, joined or answered in
 it), and DMs. Slash commands are deferred at once and answered with interaction follow-ups.
 """
@@ -14,8 +16,8 @@ import io
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -33,12 +35,10 @@ from adapters.discord.commands import (
 from adapters.discord.normalise import (
     DM_WORKSPACE,
     PLATFORM,
+    arrived_empty,
     command_from_interaction,
-    conversation_key,
     inbound_from_message,
     is_from_bot,
-    is_thread,
-    message_addressed,
 )
 from adapters.discord.stream import (
     EDIT_INTERVAL,
@@ -49,10 +49,12 @@ from adapters.discord.stream import (
 )
 from bot.core.config import ConfigError, Settings
 from bot.core.delivery import DeliveryFailed
-from bot.core.dispatcher import Dispatcher
 from bot.core.types import Actor, ConversationKey, OutFile, Reply
 from bot.text.sanitise import safe_filename
-from bot.text.split import MESSAGE_LIMIT, split_text
+from bot.text.split import DISCORD
+
+if TYPE_CHECKING:
+    from bot.core.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,13 @@ class _Hooks:
 
     async def on_ready(self) -> None:
         self.adapter._ready.set()
+        self.adapter.report_connected(True)
+
+    async def on_resumed(self) -> None:
+        self.adapter.report_connected(True)
+
+    async def on_disconnect(self) -> None:
+        self.adapter.report_connected(False, "reconnecting")
 
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter._on_message(message)
@@ -231,7 +240,12 @@ class DiscordAdapter:
         name = f"{user.name}#{user.discriminator}" if user is not None else "?"
         log.info("discord: connected as %s in %d servers", name, len(self.client.guilds))
 
+    def report_connected(self, connected: bool, detail: str = "") -> None:
+        """The gateway's state, reported to the core (`/readyz`, `/status`)."""
+        self._dispatcher.presence.report(self.name, connected, detail)
+
     async def close(self) -> None:
+        self.report_connected(False, "stopped")
         if self.client is not None:
             await self.client.close()
         if self._task is not None:
@@ -267,40 +281,15 @@ class DiscordAdapter:
             guild = message.guild
             role = guild.self_role if guild is not None else None
             role_id = role.id if role is not None else None
-            in_thread = False
-            if not message_addressed(message, me, role_id) and is_thread(message.channel):
-                in_thread = await self._bot_in_thread(message.channel, me)
-                if not in_thread:
-                    return
             event = inbound_from_message(
-                message,
-                me,
-                in_bot_thread=in_thread,
-                bot_role_id=role_id,
-                max_bytes=self.max_attachment_bytes,
+                message, me, bot_role_id=role_id, max_bytes=self.max_attachment_bytes
             )
-            if event is None:
+            if event is None or arrived_empty(event, message, me):
                 return
-            if not event.addressed:
-                # Only where the channel's assistant answers every message (`reply_mode` all);
-                # an empty message (no message-content intent) is never answered.
-                if not (event.text.strip() or event.attachments):
-                    return
-                if not await self._dispatcher.answers_everything(event.key):
-                    return
-                event = replace(event, addressed=True)
             await self._dispatcher.submit(event)
         except Exception as exc:
             log.error("discord: handling a message failed: %s", type(exc).__name__)
             log.debug("traceback", exc_info=exc)
-
-    async def _bot_in_thread(self, thread: Any, me: int | None) -> bool:
-        if me is not None and getattr(thread, "owner_id", None) == me:
-            return True
-        if getattr(thread, "me", None) is not None:
-            return True
-        key = conversation_key(thread)
-        return key is not None and await self._dispatcher.has_conversation(key)
 
     async def _on_command(self, interaction: discord.Interaction, name: str) -> None:
         ephemeral = name in EPHEMERAL_COMMANDS
@@ -502,7 +491,7 @@ def _messages(
     """The messages for one reply, in order: the text split at 2,000 characters, files (at most
     ten per message) on the last text part and further messages as needed."""
     body = "\n\n".join(part for part in (text.strip(), *notes) if part)
-    parts = split_text(body, MESSAGE_LIMIT) if body else []
+    parts = DISCORD.split(body) if body else []
     batches = [
         files[i : i + MAX_FILES_PER_MESSAGE] for i in range(0, len(files), MAX_FILES_PER_MESSAGE)
     ]

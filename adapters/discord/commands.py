@@ -1,4 +1,4 @@
-"""The contract's slash commands (`bot.core.commands.CONTRACT_COMMANDS`) as Discord app commands.
+"""The command table (`bot.core.commands.COMMANDS`) as Discord app commands.
 
 Every command's callback hands the interaction to one `handler(interaction, name)`: the adapter
 defers at once and passes a `CommandCall` to the dispatcher. Definitions are synced with
@@ -9,164 +9,77 @@ file next to the database), because syncing is rate-limited.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import discord
 from discord import app_commands
 
-from bot.core.commands import CONTRACT_COMMANDS
+from bot.core.commands import COMMANDS, CommandSpec, Option
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[discord.Interaction, str], Awaitable[None]]
 
+# Commands whose answer is for the caller only: deferred ephemerally.
+EPHEMERAL_COMMANDS = frozenset(spec.name for spec in COMMANDS if spec.private)
 # The free-text options of each command, joined into `CommandCall.text` (what a Slack user
 # would type after the command name).
 TEXT_OPTIONS: dict[str, tuple[str, ...]] = {
-    "imagine": ("prompt",),
-    "edit": ("prompt",),
-    "speak": ("text",),
-    "assistant": ("args",),
-    "usage": ("scope", "period", "value"),
+    spec.name: spec.text_options for spec in COMMANDS if spec.text_options
 }
-# Commands whose answer is for the caller only: deferred ephemerally.
-EPHEMERAL_COMMANDS = frozenset({"usage", "assistant"})
 
 HASH_FILE = "discord_commands.hash"
 
-_DESCRIPTIONS = {c.name: c.description for c in CONTRACT_COMMANDS}
-
-Count = app_commands.Range[int, 1, 4]
-
 
 def build_tree(client: discord.Client, handler: Handler) -> app_commands.CommandTree:
-    """A `CommandTree` on `client` with every contract command."""
+    """A `CommandTree` on `client` with every command of the table."""
     tree = app_commands.CommandTree(client)
-    for command in _commands(handler):
-        tree.add_command(command)
-    missing = {c.name for c in CONTRACT_COMMANDS} - {c.name for c in tree.get_commands()}
-    if missing:  # a contract command without a Discord definition: still offer it, no options
-        for name in sorted(missing):
-            tree.add_command(_plain(name, handler))
+    for spec in COMMANDS:
+        tree.add_command(app_command(spec, handler))
     return tree
 
 
-def _plain(name: str, handler: Handler) -> app_commands.Command[Any, Any, Any]:
-    async def callback(interaction: discord.Interaction) -> None:
-        await handler(interaction, name)
+def app_command(spec: CommandSpec, handler: Handler) -> app_commands.Command[Any, Any, Any]:
+    """The Discord definition of one row: its options become typed parameters (discord.py reads
+    them from the callback's signature), so Discord validates choices, ranges and files."""
 
-    return app_commands.Command(name=name, description=_DESCRIPTIONS[name], callback=callback)
+    async def callback(interaction: discord.Interaction, **_options: Any) -> None:
+        await handler(interaction, spec.name)
+
+    parameters = [
+        inspect.Parameter(
+            "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
+        )
+    ]
+    for option in spec.options:
+        annotation = _annotation(option)
+        parameters.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=annotation if option.required else Optional[annotation],  # noqa: UP045
+                default=inspect.Parameter.empty if option.required else None,
+            )
+        )
+    callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    if spec.options:
+        app_commands.describe(**{o.name: o.description for o in spec.options})(callback)
+    return app_commands.Command(name=spec.name, description=spec.description, callback=callback)
 
 
-def _commands(handler: Handler) -> list[app_commands.Command[Any, Any, Any]]:
-    def make(name: str, callback: Callable[..., Awaitable[None]]) -> Any:
-        return app_commands.Command(name=name, description=_DESCRIPTIONS[name], callback=callback)
-
-    @app_commands.describe(
-        prompt="What to draw",
-        size="Image size",
-        quality="Rendering quality",
-        background="Background",
-        count="How many images (1-4)",
-    )
-    async def imagine(
-        interaction: discord.Interaction,
-        prompt: app_commands.Range[str, 1, 4000],
-        size: Literal["auto", "1024x1024", "1536x1024", "1024x1536"] | None = None,
-        quality: Literal["auto", "low", "medium", "high"] | None = None,
-        background: Literal["auto", "transparent", "opaque"] | None = None,
-        count: Count | None = None,
-    ) -> None:
-        await handler(interaction, "imagine")
-
-    @app_commands.describe(
-        prompt="What to change", image="The image to edit", mask="Transparent = area to change"
-    )
-    async def edit(
-        interaction: discord.Interaction,
-        prompt: app_commands.Range[str, 1, 4000],
-        image: discord.Attachment,
-        mask: discord.Attachment | None = None,
-    ) -> None:
-        await handler(interaction, "edit")
-
-    @app_commands.describe(image="The image to vary", count="How many variations (1-4)")
-    async def variation(
-        interaction: discord.Interaction, image: discord.Attachment, count: Count | None = None
-    ) -> None:
-        await handler(interaction, "variation")
-
-    @app_commands.describe(text="What to say", voice="Voice name (optional)")
-    async def speak(
-        interaction: discord.Interaction,
-        text: app_commands.Range[str, 1, 4000],
-        voice: app_commands.Range[str, 1, 40] | None = None,
-    ) -> None:
-        await handler(interaction, "speak")
-
-    @app_commands.describe(audio="A voice note or audio file", language="e.g. en, fr (optional)")
-    async def transcribe(
-        interaction: discord.Interaction,
-        audio: discord.Attachment,
-        language: app_commands.Range[str, 2, 12] | None = None,
-    ) -> None:
-        await handler(interaction, "transcribe")
-
-    @app_commands.describe(audio="A voice note or audio file")
-    async def translate(interaction: discord.Interaction, audio: discord.Attachment) -> None:
-        await handler(interaction, "translate")
-
-    async def reset(interaction: discord.Interaction) -> None:
-        await handler(interaction, "reset")
-
-    async def cancel(interaction: discord.Interaction) -> None:
-        await handler(interaction, "cancel")
-
-    @app_commands.describe(
-        args="Empty to show; set FIELD VALUE | reset | history | knowledge add/list/remove",
-        file="knowledge add: a file for file search; set format: a .json schema",
-        file2="knowledge add: another file",
-        file3="knowledge add: another file",
-    )
-    async def assistant(
-        interaction: discord.Interaction,
-        args: app_commands.Range[str, 1, 4000] | None = None,
-        file: discord.Attachment | None = None,
-        file2: discord.Attachment | None = None,
-        file3: discord.Attachment | None = None,
-    ) -> None:
-        await handler(interaction, "assistant")
-
-    @app_commands.describe(
-        scope="Whose usage (default: me), or budget / moderation settings",
-        period="Which period (default: 30d)",
-        value="budget: dollars or off; moderation: on, off or default (admins)",
-    )
-    async def usage(
-        interaction: discord.Interaction,
-        scope: Literal["me", "channel", "workspace", "budget", "moderation"] | None = None,
-        period: Literal["today", "7d", "30d", "all"] | None = None,
-        value: str | None = None,
-    ) -> None:
-        await handler(interaction, "usage")
-
-    callbacks = {
-        "imagine": imagine,
-        "edit": edit,
-        "variation": variation,
-        "speak": speak,
-        "transcribe": transcribe,
-        "translate": translate,
-        "reset": reset,
-        "cancel": cancel,
-        "assistant": assistant,
-        "usage": usage,
-    }
-    return [make(name, cb) for name, cb in callbacks.items() if name in _DESCRIPTIONS]
+def _annotation(option: Option) -> Any:
+    if option.kind == "file":
+        return discord.Attachment
+    if option.kind == "count":
+        return app_commands.Range[int, 1, 4]
+    if option.kind == "choice":
+        return Literal.__getitem__(option.choices)  # type: ignore[attr-defined]
+    return app_commands.Range[str, option.min_length, option.max_length]
 
 
 def definitions_hash(tree: app_commands.CommandTree) -> str:

@@ -7,28 +7,51 @@ redirects anywhere; this reads it ourselves:
 - redirects followed by hand, each hop checked (at most 3);
 - at most `min(declared size, limit)` bytes: a body longer than the attachment's declared size
   (or a `Content-Length` over it) is refused without reading the rest.
-No token is sent: attachment URLs are signed.
+The loop is `adapters.downloads.download`, in Discord's words (`WORDING`). No token is sent:
+attachment URLs are signed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
 
+from adapters.downloads import Say, Wording, download
 from bot.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
 CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
-MAX_REDIRECTS = 3
-DOWNLOAD_TIMEOUT = 120.0
-CHUNK = 64 * 1024
-MB = 1024 * 1024
-_REDIRECTS = (301, 302, 303, 307, 308)
+WORDING = Wording(
+    not_allowed=Say(
+        "I couldn't download “{name}”: it is not stored on Discord.",
+        "attachment host refused",
+    ),
+    http_error=Say(
+        "I could not download “{name}” from Discord (HTTP {status}). "
+        "Please try uploading it again.",
+        "attachment download HTTP {status}",
+    ),
+    failed=Say(
+        "I could not download “{name}” from Discord. Please try uploading it again.",
+        "attachment download {error}",
+    ),
+    too_many_redirects=Say("I couldn't download “{name}” from Discord (too many redirects)."),
+    too_large=Say(
+        "“{name}” is {size_mb:.1f} MB; I take files up to {limit_mb:.0f} MB. "
+        "Please send a smaller one.",
+        "attachment over {limit} bytes",
+    ),
+    larger_than_declared=Say(
+        "“{name}” is larger than Discord said it was, so I did not read it. "
+        "Please upload it again.",
+        "attachment larger than its declared {cap} bytes",
+    ),
+)
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
@@ -75,58 +98,25 @@ class DiscordCdn:
     async def _get(
         self, session: aiohttp.ClientSession, url: str, name: str, cap: int, limit: int
     ) -> bytes:
-        timeout = aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT)
-        for _ in range(MAX_REDIRECTS + 1):
-            if not self.allows(url):
-                origin = _origin(url)
-                log.warning(
-                    "discord: refusing to download an attachment from %s (not Discord's CDN)",
-                    origin[1] if origin else "an unparsable URL",
-                )
-                raise UserError(
-                    f"I couldn't download “{name}”: it is not stored on Discord.",
-                    log_detail="attachment host refused",
-                )
-            try:
-                async with session.get(url, allow_redirects=False, timeout=timeout) as response:
-                    if response.status in _REDIRECTS:
-                        url = urljoin(url, response.headers.get("Location", ""))
-                        continue
-                    if response.status != 200:
-                        raise UserError(
-                            f"I could not download “{name}” from Discord (HTTP "
-                            f"{response.status}). Please try uploading it again.",
-                            log_detail=f"attachment download HTTP {response.status}",
-                        )
-                    length = response.content_length
-                    if length is not None and length > cap:
-                        raise _refusal(name, length, cap, limit)
-                    data = bytearray()
-                    async for chunk in response.content.iter_chunked(CHUNK):
-                        data += chunk
-                        if len(data) > cap:
-                            raise _refusal(name, len(data), cap, limit)
-                    return bytes(data)
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                raise UserError(
-                    f"I could not download “{name}” from Discord. Please try uploading it again.",
-                    log_detail=f"attachment download {type(exc).__name__}",
-                ) from None
-        raise UserError(f"I couldn't download “{name}” from Discord (too many redirects).")
+        return await download(
+            session,
+            url,
+            name=name,
+            cap=cap,
+            limit=limit,
+            allows=self.allows,
+            wording=WORDING,
+            refused=_log_refused,
+        )
 
 
-def too_large(name: str, size: int, limit: int) -> str:
-    return (
-        f"“{name}” is {size / MB:.1f} MB; I take files up to {limit / MB:.0f} MB. "
-        "Please send a smaller one."
+def _log_refused(url: str) -> None:
+    origin = _origin(url)
+    log.warning(
+        "discord: refusing to download an attachment from %s (not Discord's CDN)",
+        origin[1] if origin else "an unparsable URL",
     )
 
 
-def _refusal(name: str, size: int, cap: int, limit: int) -> UserError:
-    if cap < limit:  # the declared size was the cap: the file is not what Discord said
-        return UserError(
-            f"“{name}” is larger than Discord said it was, so I did not read it. "
-            "Please upload it again.",
-            log_detail=f"attachment larger than its declared {cap} bytes",
-        )
-    return UserError(too_large(name, size, limit), log_detail=f"attachment over {limit} bytes")
+def too_large(name: str, size: int, limit: int) -> UserError:
+    return WORDING.over_limit(name, size, limit)

@@ -13,8 +13,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from adapters.discord.files import DiscordCdn, too_large
-from bot.core.errors import UserError
-from bot.core.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
+from bot.core.types import (
+    Actor,
+    Addressing,
+    Attachment,
+    AttachmentKind,
+    CommandCall,
+    ConversationKey,
+    Inbound,
+)
 from bot.text.sanitise import clean_text, safe_filename
 
 log = logging.getLogger(__name__)
@@ -203,7 +210,7 @@ def make_fetch(
 
     async def fetch() -> bytes:
         if size > max_bytes:
-            raise UserError(too_large(name, size, max_bytes))
+            raise too_large(name, size, max_bytes)
         source = cdn or DiscordCdn.current()
         return await source.download(url, name, limit=max_bytes, declared=size)
 
@@ -269,30 +276,49 @@ def is_from_bot(message: Any, bot_id: int | None) -> tuple[bool, bool]:
     return is_self, other and not is_self
 
 
-def message_addressed(message: Any, bot_id: int | None, bot_role_id: int | None = None) -> bool:
-    """A DM, a mention of the bot (or its managed role), or a reply to one of its messages."""
+def bot_in_thread(channel: Any, bot_id: int | None) -> bool | None:
+    """For a thread: whether the bot owns it or is one of its members (`Thread.me`, known from
+    the gateway); None for a channel that is not a thread."""
+    if not is_thread(channel):
+        return None
+    if bot_id is not None and _int(getattr(channel, "owner_id", None)) == bot_id:
+        return True
+    return getattr(channel, "me", None) is not None
+
+
+def addressing(message: Any, bot_id: int | None, bot_role_id: int | None = None) -> Addressing:
+    """What Discord says about how `message` reaches the bot: a DM, a mention of the bot (or
+    its managed role), a thread it is in, a reply to one of its messages."""
     channel = getattr(message, "channel", None)
-    if is_dm(channel):
-        return True
-    if mentions_user(message, bot_id) or mentions_role(message, bot_role_id):
-        return True
-    resolved = getattr(getattr(message, "reference", None), "resolved", None)
-    author = getattr(resolved, "author", None)
-    return bot_id is not None and _int(getattr(author, "id", None)) == bot_id
+    reference = getattr(message, "reference", None)
+    reply_to = _int(getattr(reference, "message_id", None))
+    author = getattr(getattr(reference, "resolved", None), "author", None)
+    return Addressing(
+        mentioned=mentions_user(message, bot_id) or mentions_role(message, bot_role_id),
+        direct=is_dm(channel),
+        in_thread=is_thread(channel),
+        bot_in_thread=bot_in_thread(channel, bot_id),
+        reply_to="" if reply_to is None else str(reply_to),
+        reply_to_bot=bot_id is not None and _int(getattr(author, "id", None)) == bot_id,
+    )
+
+
+def arrived_empty(event: Inbound, message: Any, bot_id: int | None) -> bool:
+    """Without the message-content intent Discord sends a message that does not mention the bot
+    user without its content: nothing to act on (a mention always arrives whole)."""
+    return not (event.text or event.attachments) and not mentions_user(message, bot_id)
 
 
 def inbound_from_message(
     message: Any,
     bot_id: int | None,
     *,
-    in_bot_thread: bool = False,
     bot_role_id: int | None = None,
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
     cdn: DiscordCdn | None = None,
 ) -> Inbound | None:
-    """The core event for a Discord message, or None for what the bot ignores (system
-    messages, malformed payloads, empty messages not addressed to it). `in_bot_thread`: the
-    message is in a thread the bot takes part in (no mention needed there)."""
+    """The core event for a Discord message with its facts (`addressing`), or None for what
+    is never for the bot (system messages, malformed payloads)."""
     try:
         if _type_value(getattr(message, "type", 0)) not in _USER_MESSAGE_TYPES:
             return None
@@ -305,7 +331,6 @@ def inbound_from_message(
             log.warning("discord: dropped a message without a valid id, channel or author")
             return None
         is_self, _ = is_from_bot(message, bot_id)
-        addressed = message_addressed(message, bot_id, bot_role_id) or in_bot_thread
         flags = getattr(message, "flags", None)
         voice = bool(getattr(flags, "voice", False))
         attachments = attachments_of(
@@ -315,10 +340,6 @@ def inbound_from_message(
             cdn=cdn,
         )
         text = strip_mentions(_text(getattr(message, "content", "")), bot_id, bot_role_id)
-        if not text and not attachments:
-            # Without the message-content intent a message that does not mention the bot
-            # arrives empty: nothing to answer.
-            addressed = addressed and mentions_user(message, bot_id)
         return Inbound(
             key=key,
             actor=actor,
@@ -326,7 +347,7 @@ def inbound_from_message(
             event_id=f"msg-{message_id}",
             message_id=str(message_id),
             attachments=attachments,
-            addressed=addressed,
+            addressing=addressing(message, bot_id, bot_role_id),
             is_self=is_self,
         )
     except Exception as exc:  # never raise on malformed input

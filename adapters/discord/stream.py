@@ -1,6 +1,7 @@
 """Showing an answer progressively on Discord: one message edited as text arrives.
 
-`DiscordStream` is the core's `TextStream`. `append` only buffers and, on the first delta,
+`DiscordStream` is the core's `TextStream`, on the skeleton both platforms share
+(`adapters.streaming.BufferedStream`). `append` only buffers and, on the first delta,
 starts one flusher task, which shows the first text at once and then the buffered text whenever
 the channel's write budget allows (`ChannelThrottle`, shared by every stream of the adapter, so
 two answers in one channel share the channel's budget while other channels are unaffected).
@@ -23,7 +24,8 @@ from typing import Any
 
 import discord
 
-from bot.text.split import MESSAGE_LIMIT, split_text
+from adapters.streaming import INTERRUPTED, BufferedStream
+from bot.text.split import DISCORD, Splitter
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,6 @@ EDIT_INTERVAL = 1.25
 FIRST_DELAY = 0.0  # the first text shows as soon as it arrives
 TYPING_AFTER = 1.0  # no typing call for answers whose text starts sooner than this
 TYPING_EVERY = 8.0  # one typing call shows ~10 s
-INTERRUPTED = " …(interrupted)"
 NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 _IN_FLIGHT = math.inf
 
@@ -117,7 +118,9 @@ class ChannelThrottle:
                 del self._last_start[channel_id]
 
 
-class DiscordStream:
+class DiscordStream(BufferedStream):
+    """The core's `TextStream` on Discord (see the module docstring)."""
+
     def __init__(
         self,
         channel: Any,
@@ -126,21 +129,17 @@ class DiscordStream:
         throttle: ChannelThrottle,
         first_delay: float = FIRST_DELAY,
         typing_after: float = TYPING_AFTER,
-        limit: int = MESSAGE_LIMIT,
+        splitter: Splitter = DISCORD,
     ) -> None:
+        super().__init__()
         self._channel = channel
         self._channel_id = int(channel.id)
         self._reference = reference
         self._throttle = throttle
         self._first_delay = first_delay
-        self._limit = limit
-        self._text = ""
+        self._splitter = splitter
         self._messages: list[discord.Message] = []
         self._shown: list[str] = []
-        self._lock = asyncio.Lock()
-        self._done = False
-        self._flusher: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
         self._typing: asyncio.Task[None] | None = asyncio.ensure_future(
             self._keep_typing(typing_after)
         )
@@ -149,49 +148,29 @@ class DiscordStream:
     def messages(self) -> list[discord.Message]:
         return list(self._messages)
 
-    # -- TextStream ---------------------------------------------------------------------------
+    # -- BufferedStream -----------------------------------------------------------------------
 
-    async def append(self, delta: str) -> None:
-        if self._done or not delta:
-            return
-        self._text += delta
-        self._wake.set()
-        if self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush_loop())
+    async def _show_final(self, text: str) -> None:
+        await self._sync(self._splitter.split(text) or ["…"])
 
-    async def finish(self, text: str) -> None:
-        await self._stop()
-        async with self._lock:
-            await self._sync(split_text(text or self._text, self._limit) or ["…"])
+    async def _show_interrupted(self) -> None:
+        if self._text.strip():  # what arrived is shown, even if not flushed yet
+            parts = self._splitter.split(self._text)
+            last = parts[-1]
+            if len(last) + len(INTERRUPTED) <= self._splitter.limit:
+                parts[-1] = last + INTERRUPTED
+            else:
+                parts.append(INTERRUPTED.strip())
+            await self._sync(parts)
 
-    async def abort(self) -> None:
-        try:
-            await self._stop()
-            async with self._lock:
-                if self._text.strip():  # what arrived is shown, even if not flushed yet
-                    parts = split_text(self._text, self._limit)
-                    last = parts[-1]
-                    if len(last) + len(INTERRUPTED) <= self._limit:
-                        parts[-1] = last + INTERRUPTED
-                    else:
-                        parts.append(INTERRUPTED.strip())
-                    await self._sync(parts)
-        except Exception as exc:
-            log.warning("discord: could not mark an answer unfinished: %s", type(exc).__name__)
-
-    # -- internals ----------------------------------------------------------------------------
+    def _abort_failed(self, exc: Exception) -> None:
+        log.warning("discord: could not mark an answer unfinished: %s", type(exc).__name__)
 
     async def _stop(self) -> None:
-        """Stop the flusher at once: cancelled while it waits for its slot, awaited while it
-        is writing (cancelling a write could post a message and lose track of it)."""
-        self._done = True
-        self._wake.set()
-        flusher = self._flusher
-        if flusher is not None and not flusher.done():
-            if not self._lock.locked():
-                flusher.cancel()
-            await asyncio.wait({flusher})
+        await super()._stop()
         self._stop_typing()
+
+    # -- internals ----------------------------------------------------------------------------
 
     def _stop_typing(self) -> None:
         if self._typing is not None:
@@ -219,7 +198,7 @@ class DiscordStream:
                 async with self._lock:
                     if self._done:
                         return
-                    more = await self._step(split_text(self._text, self._limit))
+                    more = await self._step(self._splitter.split(self._text))
                 if not more:
                     await self._wake.wait()
         except asyncio.CancelledError:

@@ -2,7 +2,8 @@
 
 Modules: `adapter` (lifecycle, transports, event listeners), `normalise` (pure payload →
 event functions), `commands` (slash commands, the "Edit image" shortcut and modal),
-`outbox` and `stream` (delivering replies, streamed answers, splitting at Slack's limits),
+`outbox` and `stream` (delivering replies, streamed answers), `abilities` (what each channel
+allows: chat streaming, the status line), `errors` (Slack failures for the logs),
 `files` (downloads with the bot token, uploads), `manifest` (`python -m bot manifest slack`).
 """
 

@@ -2,12 +2,14 @@
 
 Listeners never wait for an answer: events are acknowledged by bolt before the listener runs
 (commands acknowledge first thing), the listener normalises the payload and calls
-`Dispatcher.submit`, which returns at once. Answers come back through `SlackOutbox`.
+`Dispatcher.submit`, which returns at once. The adapter only reports facts (mention, DM, thread):
+the core decides which messages it answers. Answers come back through `SlackOutbox`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +27,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import normalise
 from adapters.slack.commands import AdminCache, SlackCommands
 from adapters.slack.delivery_retry import retry_handlers
+from adapters.slack.errors import describe
 from adapters.slack.files import FileLimits, SlackFiles
 from adapters.slack.outbox import SlackOutbox
-from adapters.slack.stream import _describe
 from bot.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -70,13 +72,17 @@ def _socket_logger() -> logging.Logger:
     return logger
 
 
-def make_client(settings: Settings, token: str) -> AsyncWebClient:
+def make_client(
+    settings: Settings, token: str, on_429: Callable[[], None] | None = None
+) -> AsyncWebClient:
     """The one Web API client: `SLACK_API_URL`, with the retry handlers of
     `adapters.slack.delivery_retry` (429 honouring Retry-After, server errors, dropped connections)."""
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
-        retry_handlers=retry_handlers(settings.delivery_retries, settings.delivery_retry_wait),
+        retry_handlers=retry_handlers(
+            settings.delivery_retries, settings.delivery_retry_wait, on_429
+        ),
         logger=logging.getLogger("adapters.slack.web"),
     )
 
@@ -112,7 +118,9 @@ class SlackAdapter:
         self.socket_mode = bool(app_token)
         self._app_token = app_token
         token = settings.slack_bot_token.get_secret_value()
-        self.client = make_client(settings, token)
+        self.client = make_client(
+            settings, token, on_429=lambda: dispatcher.presence.rate_limited(self.name)
+        )
         self._session: aiohttp.ClientSession | None = None
         limits = FileLimits.load()
         self.files = SlackFiles(
@@ -167,18 +175,6 @@ class SlackAdapter:
         if inbound is None:
             return
         try:
-            if not inbound.addressed:
-                if not (inbound.text.strip() or inbound.attachments):
-                    return
-                if inbound.key.thread == inbound.message_id:  # top level: reply_mode decides
-                    if not await self._dispatcher.answers_everything(inbound.key):
-                        return
-                elif not (
-                    await self._dispatcher.has_conversation(inbound.key)
-                    or await self._dispatcher.answers_everything(inbound.key)
-                ):
-                    return
-                inbound = replace(inbound, addressed=True)
             if inbound.text.lstrip().startswith("/"):  # a command spelt in a message
                 admin = await self._admins.is_admin(inbound.actor.id)
                 inbound = replace(inbound, actor=replace(inbound.actor, is_admin=admin))
@@ -202,7 +198,7 @@ class SlackAdapter:
                 prompts=list(SUGGESTED_PROMPTS),
             )
         except SlackApiError as exc:
-            log.warning("slack: could not set suggested prompts: %s", _describe(exc))
+            log.warning("slack: could not set suggested prompts: %s", describe(exc))
 
     async def _on_ignored(self, body: dict) -> None:
         return None
@@ -230,10 +226,12 @@ class SlackAdapter:
         self._dispatcher.register_outbox(normalise.PLATFORM, self.outbox)
         if self.socket_mode:
             await self._start_socket_mode()
+            self._dispatcher.presence.watch(self.name, self._socket_alive)
             how = "Socket Mode"
         else:
             await self._start_http()
             how = f"HTTP Events API at :{self.http_port}{EVENTS_PATH}"
+        self._dispatcher.presence.report(self.name, True)
         log.info(
             "slack: connected (%s) as @%s in %s (%s)",
             how,
@@ -279,7 +277,12 @@ class SlackAdapter:
             ) from None
         self.http_port = self._runner.addresses[0][1]
 
+    async def _socket_alive(self) -> bool:
+        """Whether the Socket Mode connection is open and answering pings."""
+        return self._handler is not None and await self._handler.client.is_connected()
+
     async def close(self) -> None:
+        self._dispatcher.presence.report(self.name, False, "stopped")
         await self._close_handler()
         if self._runner is not None:
             runner, self._runner = self._runner, None

@@ -16,8 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
-from adapters.slack.stream import _describe
-from bot.core.commands import CONTRACT_COMMANDS
+from adapters.slack.errors import describe
+from bot.core.commands import COMMANDS
 from bot.core.types import CommandCall
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class AdminCache:
             response = await self._client.users_info(user=user_id)
             admin = normalise.user_is_admin(response.get("user"))
         except SlackApiError as exc:
-            log.warning("slack: users.info for %s failed: %s", user_id, _describe(exc))
+            log.warning("slack: users.info for %s failed: %s", user_id, describe(exc))
             return False
         except Exception as exc:
             log.warning("slack: users.info for %s failed: %s", user_id, type(exc).__name__)
@@ -72,7 +72,7 @@ class SlackCommands:
         self._admins = admins
 
     def register(self, app: AsyncApp) -> None:
-        for info in CONTRACT_COMMANDS:
+        for info in COMMANDS:
             app.command(f"/{info.name}")(self.on_command)
         app.shortcut(normalise.EDIT_SHORTCUT)(self.on_edit_shortcut)
         app.view(normalise.EDIT_MODAL)(self.on_edit_submission)
@@ -109,7 +109,7 @@ class SlackCommands:
                 trigger_id=body.get("trigger_id"), view=normalise.edit_modal_view(metadata)
             )
         except SlackApiError as exc:
-            log.warning("slack: could not open the edit modal: %s", _describe(exc))
+            log.warning("slack: could not open the edit modal: %s", describe(exc))
             await respond(
                 text="I couldn't open the edit form in time; please try again.",
                 response_type="ephemeral",

@@ -12,6 +12,7 @@ through the one client, so all of them get the same policy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -55,13 +56,38 @@ class TransientErrorRetryHandler(AsyncRetryHandler):
         return True
 
 
-def retry_handlers(retries: int, backoff: float = 0.5) -> list[AsyncRetryHandler]:
+class CountingRateLimitHandler(AsyncRateLimitErrorRetryHandler):
+    """slack-sdk's 429 handler (sleeps Retry-After, retries), telling `on_429` of each 429 so
+    operators see the bot brushing against Slack's limits."""
+
+    def __init__(self, max_retry_count: int, on_429: Callable[[], None] | None) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._on_429 = on_429
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is not None and response.status_code == 429 and self._on_429 is not None:
+            self._on_429()
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def retry_handlers(
+    retries: int, backoff: float = 0.5, on_429: Callable[[], None] | None = None
+) -> list[AsyncRetryHandler]:
     """The handlers for the bot's client: `retries` tries more for rate limits and server
     trouble (`SWITCHBOARD_DELIVERY_RETRIES`), two for dropped connections."""
     interval = BackoffRetryIntervalCalculator(backoff_factor=backoff)
     return [
         AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
+        CountingRateLimitHandler(retries, on_429),
         AsyncServerErrorRetryHandler(max_retry_count=retries, interval_calculator=interval),
         TransientErrorRetryHandler(max_retry_count=retries, interval_calculator=interval),
     ]

@@ -12,6 +12,7 @@ Downloads (`SlackFiles.fetcher`) are the `fetch` of each inbound `Attachment`:
   audio;
 - an HTML page where a file was expected (Slack's sign-in page, returned with status 200 when
   the token is missing or lacks `files:read`) becomes a friendly `UserError`.
+The loop is `adapters.downloads.download`, in Slack's words (`WORDING`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.downloads import MB, Say, Wording, download
 from bot.core.config import ConfigError
 from bot.core.errors import UserError
 from bot.core.types import AttachmentKind, OutFile
@@ -33,14 +35,30 @@ from bot.text.sanitise import safe_filename
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 DEFAULT_MAX_BYTES = 20 * MB
 DEFAULT_MAX_AUDIO_BYTES = 25 * MB
-MAX_REDIRECTS = 3
-DOWNLOAD_TIMEOUT = 120.0
 UPLOAD_BATCH = 10
-_REDIRECTS = (301, 302, 303, 307, 308)
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
+WORDING = Wording(
+    not_allowed=Say("I couldn't download “{name}”: it is not stored on this Slack workspace."),
+    http_error=Say(
+        "I couldn't download “{name}” from Slack (HTTP {status}).",
+        "file download HTTP {status}",
+    ),
+    failed=Say(
+        "I couldn't download “{name}” from Slack (the connection failed).",
+        "file download {error}",
+    ),
+    too_many_redirects=Say("I couldn't download “{name}” from Slack (too many redirects)."),
+    too_large=Say(
+        "“{name}” is {size_mb:.1f} MB; I can take files up to {limit_mb:.0f} MB.",
+        "file too large: {size} > {limit} bytes",
+    ),
+    larger_than_declared=Say(
+        "“{name}” is larger than Slack said it was, so I did not read it. Please upload it again.",
+        "file larger than its declared {cap} bytes",
+    ),
+)
 
 
 class FileLimits(BaseSettings):
@@ -138,7 +156,7 @@ class SlackFiles:
         declared = file.get("size")
         declared = declared if isinstance(declared, int) and not isinstance(declared, bool) else 0
         if declared > limit:
-            raise _too_big(name, declared, limit)
+            raise WORDING.over_limit(name, declared, limit)
         cap = min(declared, limit) if declared > 0 else limit
         url = file.get("url_private_download") or file.get("url_private")
         if not isinstance(url, str) or not url:
@@ -159,75 +177,39 @@ class SlackFiles:
         """GET `url` following redirects on Slack hosts only, reading at most `caps[0]` bytes
         (the declared size, else the limit `caps[1]`)."""
         cap, limit = caps
-        timeout = aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT)
-        for _ in range(MAX_REDIRECTS + 1):
-            if not self.host.allows(url):
-                log.warning(
-                    "slack: refusing to download %s from %s (not a Slack host)",
-                    file.get("id") or "a file",
-                    urlsplit(url).hostname or "an unknown host",
-                )
-                raise UserError(
-                    f"I couldn't download “{name}”: it is not stored on this Slack workspace."
-                )
-            headers = {"Authorization": f"Bearer {self._token}"}
-            try:
-                async with session.get(
-                    url, headers=headers, allow_redirects=False, timeout=timeout
-                ) as response:
-                    if response.status in _REDIRECTS:
-                        location = response.headers.get("Location", "")
-                        if not location:
-                            break
-                        url = urljoin(url, location)
-                        continue
-                    if response.status != 200:
-                        raise UserError(
-                            f"I couldn't download “{name}” from Slack (HTTP {response.status}).",
-                            log_detail=f"file download HTTP {response.status}",
-                        )
-                    expected = str(file.get("mimetype") or "").lower()
-                    if response.content_type == "text/html" and expected != "text/html":
-                        raise _login_page(name)
-                    length = response.content_length
-                    if length is not None and length > cap:
-                        raise _refusal(name, length, cap, limit)
-                    data = bytearray()
-                    async for chunk in response.content.iter_chunked(64 * 1024):
-                        data += chunk
-                        if len(data) > cap:
-                            raise _refusal(name, len(data), cap, limit)
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                raise UserError(
-                    f"I couldn't download “{name}” from Slack (the connection failed).",
-                    log_detail=f"file download {type(exc).__name__}",
-                ) from None
-            if expected not in ("text/html", "text/plain") and _looks_like_html(data):
+        expected = str(file.get("mimetype") or "").lower()
+
+        def refused(url: str) -> None:
+            log.warning(
+                "slack: refusing to download %s from %s (not a Slack host)",
+                file.get("id") or "a file",
+                urlsplit(url).hostname or "an unknown host",
+            )
+
+        def check(response: aiohttp.ClientResponse) -> None:
+            if response.content_type == "text/html" and expected != "text/html":
                 raise _login_page(name)
-            return bytes(data)
-        raise UserError(f"I couldn't download “{name}” from Slack (too many redirects).")
 
-
-def _looks_like_html(data: bytes | bytearray) -> bool:
-    head = bytes(data[:512]).lstrip().lower()
-    return head.startswith(_HTML_STARTS)
-
-
-def _refusal(name: str, size: int, cap: int, limit: int) -> UserError:
-    if cap < limit:  # the declared size was the cap: the file is not what Slack said
-        return UserError(
-            f"“{name}” is larger than Slack said it was, so I did not read it. "
-            "Please upload it again.",
-            log_detail=f"file larger than its declared {cap} bytes",
+        data = await download(
+            session,
+            url,
+            name=name,
+            cap=cap,
+            limit=limit,
+            allows=self.host.allows,
+            wording=WORDING,
+            refused=refused,
+            headers={"Authorization": f"Bearer {self._token}"},
+            check=check,
         )
-    return _too_big(name, size, limit)
+        if expected not in ("text/html", "text/plain") and _looks_like_html(data):
+            raise _login_page(name)
+        return data
 
 
-def _too_big(name: str, size: int, limit: int) -> UserError:
-    return UserError(
-        f"“{name}” is {size / MB:.1f} MB; I can take files up to {limit / MB:.0f} MB.",
-        log_detail=f"file too large: {size} > {limit} bytes",
-    )
+def _looks_like_html(data: bytes) -> bool:
+    head = data[:512].lstrip().lower()
+    return head.startswith(_HTML_STARTS)
 
 
 def _login_page(name: str) -> UserError:

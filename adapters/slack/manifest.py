@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.slack.adapter import EVENTS_PATH, SUGGESTED_PROMPTS
 from adapters.slack.normalise import EDIT_SHORTCUT
-from bot.core.commands import CONTRACT_COMMANDS
+from bot.core.commands import COMMANDS
 from bot.core.config import Settings
 
 APP_NAME = "Switchboard"
@@ -56,10 +56,10 @@ def manifest(settings: Settings) -> dict[str, Any]:
     socket_mode = settings.slack_app_token is not None or settings.slack_signing_secret is None
     request_url = f"{PUBLIC_URL_PLACEHOLDER}{EVENTS_PATH}"
     commands = []
-    for info in CONTRACT_COMMANDS:
+    for info in COMMANDS:
         command: dict[str, Any] = {
             "command": f"/{info.name}",
-            "description": info.description + (" (admins)" if info.admin_only else ""),
+            "description": info.description + (" (admins)" if info.access == "admins" else ""),
         }
         if info.usage:
             command["usage_hint"] = info.usage

@@ -1,8 +1,8 @@
 """Pure functions: Slack payloads (dicts) → the core's normalised values.
 
 Nothing here does I/O or raises on malformed input: a payload that is not something the bot
-should act on (an edit, a deletion, an unfurl, another bot, the bot itself, a channel message
-not addressed to the bot, a half-formed dict) gives `None`.
+should act on (an edit, a deletion, an unfurl, another bot, the bot itself, the `message` twin
+of a mention, a half-formed dict) gives `None`.
 
 Decisions encoded here:
 - A channel mention arrives twice, as `app_mention` and as a `message` event (with different
@@ -11,8 +11,8 @@ Decisions encoded here:
 - Keys: a channel conversation is its thread (`thread_ts or ts`); a DM is one conversation
   (thread `""`) unless the message is inside a DM thread or an AI-app assistant thread, which
   is keyed by its `thread_ts`. Group DMs (mpim) behave like channels.
-- A thread reply in a channel without a mention gets `addressed=False`: the adapter answers it
-  only when the bot already takes part in that conversation (`Dispatcher.has_conversation`).
+- Every other message gets its facts (`Addressing`: mention, DM, thread reply, thread parent);
+  whether to answer it is the core's decision (`bot.core.addressing`), not the adapter's.
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.types import Actor, Attachment, AttachmentKind, CommandCall, ConversationKey, Inbound
+from bot.core.types import (
+    Actor,
+    Addressing,
+    Attachment,
+    AttachmentKind,
+    CommandCall,
+    ConversationKey,
+    Inbound,
+)
 from bot.text.sanitise import clean_text, safe_filename
 
 log = logging.getLogger(__name__)
@@ -228,7 +236,7 @@ def message_event(
     fetch_factory: FetchFactory | None = None,
 ) -> Inbound | None:
     """An Events API body (`event_callback`) carrying `app_mention` or `message` → `Inbound`,
-    or None when the bot should not answer it."""
+    or None for what is never for the bot (see the module docstring)."""
     try:
         return _message_event(_dict(body), bot, fetch_factory)
     except Exception as exc:  # never raise on malformed input
@@ -259,7 +267,6 @@ def _message_event(
     text = _str(event.get("text"))
     thread_ts = _id(event.get("thread_ts"))
     dm = is_dm(event)
-    addressed = True
     if etype == "app_mention":
         if dm:
             return None  # DMs arrive as `message` events; never answer one twice
@@ -268,11 +275,9 @@ def _message_event(
         thread = thread_ts  # "" for the DM itself, the thread's root inside a DM thread
     else:
         if mentions(text, bot.user_id):
-            return None  # answered from the `app_mention` event
-        # Not addressed to the bot: answered only in a thread it takes part in, or in a channel
-        # whose assistant answers every message (`reply_mode` all); the adapter checks.
+            return None  # the `app_mention` event carries it
         thread = thread_ts or ts
-        addressed = False
+    reply_to = thread_ts if thread_ts != ts else ""
     team = team_of(body, bot.team_id)
     event_id = _id(body.get("event_id")) or f"{channel}-{ts}"
     return Inbound(
@@ -282,7 +287,12 @@ def _message_event(
         event_id=event_id,
         message_id=ts,
         attachments=attachments_of(event, fetch_factory),
-        addressed=addressed,
+        addressing=Addressing(
+            mentioned=etype == "app_mention",
+            direct=dm,
+            in_thread=bool(reply_to),
+            reply_to=reply_to,
+        ),
     )
 
 

@@ -10,11 +10,14 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack.abilities import ChannelAbilities
+from adapters.slack.errors import describe
 from adapters.slack.files import upload_files
-from adapters.slack.stream import SlackStream, _describe, split_text
-from adapters.slack.write_budget import WorkspaceBudget
+from adapters.slack.stream import SlackStream
+from adapters.slack.write_allowance import WriteAllowance
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, Reply
+from bot.text.split import SLACK
 
 log = logging.getLogger(__name__)
 
@@ -29,51 +32,24 @@ class SlackOutbox:
     """`send` posts a reply (split at Slack's limits) into the conversation's thread, then its
     files; ephemeral replies go to `Reply.actor_id` only. `open_stream` gives a `SlackStream`."""
 
-    def __init__(self, client: AsyncWebClient, budget: WorkspaceBudget | None = None) -> None:
+    def __init__(self, client: AsyncWebClient, budget: WriteAllowance | None = None) -> None:
         self.client = client
-        self.budget = budget or WorkspaceBudget()
-        self._no_stream: set[str] = set()  # channels where chat.startStream was refused
-        self._no_status: set[str] = set()
+        self.budget = budget or WriteAllowance()
+        self.abilities = ChannelAbilities(client)
         self._response_urls: dict[tuple[str, str], tuple[str, float]] = {}
 
     # -- streaming support -------------------------------------------------------------------
 
     def open_stream(self, key: ConversationKey, in_reply_to: str, actor: Actor) -> SlackStream:
         return SlackStream(
-            self, channel=key.channel, thread_ts=key.thread, team=key.workspace, user=actor.id
+            self.client,
+            self.budget,
+            self.abilities,
+            channel=key.channel,
+            thread_ts=key.thread,
+            team=key.workspace,
+            user=actor.id,
         )
-
-    def can_stream(self, channel: str) -> bool:
-        return channel not in self._no_stream
-
-    def streaming_failed(self, channel: str, exc: BaseException) -> None:
-        if channel not in self._no_stream:
-            self._no_stream.add(channel)
-            log.info(
-                "slack: chat streaming is not available in %s (%s); showing answers with "
-                "chat.update instead",
-                channel,
-                _describe(exc),
-            )
-
-    async def set_status(self, channel: str, thread_ts: str, status: str) -> bool:
-        """The AI-app status line ("is thinking…") under the thread; "" clears it."""
-        if channel in self._no_status:
-            return False
-        try:
-            await self.client.assistant_threads_setStatus(
-                channel_id=channel, thread_ts=thread_ts, status=status
-            )
-            return True
-        except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else None
-            if error not in ("ratelimited", "internal_error", "fatal_error"):
-                self._no_status.add(channel)
-            log.debug("slack: no status in %s: %s", channel, _describe(exc))
-            return False
-        except Exception as exc:
-            log.debug("slack: no status in %s: %s", channel, type(exc).__name__)
-            return False
 
     # -- response_url fallback ---------------------------------------------------------------
 
@@ -101,12 +77,12 @@ class SlackOutbox:
         try:
             await self._send(reply)
         except (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryFailed(f"slack: {_describe(exc)}") from exc
+            raise DeliveryFailed(f"slack: {describe(exc)}") from exc
 
     async def _send(self, reply: Reply) -> None:
         channel = reply.key.channel
         thread = reply.key.thread or None
-        parts = split_text(reply.text) if reply.text.strip() else []
+        parts = SLACK.split(reply.text) if reply.text.strip() else []
         if reply.ephemeral and reply.actor_id:
             if reply.files:
                 log.warning("slack: an ephemeral reply had files; they were not posted")

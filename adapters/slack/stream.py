@@ -1,6 +1,7 @@
-"""Showing an answer progressively on Slack, and splitting long text at Slack's limits.
+"""Showing an answer progressively on Slack.
 
-`SlackStream` is the core's `TextStream`. `append` only buffers; a flusher task pushes the
+`SlackStream` is the core's `TextStream`, on the skeleton both platforms share
+(`adapters.streaming.BufferedStream`). `append` only buffers; a flusher task pushes the
 buffered text every `interval` seconds, and `finish` pushes the authoritative final text at
 once. Two ways of showing text:
 
@@ -11,17 +12,17 @@ once. Two ways of showing text:
   the top level of a DM, and wherever `chat.startStream` answers `ok: false` (streaming not
   available to this app or in this conversation).
 
-Progressive writes also draw on the workspace's budget for their method (`WorkspaceBudget`,
+Progressive writes also draw on the workspace's budget for their method (`WriteAllowance`,
 shared by every stream of the adapter), so many answers at once never exceed Slack's
 per-workspace method limits; a skipped write only means the next one shows more.
 
-Long answers become several messages in order (`split_text`): each at most `MESSAGE_LIMIT`
+Long answers become several messages in order (`bot.text.split.SLACK`): each at most 3,900
 characters, cut at a paragraph, line or word boundary near the end of the window, never inside
 a ``` code block without closing it and reopening it in the next message. The cut of a part
 depends only on the text up to that part's window, so parts that are complete never change as
 more text arrives; while streaming, the still-growing last part is shown only up to the
-earliest point where it could be cut (`SAFE_PREFIX`), so chat streaming (append-only) never
-has to take anything back.
+earliest point where it could be cut (`SLACK.safe_prefix`), so chat streaming (append-only)
+never has to take anything back.
 """
 
 from __future__ import annotations
@@ -31,81 +32,34 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from adapters.slack.write_budget import APPEND, UPDATE
-from bot.text.markdown import open_fence
+from adapters.slack.abilities import ChannelAbilities
+from adapters.slack.errors import describe
+from adapters.slack.write_allowance import APPEND, UPDATE, WriteAllowance
+from adapters.streaming import INTERRUPTED, BufferedStream
+from bot.text.split import SLACK
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_chat_stream import AsyncChatStream
-
-    from adapters.slack.outbox import SlackOutbox
+    from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
-
-# Slack truncates `text` after 40,000 characters and rejects `markdown_text` over 12,000; it
-# recommends at most ~4,000 characters per message for readability. We stay below all three.
-MESSAGE_LIMIT = 3_900
-CUT_SEARCH = 800  # a cut is looked for only in the last this-many characters of the window
-_CLOSE_FENCE = "\n```"
-SAFE_PREFIX = MESSAGE_LIMIT - len(_CLOSE_FENCE) - CUT_SEARCH
 
 STREAM_INTERVAL = 1.0  # seconds between appendStream calls
 UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
 FIRST_FLUSH = 0.0  # the first text shows as soon as it arrives
-INTERRUPTED = " …(interrupted)"
 THINKING = "is thinking…"
-
-
-def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Split `text` into messages of at most `limit` characters, in order.
-
-    Without code fences `"".join(split_text(t)) == t` (the separators stay at the end of the
-    earlier part). A cut inside a ``` block closes it at the end of the part and reopens it
-    (with its language) at the start of the next one.
-    """
-    search = min(CUT_SEARCH, limit // 4)
-    budget = limit - len(_CLOSE_FENCE)
-    if budget <= search:
-        raise ValueError("limit too small")
-    parts: list[str] = []
-    prefix = ""
-    rest = text
-    while True:
-        candidate = prefix + rest
-        if len(candidate) <= limit:
-            if candidate and (candidate != prefix or not parts):
-                parts.append(candidate)
-            return parts
-        cut = _find_cut(candidate, budget, max(budget - search, len(prefix) + 1))
-        piece = candidate[:cut]
-        fence = open_fence(piece)
-        if fence is not None:
-            piece += ("" if piece.endswith("\n") else "\n") + "```"
-            prefix = fence + "\n"
-        else:
-            prefix = ""
-        parts.append(piece)
-        rest = candidate[cut:]
-
-
-def _find_cut(text: str, budget: int, earliest: int) -> int:
-    window = text[:budget]
-    for separator in ("\n\n", "\n", " "):
-        at = window.rfind(separator, earliest)
-        if at >= earliest:
-            return at + len(separator)
-    return budget
 
 
 def display_parts(text: str, *, final: bool) -> list[str]:
     """What to show for `text`: every part, the last one (still growing unless `final`)
-    shown only up to `SAFE_PREFIX` so nothing shown ever has to be taken back."""
-    parts = split_text(text)
+    shown only up to `SLACK.safe_prefix` so nothing shown ever has to be taken back."""
+    parts = SLACK.split(text)
     if not final and parts:
-        parts[-1] = parts[-1][:SAFE_PREFIX]
+        parts[-1] = parts[-1][: SLACK.safe_prefix]
         if not parts[-1]:
             parts.pop()
     return parts
@@ -121,36 +75,37 @@ class _Shown:
     updated_at: float = 0.0
 
 
-class SlackStream:
+class SlackStream(BufferedStream):
     """The core's `TextStream` for one answer (see the module docstring)."""
 
     def __init__(
         self,
-        outbox: SlackOutbox,
+        client: AsyncWebClient,
+        budget: WriteAllowance,
+        abilities: ChannelAbilities,
         *,
         channel: str,
         thread_ts: str,
         team: str,
         user: str,
     ) -> None:
-        self._outbox = outbox
-        self._client = outbox.client
+        super().__init__()
+        self._client = client
+        self._budget = budget
+        self._abilities = abilities
         self._channel = channel
         self._thread = thread_ts or None
         self._team = team
         self._user = user
-        self._streaming = bool(self._thread) and outbox.can_stream(channel)
-        self._text = ""
+        self._streaming = bool(self._thread) and abilities.can_stream(channel)
         self._synced: str | None = None
         self._shown: list[_Shown] = []
-        self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._done = False
-        self._flusher: asyncio.Task[None] | None = None
         self._warned = False
         self._status: asyncio.Task[bool] | None = None
         if self._thread:
-            self._status = asyncio.ensure_future(outbox.set_status(channel, self._thread, THINKING))
+            self._status = asyncio.ensure_future(
+                abilities.set_status(channel, self._thread, THINKING)
+            )
 
     @property
     def streaming(self) -> bool:
@@ -160,60 +115,40 @@ class SlackStream:
     def message_ts(self) -> list[str]:
         return [m.ts for m in self._shown]
 
-    # -- TextStream ----------------------------------------------------------------------------
+    # -- BufferedStream ------------------------------------------------------------------------
 
-    async def append(self, delta: str) -> None:
-        if self._done or not delta:
-            return
-        self._text += delta
-        if self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush_loop())
+    async def _show_final(self, text: str) -> None:
+        await self._sync(text, final=True)
 
-    async def finish(self, text: str) -> None:
-        await self._stop_flusher()
-        async with self._lock:
-            await self._sync(text or self._text, final=True)
+    async def _show_interrupted(self) -> None:
+        if self._text.strip():
+            await self._sync(self._text + INTERRUPTED, final=True)
+        elif self._shown:
+            await self._sync(INTERRUPTED.strip(), final=True)
+        else:
+            await self._wait_status()
+            if self._thread and self._status is not None:
+                await self._abilities.set_status(self._channel, self._thread, "")
 
-    async def abort(self) -> None:
-        try:
-            await self._stop_flusher()
-            async with self._lock:
-                if self._text.strip():
-                    await self._sync(self._text + INTERRUPTED, final=True)
-                elif self._shown:
-                    await self._sync(INTERRUPTED.strip(), final=True)
-                else:
-                    await self._wait_status()
-                    if self._thread and self._status is not None:
-                        await self._outbox.set_status(self._channel, self._thread, "")
-        except Exception as exc:
-            log.warning(
-                "slack: could not mark an answer as interrupted in %s: %s",
-                self._channel,
-                _describe(exc),
-            )
+    def _abort_failed(self, exc: Exception) -> None:
+        log.warning(
+            "slack: could not mark an answer as interrupted in %s: %s",
+            self._channel,
+            describe(exc),
+        )
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _stop_flusher(self) -> None:
-        self._done = True
-        self._wake.set()
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
-
     async def _flush_loop(self) -> None:
+        """A write every tick (not on each delta): the first at once, then one per interval."""
         wait = FIRST_FLUSH
         while not self._done:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
-            if self._done:
-                return
+            await asyncio.sleep(wait)  # cancelled when the stream stops (`BufferedStream`)
             wait = STREAM_INTERVAL if self._streaming else UPDATE_INTERVAL
             async with self._lock:
                 if self._done or self._text == self._synced:
                     continue
-                if self._shown and not self._outbox.budget.take(self._team, self._method()):
+                if self._shown and not self._budget.take(self._team, self._method()):
                     continue  # the workspace's budget is spent: a later write shows more
                 try:
                     await self._sync(self._text, final=False)
@@ -226,7 +161,7 @@ class SlackStream:
                         level,
                         "slack: progressive update failed in %s: %s",
                         self._channel,
-                        _describe(exc),
+                        describe(exc),
                     )
 
     def _method(self) -> str:
@@ -270,7 +205,7 @@ class SlackStream:
             except (SlackApiError, SlackRequestError) as exc:
                 if streamer.ts is None:  # startStream refused: no streaming here
                     self._streaming = False
-                    self._outbox.streaming_failed(self._channel, exc)
+                    self._abilities.streaming_failed(self._channel, exc)
                 else:  # started, then failed: rewrite the message with chat.update
                     shown = _Shown(ts=streamer.ts, text=None)
                     await self._update(shown, part, closed=True)
@@ -304,7 +239,7 @@ class SlackStream:
                     log.info(
                         "slack: a chat stream in %s ended early (%s); editing instead",
                         self._channel,
-                        _describe(exc),
+                        describe(exc),
                     )
                     shown.streamer = None
                     shown.text = None
@@ -320,7 +255,7 @@ class SlackStream:
                 return  # the next tick will do it
             await asyncio.sleep(UPDATE_INTERVAL - elapsed)
         if closed:
-            self._outbox.budget.take(self._team, UPDATE, final=True)
+            self._budget.take(self._team, UPDATE, final=True)
         await self._client.chat_update(channel=self._channel, ts=shown.ts, markdown_text=part)
         shown.text = part
         shown.updated_at = time.monotonic()
@@ -331,10 +266,3 @@ class SlackStream:
                 await shown.streamer.stop()
         with contextlib.suppress(SlackApiError):
             await self._client.chat_delete(channel=self._channel, ts=shown.ts)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        error: Any = exc.response.get("error") if exc.response is not None else None
-        return f"{type(exc).__name__} {error or ''}".strip()
-    return type(exc).__name__

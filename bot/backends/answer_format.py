@@ -1,5 +1,8 @@
 """A channel's answer format ("text", "json", or a JSON schema given as text): the request
-parameter each API takes, and the final answer pretty-printed (or flagged when it is not JSON)."""
+parameter each API takes, and the final answer pretty-printed (or flagged when it is not JSON).
+
+The JSON-schema rules live here once, for `/assistant set format` as for every answer: what a
+wrapped schema is (`is_wrapper`), the validator (`check_schema`, `validator`)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 from bot.core.errors import UserError
 
@@ -52,7 +57,7 @@ class AnswerFormat:
         pretty = json.dumps(value, indent=2, ensure_ascii=False)
         notice = ""
         if self.schema is not None:
-            problem = best_match(Draft202012Validator(self.schema).iter_errors(value))
+            problem = best_match(validator(self.schema).iter_errors(value))
             if problem is not None:
                 notice = (
                     f"(the answer does not match this channel's JSON schema: {problem.message})"
@@ -74,17 +79,34 @@ def answer_format(value: str) -> AnswerFormat | None:
         raise _bad_format("it is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise _bad_format("it must be a JSON object")
-    wrapped = isinstance(parsed.get("schema"), dict)
+    wrapped = is_wrapper(parsed)
     schema = parsed["schema"] if wrapped else parsed
     name = str(parsed.get("name") or "answer") if wrapped else "answer"
     strict = bool(parsed.get("strict", False)) if wrapped else False
     if not SCHEMA_NAME.match(name):
         raise _bad_format("its name must be 1-64 letters, digits, '_' or '-'")
     try:
-        Draft202012Validator.check_schema(schema)
+        check_schema(schema)
     except SchemaError as exc:
         raise _bad_format(f"it is not a valid JSON schema ({exc.message})") from None
     return AnswerFormat(schema=schema, name=name, strict=strict)
+
+
+def is_wrapper(document: dict[str, Any]) -> bool:
+    """The API's {"name": …, "schema": {…}, "strict": …} wrapper, not a bare schema (which
+    is named "answer")."""
+    return isinstance(document.get("schema"), dict) and "type" not in document
+
+
+def check_schema(schema: Any) -> None:
+    """The one JSON-schema check: Draft 2020-12 unless the schema names its own `$schema`.
+    Raises `SchemaError`, or whatever a schema odd enough to break the checker raises."""
+    validator_for(schema, Draft202012Validator).check_schema(schema)
+
+
+def validator(schema: Any) -> Validator:
+    """The validator of answers against `schema` (checked with `check_schema`)."""
+    return validator_for(schema, Draft202012Validator)(schema)
 
 
 def _bad_format(reason: str) -> UserError:

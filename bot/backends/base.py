@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.assistant_config import AssistantConfig
+from bot.core.ledger import Emit
 from bot.core.types import ConversationKey, OutFile, Usage
 from storage.messages import HistoryMessage
 
@@ -33,19 +34,16 @@ class Step:
     detail: str = ""
 
 
-class TurnObserver(Protocol):
-    """What the run lifecycle wants to hear from a backend while it answers."""
+class ServerIds(Protocol):
+    """Where a backend reports the server-side objects it makes for a conversation, as soon as
+    they exist (the caller keeps them, also when the answer then fails or is stopped)."""
 
-    async def response_started(self, response_id: str) -> None:
-        """A response exists server-side (recorded, so it can be cancelled or recovered)."""
+    async def conversation_created(self, backend_conversation_id: str) -> None:
+        """A server-side conversation now holds this conversation's history."""
         ...
 
-    async def tools_running(self, names: Sequence[str]) -> None:
-        """The model asked for function tools: the run is `requires_action` until they return."""
-        ...
-
-    async def tools_done(self) -> None:
-        """Tool outputs went back to the model: the run is `in_progress` again."""
+    async def container_created(self, container_id: str) -> None:
+        """Code interpreter runs in this container for the conversation from now on."""
         ...
 
 
@@ -59,12 +57,17 @@ class Turn:
     config: AssistantConfig
     conversation_id: int
     backend_conversation_id: str | None = None
+    # The conversation's code interpreter container, if it has one (looked up by the caller
+    # when the assistant has code interpreter).
+    container_id: str | None = None
     # Images attached to the message, as data URLs, and the channel's vision detail setting.
     images: tuple[str, ...] = ()
     image_detail: str = "auto"
     # Data files for code interpreter (when the assistant has that tool).
     data_files: tuple[InputFile, ...] = ()
-    observer: TurnObserver | None = None
+    # Where the backend reports what happens (response id, tool rounds): the run's ledger.
+    emit: Emit | None = None
+    server_ids: ServerIds | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +75,6 @@ class TurnResult:
     text: str
     usage: Usage
     response_id: str | None = None
-    # The backend conversation id to store when the backend created one during this turn.
-    new_backend_conversation_id: str | None = None
     # History to persist with the run (chat backend only).
     history: tuple[HistoryMessage, ...] = ()
     # Shown after the answer, e.g. "(cut short: the answer hit the output token limit)".
@@ -93,7 +94,9 @@ class Backend(Protocol):
 
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         """Answer `turn`, calling `on_delta` with each text delta as it arrives. Raise
-        `bot.core.errors.UserError` (or an OpenAI SDK exception) on failure."""
+        `bot.core.errors.UserError` (or an OpenAI SDK exception: `bot.backends.errors`
+        explains it) on failure. Server-side objects made meanwhile are reported to
+        `turn.server_ids`; the backend writes no storage."""
         ...
 
     async def cancel(self, response_id: str) -> None:

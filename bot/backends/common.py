@@ -1,15 +1,22 @@
-"""Small pieces both backends share: usage summed over the rounds of a turn, the observer
-called only when there is one, and the names of the hosted tools."""
+"""Small pieces the backends share: usage summed over the rounds of a turn, the run's events
+reported only when there is a run, the names of the hosted tools, and files and retired
+endpoints of the SDK."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final, TypeVar
 
 from bot.backends.base import OnDelta, Turn
+from bot.core.ledger import ResponseStarted, ToolRound, ToolRoundDone
 from bot.core.types import Usage
 
-HOSTED_TOOLS = ("code_interpreter", "file_search", "web_search", "image_generation")
+T = TypeVar("T")
+HOSTED_TOOLS: Final = ("code_interpreter", "file_search", "web_search", "image_generation")
+# A file to send: (name, bytes, MIME type).
+Upload = tuple[str, bytes, str]
 
 
 def add_usage(total: Usage, more: Usage) -> Usage:
@@ -26,18 +33,18 @@ def hosted_tools(tools: Sequence[str]) -> list[str]:
 
 
 async def response_started(turn: Turn, response_id: str) -> None:
-    if turn.observer is not None and response_id:
-        await turn.observer.response_started(response_id)
+    if turn.emit is not None and response_id:
+        await turn.emit(ResponseStarted(response_id))
 
 
 async def tools_running(turn: Turn, names: Sequence[str]) -> None:
-    if turn.observer is not None:
-        await turn.observer.tools_running(list(names))
+    if turn.emit is not None:
+        await turn.emit(ToolRound(tuple(names)))
 
 
 async def tools_done(turn: Turn) -> None:
-    if turn.observer is not None:
-        await turn.observer.tools_done()
+    if turn.emit is not None:
+        await turn.emit(ToolRoundDone())
 
 
 def join_notices(*notices: str) -> str:
@@ -53,3 +60,21 @@ async def show_delta(delta: str, parts: list[str], shown: list[str], on_delta: O
     parts.append(delta)
     shown.append(delta)
     await on_delta(delta)
+
+
+def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """Start an SDK call marked deprecated (the translations endpoint, used only when an
+    operator opts in) without its DeprecationWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return call()
+
+
+async def conversation_created(turn: Turn, backend_conversation_id: str) -> None:
+    if turn.server_ids is not None:
+        await turn.server_ids.conversation_created(backend_conversation_id)
+
+
+async def container_created(turn: Turn, container_id: str) -> None:
+    if turn.server_ids is not None:
+        await turn.server_ids.container_created(container_id)

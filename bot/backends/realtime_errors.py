@@ -1,6 +1,6 @@
 """Failures of a Realtime WebSocket turned into the openai SDK's own exceptions, so the one fault
 policy (`bot.backends.retry`: what is retried, the circuit breaker) and the friendly messages
-(`bot.core.errors.explain_error`) treat a Realtime call like any other OpenAI call.
+(`bot.backends.errors.explain_error`) treat a Realtime call like any other OpenAI call.
 
 * a refused handshake (HTTP status) -> the `APIStatusError` subclass of that status, with the
   error body's `code`/`param`/`type` and the response headers (so `retry-after` is honoured);

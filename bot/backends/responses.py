@@ -10,7 +10,8 @@ calls are answered client-side: their outputs go back as `function_call_output` 
 next request on the same conversation, at most `SWITCHBOARD_MAX_TOOL_ROUNDS` times per turn.
 Hosted tools (web search, image generation, file search over the channel's vector store, code
 interpreter in one explicit container per conversation) run server-side; what they made
-(files, citations, the code they ran) comes back in the `TurnResult`.
+(files, citations, the code they ran) comes back in the `TurnResult`. A conversation or
+container made on the way is reported to `Turn.server_ids` at once; nothing is stored here.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from openai import AsyncOpenAI
 from bot.backends import common
 from bot.backends.answer_format import answer_format
 from bot.backends.base import InputFile, OnDelta, Step, Turn, TurnResult
+from bot.backends.containers import Containers
+from bot.backends.conversations import ServerConversations
 from bot.backends.retry import RetryPolicy
 from bot.core.errors import UserError
 from bot.core.types import OutFile, Usage
 from bot.tools import ToolCall, ToolContext, ToolRegistry, ToolRunner
-from storage import conversations
-from storage.containers import get_container, set_container
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ INCOMPLETE_REASONS = {
     "max_output_tokens": "the answer reached the output token limit",
     "content_filter": "OpenAI's content filter stopped the answer",
 }
-CONTAINER_IDLE_MINUTES = 20
 MAX_FILES = 10
 STEP_DETAIL_CHARS = 4_000
 _OUTPUT = "function_call_output"
@@ -68,6 +68,13 @@ class _Collected:
     seen_files: set[str] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _Container:
+    """The conversation's container as this turn knows it (made or replaced on the way)."""
+
+    id: str | None
+
+
 class ResponsesBackend:
     name = "responses"
 
@@ -81,10 +88,12 @@ class ResponsesBackend:
         background: bool = True,
     ) -> None:
         self._client = client
-        self._db = db
+        self._db = db  # for the tools' context only
         self._retry = retry
         self._tools = tools or ToolRunner(ToolRegistry())
         self._background = background
+        self._conversations = ServerConversations(client, retry)
+        self._containers = Containers(client, retry)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -121,10 +130,11 @@ class ResponsesBackend:
 
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         conversation_id = turn.backend_conversation_id or await self._new_conversation(turn)
+        container = _Container(turn.container_id)
         renewed, healed = False, 0
         while True:
             try:
-                return await self._respond(turn, conversation_id, on_delta)
+                return await self._respond(turn, conversation_id, container, on_delta)
             except openai.NotFoundError as exc:
                 if renewed or exc.code == "model_not_found" or exc.param == "model":
                     raise
@@ -146,16 +156,16 @@ class ResponsesBackend:
                 healed += 1
 
     async def _new_conversation(self, turn: Turn) -> str:
-        created = await self._retry.call(
-            lambda: self._client.conversations.create(metadata={"switchboard": str(turn.key)[:512]})
-        )
-        await conversations.set_backend_id(self._db, turn.conversation_id, created.id)
-        return created.id
+        created = await self._conversations.create(str(turn.key))
+        await common.conversation_created(turn, created)
+        return created
 
-    async def _respond(self, turn: Turn, conversation_id: str, on_delta: OnDelta) -> TurnResult:
+    async def _respond(
+        self, turn: Turn, conversation_id: str, container: _Container, on_delta: OnDelta
+    ) -> TurnResult:
         config = turn.config
         fmt = answer_format(config.format)
-        hosted, notices, container_id, new_containers = await self._hosted_tools(turn)
+        hosted, notices, container_id, new_containers = await self._hosted_tools(turn, container)
         uploaded = await self._upload(container_id, turn.data_files) if container_id else []
         offered = self._tools.offered(config.tools)
         instructions = config.instructions
@@ -217,7 +227,7 @@ class ResponsesBackend:
                 # The container expired since it was checked (20 idle minutes, e.g. while a
                 # slow tool ran): once per turn, carry on in a new one.
                 replaced = True
-                container_id, _ = await self._container(turn, replace=True)
+                container_id, _ = await self._container(turn, container, replace=True)
                 new_containers += 1
                 await self._upload(container_id, turn.data_files)
                 for tool in params["tools"]:
@@ -354,7 +364,9 @@ class ResponsesBackend:
 
     # -- hosted tools -------------------------------------------------------------------------
 
-    async def _hosted_tools(self, turn: Turn) -> tuple[list[dict[str, Any]], list[str], str, int]:
+    async def _hosted_tools(
+        self, turn: Turn, container: _Container
+    ) -> tuple[list[dict[str, Any]], list[str], str, int]:
         """(tool params, notices, container id or "", containers created)."""
         config = turn.config
         tools: list[dict[str, Any]] = []
@@ -373,42 +385,30 @@ class ResponsesBackend:
                 else:
                     notices.append(NO_KNOWLEDGE)
             elif name == "code_interpreter":
-                container_id, fresh = await self._container(turn)
+                container_id, fresh = await self._container(turn, container)
                 created += fresh
                 tools.append({"type": "code_interpreter", "container": container_id})
         return tools, notices, container_id, created
 
-    async def _container(self, turn: Turn, *, replace: bool = False) -> tuple[str, bool]:
+    async def _container(
+        self, turn: Turn, container: _Container, *, replace: bool = False
+    ) -> tuple[str, bool]:
         """This conversation's container, a new one when it has none or it expired."""
-        stored = None if replace else await get_container(self._db, turn.conversation_id)
-        if stored:
-            try:
-                found = await self._retry.call(lambda: self._client.containers.retrieve(stored))
-                if found.status != "expired":
-                    return stored, False
-            except openai.NotFoundError:
-                pass
+        known = None if replace else container.id
+        if known:
+            if await self._containers.alive(known):
+                return known, False
             log.info("container of %s expired; starting a new one", turn.key)
-        made = await self._retry.call(
-            lambda: self._client.containers.create(
-                name=f"switchboard {turn.key}"[:256],
-                expires_after={"anchor": "last_active_at", "minutes": CONTAINER_IDLE_MINUTES},
-            )
-        )
-        await set_container(self._db, turn.conversation_id, made.id)
-        return made.id, True
+        container.id = await self._containers.create(f"switchboard {turn.key}")
+        await common.container_created(turn, container.id)
+        return container.id, True
 
     async def _upload(self, container_id: str, files: tuple[InputFile, ...]) -> list[str]:
         """Put the message's data files into the container; return their paths there."""
-        paths = []
-        for item in files:
-            made = await self._retry.call(
-                lambda item=item: self._client.containers.files.create(
-                    container_id, file=(item.name, item.data, item.mime)
-                )
-            )
-            paths.append(made.path)
-        return paths
+        return [
+            await self._containers.put(container_id, (item.name, item.data, item.mime))
+            for item in files
+        ]
 
     async def _collect(self, response: Any, into: _Collected) -> None:
         """Function calls, steps, generated files, citations and billable searches of one
@@ -454,14 +454,10 @@ class ResponsesBackend:
             if note.file_id in into.seen_files or len(into.files) >= MAX_FILES:
                 return
             into.seen_files.add(note.file_id)
-            content = await self._retry.call(
-                lambda: self._client.containers.files.content.retrieve(
-                    note.file_id, container_id=note.container_id
-                )
-            )
+            content = await self._containers.read(note.container_id, note.file_id)
             name = note.filename.rsplit("/", 1)[-1] or note.file_id
             mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-            into.files.append(OutFile(name, mime, content.content))
+            into.files.append(OutFile(name, mime, content))
 
 
 def _call_output(call: ToolCall, output: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Retried: connection errors and timeouts, 408/409, 429 rate limits, 5xx — with exponential
 backoff and jitter, honouring the server's `retry-after-ms` / `retry-after`, at most `attempts`
-retries and never past the answer's time budget (`answer_budget`, else `budget` per call).
+retries and never past the answer's time budget (`retry_window`, else `budget` per call).
 Never retried: 401, `insufficient_quota`, other 4xx, and any call that has already shown text to
 the user (a retry would repeat it). Every attempt goes through the shared `CircuitBreaker`: while
 it is open, calls fail at once with `CircuitOpen`.
@@ -24,6 +24,7 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot.backends.breaker import CircuitBreaker
+from bot.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,9 @@ _deadline: ContextVar[float | None] = ContextVar("openai_retry_deadline", defaul
 
 
 @contextlib.contextmanager
-def answer_budget(seconds: float) -> Iterator[None]:
-    """Every OpenAI call inside shares one retry budget of `seconds` (the per-answer budget)."""
+def retry_window(seconds: float) -> Iterator[None]:
+    """Every OpenAI call inside shares one window of `seconds` for retries (per answer:
+    SWITCHBOARD_OPENAI_RETRY_BUDGET)."""
     token = _deadline.set(time.monotonic() + seconds)
     try:
         yield
@@ -59,6 +61,25 @@ def is_retryable(exc: BaseException) -> bool:
 def is_openai_answer(exc: BaseException) -> bool:
     """OpenAI answered, with an error about the request itself (it is reachable)."""
     return isinstance(exc, openai.APIStatusError) and not is_retryable(exc)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A low-cardinality name for a failed OpenAI attempt (the metrics' `kind` label)."""
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return "connection"
+    if isinstance(exc, openai.RateLimitError):
+        return "quota" if exc.code == "insufficient_quota" else "rate_limit"
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "auth"
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return "server"
+        if exc.status_code == 404:
+            return "not_found"
+        return "bad_request"
+    return "other"
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
@@ -84,6 +105,8 @@ class RetryPolicy:
     base_wait: float = 0.5
     budget: float = 60.0
     breaker: CircuitBreaker | None = None
+    # Told the kind of every failed attempt (`failure_kind`), retried or not: the metrics.
+    on_failure: Callable[[str], None] | None = None
 
     def wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -128,12 +151,20 @@ class RetryPolicy:
                 state.next_action.sleep if state.next_action else 0.0,
             )
 
+        async def attempt_once() -> T:
+            try:
+                return await fn()
+            except Exception as exc:
+                if self.on_failure is not None:
+                    self.on_failure(failure_kind(exc))
+                raise
+
         async def guarded() -> T:
             if breaker is None:
-                return await fn()
+                return await attempt_once()
             probe = breaker.admit()
             try:
-                result = await fn()
+                result = await attempt_once()
             except BaseException as exc:
                 if is_retryable(exc):
                     breaker.failed(probe)
@@ -156,3 +187,13 @@ class RetryPolicy:
             with attempt:
                 return await guarded()
         raise AssertionError("unreachable")
+
+
+def retry_policy(settings: Settings, breaker: CircuitBreaker | None = None) -> RetryPolicy:
+    """The one fault policy; pass the process's breaker so every OpenAI call shares it."""
+    return RetryPolicy(
+        attempts=settings.openai_max_retries,
+        max_wait=settings.openai_retry_max_wait,
+        budget=settings.openai_retry_budget,
+        breaker=breaker,
+    )

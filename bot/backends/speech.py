@@ -129,13 +129,3 @@ def engine_kind(name: str, model: str) -> str:
     if name == "realtime" or model.startswith(REALTIME_MODELS):
         return "realtime"
     return "audio_speech"
-
-
-def make_speech_engine(
-    name: str, client: AsyncOpenAI, model: str, retry: RetryPolicy
-) -> SpeechEngine:
-    if engine_kind(name, model) == "realtime":
-        from bot.backends.realtime_speech import RealtimeSpeechEngine
-
-        return RealtimeSpeechEngine(client, model, retry)
-    return AudioSpeechEngine(client, model, retry)

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     )
     prices_path: Path | None = Field(default=None, alias="SWITCHBOARD_PRICES")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
+    http_port: int | None = Field(default=None, ge=0, le=65535, alias="SWITCHBOARD_HTTP_PORT")
 
     # Knobs beyond the contract (documented in the README).
     instructions: str = Field(

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 
-from bot.backends.breaker import CircuitBreaker, CircuitOpen
-from bot.backends.retry import answer_budget
+from bot.core import log_context
+from bot.core.addressing import MessageGate
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
-from bot.core.commands import COMMAND_NAMES, METERED_COMMANDS
+from bot.core.commands import SPECS, CommandTable, message_command
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryFailed, Outbox, delivery_reason
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
+from bot.core.guards import check_message
 from bot.core.lanes import Lanes, LanesClosed
+from bot.core.ledger import RunLedger
 from bot.core.notices import Notices, Text
+from bot.core.ports import MessageHandler, Screen
+from bot.core.presence import Presence
+from bot.core.running import RunningAnswers
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, Reply
-from bot.features.chat.answer import ChatCapability, check_message
-from bot.features.media import message_command
-from bot.features.moderation import Moderation
 from bot.spend.quota import Quota
-from storage import conversations, inbox, runs
 from storage.db import Database
 from storage.events import claim_event
 from storage.inbox import encode_event
@@ -33,7 +34,6 @@ APOLOGY = (
 )
 BUSY = "I'm busy with earlier messages right now; yours is queued and I'll get to it."
 TOO_BUSY = "I'm too busy right now to take this message. Please retry in a minute."
-CONTROL_COMMANDS = frozenset({"cancel", "reset"})
 
 
 def busy_text(count: int) -> str:
@@ -53,66 +53,64 @@ def too_busy_text(count: int) -> str:
     )
 
 
-CommandHandler = Callable[[CommandCall], Awaitable[Reply | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    handler: CommandHandler
-    description: str
-    admin: bool = False
-    # Ordered commands wait their turn in the conversation's lane (they touch its state);
-    # stateless ones (image generation, speech) run beside it, under the global limit only.
-    ordered: bool = True
-    # Cancel the answer in progress in the conversation when the command arrives (/reset), so
-    # the command does not wait behind an answer it makes pointless.
-    preempt: bool = False
+Job = Callable[[], Awaitable[None]]
 
 
 class Dispatcher:
+    """Accepts events from the adapters (`submit`), decides, queues them in their lanes and runs
+    them through the one error boundary. It imports no feature: the chat feature, moderation and
+    the command handlers are handed to it at wiring (`bot.app`)."""
+
     def __init__(
         self,
         db: Database,
         settings: Settings,
         lanes: Lanes,
-        chat: ChatCapability,
-        commands: Mapping[str, Command],
+        ledger: RunLedger,
+        commands: CommandTable,
+        chat: MessageHandler,
+        running: RunningAnswers,
         quota: Quota,
-        moderation: Moderation | None = None,
+        moderation: Screen | None = None,
         *,
-        breaker: CircuitBreaker | None = None,
+        presence: Presence | None = None,
+        backend_name: str = "",
+        openai_down: Callable[[], str | None] = lambda: None,
+        job_scope: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
+        """`openai_down`: the answer for a new message while OpenAI is known to be down (the
+        circuit breaker), else None. `job_scope`: entered around every job (the per-answer
+        retry budget)."""
         self._db = db
         self._settings = settings
         self._lanes = lanes
+        self._ledger = ledger
+        self._commands = commands
         self._chat = chat
-        self._commands = dict(commands)
+        self._running = running
         self._quota = quota
         self._moderation = moderation
-        self._breaker = breaker
-        self._notices = Notices(lanes, self._tell, self._refused_done)
+        self._backend_name = backend_name
+        # Adapters report their connection here (a fact, like an event); /readyz reads it.
+        self.presence = presence or Presence()
+        self._openai_down = openai_down
+        self._job_scope = job_scope
+        self._addressing = MessageGate(db, settings, backend_name)
+        self._notices = Notices(lanes, self._tell, ledger.settle_id)
         self._outboxes: dict[str, Outbox] = {}
-        # Events marked done in the inbox together with their completed run (no second write).
-        self._done_with_run: set[tuple[str, str]] = set()
 
     @property
-    def commands(self) -> Mapping[str, Command]:
+    def commands(self) -> CommandTable:
         return self._commands
+
+    @property
+    def platforms(self) -> frozenset[str]:
+        """The platforms with a registered outbox (connected adapters)."""
+        return frozenset(self._outboxes)
 
     async def wait_idle(self) -> None:
         """Return once every accepted event has been handled."""
         await self._lanes.wait_idle()
-
-    async def has_conversation(self, key: ConversationKey) -> bool:
-        """Whether the bot already takes part in the conversation at `key` (adapters use it to
-        answer thread replies without a mention)."""
-        return await conversations.get_active(self._db, key, self._chat.backend_name) is not None
-
-    async def answers_everything(self, key: ConversationKey) -> bool:
-        """Whether the channel's assistant answers every message there (`reply_mode` `all`),
-        not only mentions, DMs and the threads it takes part in."""
-        config = await resolve_assistant(self._db, self._settings, key)
-        return config.reply_mode == "all"
 
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
@@ -122,10 +120,8 @@ class Dispatcher:
 
     async def submit(self, event: Event) -> bool:
         """Accept an event: guards, dedupe, then queue it. Returns at once; False when the event
-        was dropped (self/bot, not addressed to the bot, a redelivery, or shutting down)."""
-        if isinstance(event, Inbound) and (
-            event.is_self or event.actor.is_bot or not event.addressed
-        ):
+        was dropped (not for the bot: `bot.core.addressing`; a redelivery; or shutting down)."""
+        if not await self._addressing.should_answer(event):
             return False
         if isinstance(event, Inbound):
             event = message_command(event) or event
@@ -147,35 +143,30 @@ class Dispatcher:
             if admission.busy:
                 await self._notify(event, "queued past the soft bound", busy_text, handled=False)
             try:
-                await self._accept(event)
+                await self.accept(event)
             except LanesClosed:
                 return False
         return True
 
-    async def _accept(self, event: Event) -> None:
+    async def accept(self, event: Event) -> None:
         """Queue an event that is on record in the inbox (new, or replayed at start-up)."""
         if isinstance(event, Inbound):
             await self._submit_message(event)
         else:
             self._submit_command(event)
 
-    def _openai_down(self) -> str | None:
-        """The answer for a new message while the OpenAI circuit is open (None: it is not)."""
-        wait = self._breaker.retry_in() if self._breaker is not None else None
-        if wait is None:
-            return None
-        friendly = explain_error(CircuitOpen(wait))
-        return friendly.message if friendly else None
-
     def _preempts(self, event: Event) -> bool:
-        """/cancel and /reset are never refused for load: they are how a user gets out of it."""
-        return isinstance(event, CommandCall) and event.name in CONTROL_COMMANDS
+        """Control commands are never refused for load: they are how a user gets out of it."""
+        if not isinstance(event, CommandCall):
+            return False
+        command = self._commands.get(event.name)
+        return command is not None and command.spec.control
 
     def _lane_key(self, event: Event) -> ConversationKey | None:
         """The lane the event will wait in; None for stateless commands (no lane)."""
         if isinstance(event, CommandCall):
             command = self._commands.get(event.name)
-            if command is not None and not command.ordered:
+            if command is not None and not command.spec.ordered:
                 return None
         return event.key
 
@@ -185,10 +176,14 @@ class Dispatcher:
         await self._notices.tell(event, kind, text, handled=handled)
 
     async def _submit_message(self, event: Inbound) -> None:
-        job = await self._message_job(event)
+        job = await self.message_job(event)
+        self.run_in_lane(event, job)
+
+    def run_in_lane(self, event: Event, job: Job) -> None:
+        """Queue `job` for `event` in its conversation's lane, behind the error boundary."""
         self._lanes.submit(event.key, lambda: self._guarded(event, job))
 
-    async def _message_job(self, event: Inbound) -> Callable[[], Awaitable[None]]:
+    async def message_job(self, event: Inbound) -> Job:
         """A valid message gets its run row (queued) now, so it is on record while it waits for
         its lane; an invalid one only gets its explanation, in order with the others."""
         try:
@@ -201,8 +196,12 @@ class Dispatcher:
                 raise error
 
             return explain
-        run_id = await runs.create_run(
-            self._db, event.key, user_id=event.actor.id, event_id=event.event_id, kind="chat"
+        run = await self._ledger.open(
+            event.key,
+            user_id=event.actor.id,
+            event_id=event.event_id,
+            kind="chat",
+            received_at=event.received_at,
         )
 
         async def job() -> None:
@@ -210,12 +209,9 @@ class Dispatcher:
                 try:
                     await self._moderation.screen(event)
                 except UserError as refusal:
-                    await runs.close_run(
-                        self._db, run_id, "failed", refusal.log_detail or "moderation"
-                    )
+                    await run.close("failed", refusal.log_detail or "moderation")
                     raise
-            if await self._chat.answer(event, run_id, self._outbox(event)):
-                self._done_with_run.add((event.key.platform, event.event_id))
+            await self._chat.answer(event, run, self.outbox(event))
 
         return job
 
@@ -224,65 +220,55 @@ class Dispatcher:
 
         async def job() -> None:
             if command is None:
-                if call.name in COMMAND_NAMES:
+                if call.name in SPECS:
                     raise UserError(
                         f"/{call.name} is not available in this version of the bot yet."
                     )
-                known = ", ".join(f"/{name}" for name in sorted(self._commands))
+                known = ", ".join(f"/{name}" for name in sorted(self._commands.names))
                 raise UserError(f"I don't know /{call.name}. Commands here: {known}.")
-            if command.admin and not self.is_admin(call.actor.id, call.actor.is_admin):
+            if command.spec.access == "admins" and not self.is_admin(
+                call.actor.id, call.actor.is_admin
+            ):
                 raise UserError(f"/{call.name} is for admins of this workspace or server only.")
-            if call.name in METERED_COMMANDS:
+            if command.spec.metered:
                 await self._check_quota(call)
             reply = await command.handler(call)
             if reply is not None:
-                await self._outbox(call).send(reply)
+                await self.outbox(call).send(reply)
 
-        if command is not None and command.preempt:
-            running = self._chat.running.find(call.key, call.actor.id)
+        if command is not None and command.spec.preempt:
+            running = self._running.find(call.key, call.actor.id)
             if running is not None and running.key == call.key:
                 running.stop("cancelled", by=call.actor.name or call.actor.id)
-        if command is not None and not command.ordered:
+        if command is not None and not command.spec.ordered:
             self._lanes.submit_unordered(lambda: self._guarded(call, job))
         else:
-            self._lanes.submit(call.key, lambda: self._guarded(call, job))
+            self.run_in_lane(call, job)
 
     async def _check_quota(self, event: Event) -> AssistantConfig:
         config = await resolve_assistant(self._db, self._settings, event.key)
         await self._quota.check(event.key, event.actor.id, config.budget_monthly_usd)
         return config
 
-    def _outbox(self, event: Event) -> Outbox:
+    def has_outbox(self, platform: str) -> bool:
+        return platform in self._outboxes
+
+    def outbox(self, event: Event) -> Outbox:
         return self._outboxes[event.key.platform]
 
-    async def _guarded(self, event: Event, job: Callable[[], Awaitable[None]]) -> None:
+    async def _guarded(self, event: Event, job: Job) -> None:
         """The error boundary: a user error becomes a friendly reply; anything else one log line
-        and an apology. Either way the lane moves on to the next event, and the event is done in
-        the inbox. A cancellation (shutdown) leaves it there, for the next start."""
+        and an apology. Either way the lane moves on to the next event, and the event is settled
+        in the inbox. A cancellation (shutdown) leaves it there, for the next start."""
         await self._boundary(event, job)
-        await self._finish_event(event)
+        await self._ledger.settle(event)
 
-    async def _refused_done(self, platform: str, event_id: str) -> None:
-        """A refused event was told why: out of the inbox (it has no run)."""
-        try:
-            await inbox.mark_done(self._db, platform, event_id)
-        except Exception as exc:
-            log.error("could not mark event %s done: %s", event_id, type(exc).__name__)
+    async def settle(self, event: Event) -> None:
+        await self._ledger.settle(event)
 
-    async def _finish_event(self, event: Event) -> None:
-        """The event was handled (answered, refused or told): out of the inbox (already done
-        when its answer completed: marked in the same trip as the run)."""
+    async def _boundary(self, event: Event, job: Job) -> None:
         try:
-            if (event.key.platform, event.event_id) in self._done_with_run:
-                self._done_with_run.discard((event.key.platform, event.event_id))
-                return
-            await inbox.mark_done(self._db, event.key.platform, event.event_id)
-        except Exception as exc:
-            log.error("could not mark event %s at %s done: %s", event.event_id, event.key, exc)
-
-    async def _boundary(self, event: Event, job: Callable[[], Awaitable[None]]) -> None:
-        try:
-            with answer_budget(self._settings.openai_retry_budget):
+            with log_context.about(event.key, event.event_id), self._job_scope():
                 await job()
         except asyncio.CancelledError:
             raise
@@ -321,7 +307,7 @@ class Dispatcher:
             actor_id=event.actor.id,
         )
         try:
-            await self._outbox(event).send(reply)
+            await self.outbox(event).send(reply)
         except Exception as exc:
             log.error(
                 "could not deliver an error reply key=%s event=%s: %s",
@@ -329,86 +315,3 @@ class Dispatcher:
                 event.event_id,
                 delivery_reason(exc),
             )
-
-    # -- recovery after a restart ----------------------------------------------------------
-
-    async def recover(self) -> int:
-        """Handle the events a previous process accepted but did not finish, in order per
-        conversation. Call once at start-up, after the adapters registered their outboxes;
-        events of a platform without an outbox stay in the inbox. Returns how many were taken
-        up. Per event, by what its latest run shows:
-
-        - completed: it was answered; only its done mark was lost;
-        - a /cancel: nothing to cancel any more after a restart, dropped;
-        - with attachments: their bytes were not kept, so the user is asked to send it again;
-        - a response id (responses backend): `recover` it; delivered when the server finished it;
-        - text already shown: the user is told the answer was interrupted and may resend;
-        - otherwise (never started, or started without showing anything): handled again.
-        """
-        taken = 0
-        for entry in await inbox.pending(self._db):
-            event = entry.event
-            if event.key.platform not in self._outboxes:
-                continue
-            taken += 1
-            try:
-                await self._recover_one(event)
-            except LanesClosed:
-                return taken
-            except Exception as exc:
-                log.error(
-                    "recovery of event %s at %s failed: %s: %s",
-                    event.event_id,
-                    event.key,
-                    type(exc).__name__,
-                    exc,
-                )
-        if taken:
-            log.warning("took up %d events left unfinished by the previous process", taken)
-        return taken
-
-    async def _recover_one(self, event: Event) -> None:
-        stale = await runs.latest_for_event(self._db, event.key.platform, event.event_id)
-        if (stale is not None and stale.status == "completed") or (
-            isinstance(event, CommandCall) and event.name == "cancel"
-        ):
-            await self._finish_event(event)
-            return
-        if event.attachments:
-            names = ", ".join(a.name or a.kind for a in event.attachments)
-            self._lanes.submit(event.key, lambda: self._guarded(event, _tell_resend(names)))
-            return
-        if (
-            stale is None
-            or not isinstance(event, Inbound)
-            or not (stale.response_id or stale.shown_at)
-        ):
-            await self._accept(event)
-            return
-        message, record = event, stale
-
-        async def resume() -> None:
-            if await self._chat.deliver_recovered(message, record, self._outbox(message)):
-                return
-            if record.shown_at is not None:
-                raise UserError(INTERRUPTED, log_detail=f"run {record.id} interrupted by restart")
-            await (await self._message_job(message))()
-
-        self._lanes.submit(event.key, lambda: self._guarded(event, resume))
-
-
-INTERRUPTED = (
-    "I was restarted while answering this message, so my answer to it is incomplete. "
-    "Please send it again if you still need it."
-)
-
-
-def _tell_resend(names: str) -> Callable[[], Awaitable[None]]:
-    async def tell() -> None:
-        raise UserError(
-            f"I was restarted before I could finish with your message and its files ({names}); "
-            "files are not kept across a restart, so please send it again.",
-            log_detail="replay with attachments",
-        )
-
-    return tell

@@ -1,32 +1,8 @@
-"""User-facing errors and the one place that turns OpenAI failures into friendly words.
-
-Each failure class has exactly one message (README "Reliability" lists them): timeout, lost
-connection, rate limit, OpenAI server error, exhausted quota, rejected key, permission denied,
-unknown model (naming the model and the setting that chose it), content policy, context too
-long, other bad requests, and the circuit breaker being open.
-"""
+"""User-facing errors. Turning OpenAI failures into them is `bot.backends.errors`'s job."""
 
 from __future__ import annotations
 
-import httpx2
-import openai
-
-from bot.backends.breaker import CircuitOpen
 from bot.text.redact import redact
-
-# The setting an admin changes when a model is rejected, by the role the model played.
-MODEL_SETTINGS: dict[str, str] = {
-    "chat": "SWITCHBOARD_CHAT_MODEL or the channel's assistant settings",
-    "image": "SWITCHBOARD_IMAGE_MODEL",
-    "transcribe": "SWITCHBOARD_TRANSCRIBE_MODEL",
-    "speech": "SWITCHBOARD_SPEECH_MODEL",
-    "embedding": "SWITCHBOARD_EMBEDDING_MODEL",
-    "moderation": "SWITCHBOARD_MODERATION_MODEL",
-    "translation": "SWITCHBOARD_TRANSLATION_MODEL",
-}
-REFUSAL_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
-
-LOST_CONNECTION = "I lost the connection to OpenAI while answering. Please try again."
 
 
 class UserError(Exception):
@@ -39,90 +15,3 @@ class UserError(Exception):
         super().__init__(message)
         self.message = message
         self.log_detail = redact(log_detail) if log_detail else log_detail
-
-
-def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> UserError | None:
-    """A friendly `UserError` for `exc`: itself when it is one, a mapping of OpenAI SDK and
-    transport failures, or None for anything else (a bug: the caller apologises and logs it).
-
-    `model` and `role` (a key of `MODEL_SETTINGS`) name the model involved and the setting that
-    chose it, for the "model not available" message."""
-    if isinstance(exc, UserError):
-        return exc
-    if isinstance(exc, CircuitOpen):
-        return UserError(
-            f"OpenAI is unavailable right now; I'll try again in {exc.seconds} s. "
-            "Please send your message again after that.",
-            log_detail=f"circuit open, next probe in {exc.retry_in:.1f}s",
-        )
-    if isinstance(exc, httpx2.TransportError):
-        return UserError(LOST_CONNECTION, log_detail=f"{type(exc).__name__}")
-    detail = f"{type(exc).__name__}: {getattr(exc, 'code', None) or ''}".rstrip(": ")
-    if isinstance(exc, openai.AuthenticationError):
-        return UserError(
-            "OpenAI rejected the API key. An admin should check OPENAI_API_KEY.", log_detail=detail
-        )
-    if isinstance(exc, openai.RateLimitError):
-        if exc.code == "insufficient_quota":
-            return UserError(
-                "The OpenAI account behind this bot has run out of credit (quota exhausted). "
-                "An admin needs to check billing on the OpenAI platform.",
-                log_detail=detail,
-            )
-        return UserError(
-            "OpenAI is busy right now (rate limited). Please try again in a minute.",
-            log_detail=detail,
-        )
-    if isinstance(exc, openai.PermissionDeniedError):
-        return UserError(
-            "OpenAI refused this request for the configured key (permission denied).",
-            log_detail=detail,
-        )
-    if _is_model_error(exc):
-        name = f"`{model}`" if model else "the configured model"
-        setting = MODEL_SETTINGS.get(role)
-        how = f"with {setting}" if setting else "in the bot's settings"
-        return UserError(
-            f"The model {name} is not available on this OpenAI endpoint. An admin can choose "
-            f"another {how}.",
-            log_detail=detail,
-        )
-    if isinstance(exc, openai.BadRequestError):
-        if exc.code in REFUSAL_CODES or "safety system" in (exc.message or ""):
-            return UserError(
-                "OpenAI's safety system declined this request. Please rephrase it (or use "
-                "another image) and try again.",
-                log_detail=f"content policy refusal: {exc.code}",
-            )
-        if exc.code == "context_length_exceeded":
-            return UserError(
-                "That is too long for the model's context window. Please shorten it.",
-                log_detail=detail,
-            )
-        return UserError(f"OpenAI could not handle this request: {exc.message}", log_detail=detail)
-    if isinstance(exc, openai.APITimeoutError):
-        return UserError("OpenAI took too long to answer. Please try again.", log_detail=detail)
-    if isinstance(exc, openai.APIConnectionError):
-        return UserError(LOST_CONNECTION, log_detail=detail)
-    if isinstance(exc, openai.InternalServerError):
-        return UserError(
-            "OpenAI had a server error while answering. Please try again.", log_detail=detail
-        )
-    if isinstance(exc, openai.APIStatusError):
-        return UserError(
-            f"OpenAI answered with an error (HTTP {exc.status_code}). Please try again.",
-            log_detail=detail,
-        )
-    if isinstance(exc, openai.APIError):  # an error event inside a stream
-        return UserError(
-            "OpenAI reported an error while answering. Please try again.", log_detail=detail
-        )
-    return None
-
-
-def _is_model_error(exc: BaseException) -> bool:
-    if not isinstance(exc, openai.APIStatusError):
-        return False
-    return exc.code == "model_not_found" or (
-        exc.status_code in (400, 404) and getattr(exc, "param", None) == "model"
-    )

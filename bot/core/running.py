@@ -1,6 +1,5 @@
-"""The lifecycle of one answer while it runs: the registry `/cancel` and `/reset` look in, the
-two ways an answer is stopped on purpose, and the `TurnObserver` that records what the backend
-reports (response id, tools running) on the run row.
+"""The answers running now: the registry `/cancel` and `/reset` look in, and the two ways an
+answer is stopped on purpose. (What a running answer reports is recorded by `bot.core.ledger`.)
 
 An answer ends early for one of three reasons, kept apart on purpose:
 
@@ -17,13 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from bot.core.ledger import Run
 from bot.core.types import Actor, ConversationKey
-from storage import runs
-from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +40,22 @@ class AnswerStopped(Exception):
 @dataclass(eq=False)
 class RunningAnswer:
     key: ConversationKey
-    run_id: int
+    ledger_run: Run
     actor: Actor
-    response_id: str | None = None
     cause: StopCause | None = None
     stopped_by: str = ""
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     # The answer is written and being delivered: too late to stop it.
     settled: bool = False
     _task: asyncio.Future[object] | None = None
+
+    @property
+    def run_id(self) -> int:
+        return self.ledger_run.id
+
+    @property
+    def response_id(self) -> str | None:
+        return self.ledger_run.response_id
 
     def stop(self, cause: StopCause, by: str = "") -> bool:
         """Ask the answer to stop; False when it already ended or was already stopped."""
@@ -109,23 +114,3 @@ class RunningAnswers:
 
     def __len__(self) -> int:
         return len(self._by_key)
-
-
-class RunObserver:
-    """`bot.backends.base.TurnObserver` for one run: keeps the run row's status and response id
-    current while the backend works."""
-
-    def __init__(self, db: Database, running: RunningAnswer) -> None:
-        self._db = db
-        self._running = running
-
-    async def response_started(self, response_id: str) -> None:
-        self._running.response_id = response_id
-        await runs.set_response_id(self._db, self._running.run_id, response_id)
-
-    async def tools_running(self, names: Sequence[str]) -> None:
-        log.info("run %d: running tools %s", self._running.run_id, ", ".join(names))
-        await runs.set_status(self._db, self._running.run_id, "requires_action")
-
-    async def tools_done(self) -> None:
-        await runs.set_status(self._db, self._running.run_id, "in_progress")

@@ -49,9 +49,34 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Addressing:
+    """What the platform says about how a message reaches the bot. Facts only: whether the bot
+    answers is the core's decision (`bot.core.addressing`).
+
+    `mentioned`: the bot (or its role) is mentioned. `direct`: a one-to-one conversation with the
+    bot (a DM, the console). `in_thread`: the message is a reply inside a thread, not at the top
+    level of its channel. `bot_in_thread`: where the platform knows thread membership (Discord:
+    the bot owns or joined the thread) True or False; None where it has no such notion (Slack).
+    `reply_to`: the message replied to, when the platform names one; `reply_to_bot`: that
+    message is the bot's."""
+
+    mentioned: bool = False
+    direct: bool = False
+    in_thread: bool = False
+    bot_in_thread: bool | None = None
+    reply_to: str = ""
+    reply_to_bot: bool = False
+
+
+# A source where every message is for the bot alone (the console, events read back from the inbox).
+DIRECT = Addressing(direct=True)
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
-    """A message to the bot. `addressed` is the adapter's verdict: a mention, a DM, or a thread the
-    bot takes part in. `is_self` marks the bot's own messages (they are dropped by the guards)."""
+    """A message on a platform the bot can see. `addressing` holds the platform's facts about
+    how it reaches the bot; `is_self` marks the bot's own messages and `actor.is_bot` other
+    bots' (neither is answered)."""
 
     key: ConversationKey
     actor: Actor
@@ -59,7 +84,7 @@ class Inbound:
     event_id: str
     message_id: str = ""
     attachments: tuple[Attachment, ...] = ()
-    addressed: bool = True
+    addressing: Addressing = DIRECT
     is_self: bool = False
     received_at: float = field(default_factory=time.time, compare=False)
 

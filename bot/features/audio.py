@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 from bot.backends.speech import check_format, check_voice
 from bot.core.errors import UserError
 from bot.core.types import Attachment, CommandCall, ConversationKey, OutFile, Reply, Usage
-from bot.features.media import MediaContext, retired
+from bot.features.media import MediaContext
 from bot.features.media_options import Option, parse
-from bot.files.recordings import AudioPart, prepare_for_transcription
+from bot.files.recordings import prepare_for_transcription
 from bot.files.supported import fetch_checked
 from bot.text.sanitise import shorten
 
@@ -51,9 +50,14 @@ class AudioCommands:
             texts: list[str] = []
             usage = Usage(model=model)
             for part in parts:
-                text, part_usage = await self._transcribe_part(part, model, language)
-                texts.append(text.strip())
-                usage = _add(usage, part_usage)
+                heard = await self._media.audio.transcribe(
+                    (part.name, part.data, part.mime),
+                    model=model,
+                    seconds=part.seconds,
+                    language=language,
+                )
+                texts.append(heard.text.strip())
+                usage = _add(usage, heard.usage)
             return "\n".join(t for t in texts if t), usage
 
         return await self._media.metered(
@@ -64,28 +68,6 @@ class AudioCommands:
             model=model,
             work=work,
         )
-
-    async def _transcribe_part(
-        self, part: AudioPart, model: str, language: str | None
-    ) -> tuple[str, Usage]:
-        params: dict[str, Any] = {"model": model, "file": (part.name, part.data, part.mime)}
-        if language:
-            params["language"] = language
-        result = await self._media.retry.call(
-            lambda: self._media.client.audio.transcriptions.create(**params)
-        )
-        usage = Usage(model=model, audio_seconds=part.seconds)
-        raw = getattr(result, "usage", None)
-        if raw is not None and getattr(raw, "type", "") == "tokens":
-            usage = Usage(
-                model=model,
-                input_tokens=getattr(raw, "input_tokens", 0) or 0,
-                output_tokens=getattr(raw, "output_tokens", 0) or 0,
-                audio_seconds=part.seconds,
-            )
-        elif raw is not None and getattr(raw, "type", "") == "duration":
-            usage = Usage(model=model, audio_seconds=float(raw.seconds or part.seconds))
-        return getattr(result, "text", "") or "", usage
 
     async def transcribe(self, call: CommandCall) -> Reply:
         parsed = parse(call.text, call.options, (Option("language"),))
@@ -125,14 +107,10 @@ class AudioCommands:
         async def work() -> tuple[str, Usage]:
             texts = []
             for part in parts:
-                result = await self._media.retry.call(
-                    lambda part=part: retired(
-                        lambda: self._media.client.audio.translations.create(
-                            model=model, file=(part.name, part.data, part.mime)
-                        )
-                    )
+                text = await self._media.audio.translate(
+                    (part.name, part.data, part.mime), model=model
                 )
-                texts.append((getattr(result, "text", "") or "").strip())
+                texts.append(text.strip())
             seconds = sum(p.seconds for p in parts)
             return "\n".join(t for t in texts if t), Usage(model=model, audio_seconds=seconds)
 
@@ -147,38 +125,13 @@ class AudioCommands:
 
     async def translate_text(self, call: CommandCall, text: str) -> str:
         """The fallback: a text model translates the transcript (the chat model)."""
-        settings = self._media.settings
-        model = settings.chat_model
-        client = self._media.client
+        model = self._media.settings.chat_model
 
         async def work() -> tuple[str, Usage]:
-            if settings.backend == "chat":
-                response = await self._media.retry.call(
-                    lambda: client.chat.completions.create(
-                        model=model,
-                        messages=[
-                            {"role": "system", "content": TRANSLATE_INSTRUCTIONS},
-                            {"role": "user", "content": text},
-                        ],
-                    )
-                )
-                usage = response.usage
-                return response.choices[0].message.content or "", Usage(
-                    model=model,
-                    input_tokens=usage.prompt_tokens if usage else 0,
-                    output_tokens=usage.completion_tokens if usage else 0,
-                )
-            response = await self._media.retry.call(
-                lambda: client.responses.create(
-                    model=model, instructions=TRANSLATE_INSTRUCTIONS, input=text, store=False
-                )
+            done = await self._media.completer.complete(
+                model=model, instructions=TRANSLATE_INSTRUCTIONS, text=text
             )
-            usage = response.usage
-            return response.output_text or "", Usage(
-                model=model,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-            )
+            return done.text, done.usage
 
         return await self._media.metered(
             call.key,

@@ -6,10 +6,9 @@ retired. Prompts are screened by moderation first when it is on for the channel.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import Any
 
+from bot.backends.images import ImageBatch, Upload
 from bot.core.errors import UserError
 from bot.core.types import Attachment, CommandCall, OutFile, Reply, Usage
 from bot.features.media import MediaContext
@@ -24,7 +23,6 @@ VARIATION_PROMPT = (
     "Create a variation of this image: keep its subject, composition and style, and change "
     "the details, as a fresh take by the same artist."
 )
-MIMES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 IMAGINE_USAGE = (
     "Tell me what to draw, e.g. `/imagine a red fox in the snow size=1536x1024 quality=high "
     "count=2` (size: {sizes}; quality: {qualities}; background: {backgrounds}; count: 1-{most})."
@@ -60,24 +58,19 @@ class ImageCommands:
             )
         await self._screen(call, parsed.text)
         values = parsed.values
-        params: dict[str, Any] = {
-            "model": self._model,
-            "prompt": parsed.text,
-            "n": int(values.get("count", 1)),
+        options: dict[str, Any] = {
+            name: values[name] for name in ("size", "quality", "background") if name in values
         }
-        for name in ("size", "quality", "background"):
-            if name in values:
-                params[name] = values[name]
         if values.get("background") == "transparent":
-            params["output_format"] = "png"
+            options["output_format"] = "png"
 
-        async def work() -> tuple[Any, Usage]:
-            response = await self._media.retry.call(
-                lambda: self._media.client.images.generate(**params)
+        async def work() -> tuple[ImageBatch, Usage]:
+            batch = await self._media.images.generate(
+                model=self._model, prompt=parsed.text, n=int(values.get("count", 1)), **options
             )
-            return response, _usage(response, self._model, params["n"])
+            return batch, batch.usage
 
-        response = await self._media.metered(
+        batch = await self._media.metered(
             call.key,
             user_id=call.actor.id,
             event_id=call.event_id,
@@ -85,8 +78,8 @@ class ImageCommands:
             model=self._model,
             work=work,
         )
-        files = _files(response, "image")
-        text = _caption(response, f"“{_short(parsed.text)}”", len(files))
+        files = _files(batch, "image")
+        text = _caption(batch, f"“{_short(parsed.text)}”", len(files))
         return Reply(call.key, text=text, files=files, actor_id=call.actor.id)
 
     async def edit(self, call: CommandCall) -> Reply:
@@ -101,21 +94,17 @@ class ImageCommands:
         limits = self._media.limits
         source_bytes = await fetch_checked(source_att, "image", limits)
         source = await asyncio.to_thread(pictures.prepare_for_edit, source_bytes, source_att.name)
-        params: dict[str, Any] = {
-            "model": self._model,
-            "prompt": prompt,
-            "image": (source.name, source.data, source.mime),
-            "n": 1,
-        }
+        mask_file: Upload | None = None
         if mask_att is not None:
             mask_bytes = await fetch_checked(mask_att, "image", limits)
             mask = await asyncio.to_thread(
                 pictures.prepare_mask, mask_bytes, mask_att.name, (source.width, source.height)
             )
-            params["mask"] = (mask.name, mask.data, mask.mime)
-        response = await self._edit(call, params, kind="edit")
-        files = _files(response, "edited")
-        text = _caption(response, f"“{_short(prompt)}”", len(files))
+            mask_file = (mask.name, mask.data, mask.mime)
+        image = (source.name, source.data, source.mime)
+        batch = await self._edit(call, prompt, image, 1, mask_file, kind="edit")
+        files = _files(batch, "edited")
+        text = _caption(batch, f"“{_short(prompt)}”", len(files))
         return Reply(call.key, text=text, files=files, actor_id=call.actor.id)
 
     async def variation(self, call: CommandCall) -> Reply:
@@ -124,14 +113,9 @@ class ImageCommands:
         source_att, _mask = _image_and_mask(call)
         source_bytes = await fetch_checked(source_att, "image", self._media.limits)
         source = await asyncio.to_thread(pictures.prepare_for_edit, source_bytes, source_att.name)
-        params = {
-            "model": self._model,
-            "prompt": VARIATION_PROMPT,
-            "image": (source.name, source.data, source.mime),
-            "n": count,
-        }
-        response = await self._edit(call, params, kind="variation")
-        files = _files(response, "variation")
+        image = (source.name, source.data, source.mime)
+        batch = await self._edit(call, VARIATION_PROMPT, image, count, None, kind="variation")
+        files = _files(batch, "variation")
         noun = "variation" if len(files) == 1 else "variations"
         text = f"{len(files)} {noun} of “{source_att.name}”."
         return Reply(call.key, text=text, files=files, actor_id=call.actor.id)
@@ -146,12 +130,21 @@ class ImageCommands:
             withheld="was not sent to the image model",
         )
 
-    async def _edit(self, call: CommandCall, params: dict[str, Any], *, kind: str) -> Any:
-        async def work() -> tuple[Any, Usage]:
-            response = await self._media.retry.call(
-                lambda: self._media.client.images.edit(**params)
+    async def _edit(
+        self,
+        call: CommandCall,
+        prompt: str,
+        image: Upload,
+        n: int,
+        mask: Upload | None,
+        *,
+        kind: str,
+    ) -> ImageBatch:
+        async def work() -> tuple[ImageBatch, Usage]:
+            batch = await self._media.images.edit(
+                model=self._model, prompt=prompt, image=image, n=n, mask=mask
             )
-            return response, _usage(response, self._model, params["n"])
+            return batch, batch.usage
 
         return await self._media.metered(
             call.key,
@@ -185,50 +178,23 @@ def _image_and_mask(call: CommandCall) -> tuple[Attachment, Attachment | None]:
     return source, mask
 
 
-def _usage(response: Any, model: str, n: int) -> Usage:
-    usage = getattr(response, "usage", None)
-    images = len(response.data or []) or n
-    if usage is None:
-        return Usage(model=model, images=images)
-    details = usage.input_tokens_details
-    image_in = details.image_tokens if details else 0
-    text_in = details.text_tokens if details else usage.input_tokens - image_in
-    out_details = usage.output_tokens_details
-    image_out = out_details.image_tokens if out_details else usage.output_tokens
-    text_out = out_details.text_tokens if out_details else 0
-    return Usage(
-        model=model,
-        input_tokens=text_in,
-        output_tokens=text_out,
-        image_input_tokens=image_in,
-        image_output_tokens=image_out,
-        images=images,
+def _files(batch: ImageBatch, stem: str) -> tuple[OutFile, ...]:
+    if batch.undecodable:
+        raise UserError("OpenAI sent back an image I could not decode.")
+    files = tuple(
+        OutFile(f"{stem}-{picture.number}.{picture.extension}", picture.mime, picture.data)
+        for picture in batch.pictures
     )
-
-
-def _files(response: Any, stem: str) -> tuple[OutFile, ...]:
-    fmt = getattr(response, "output_format", None) or "png"
-    ext = "jpg" if fmt == "jpeg" else fmt
-    files = []
-    for index, item in enumerate(response.data or []):
-        if not item.b64_json:
-            continue
-        try:
-            data = base64.b64decode(item.b64_json, validate=True)
-        except (binascii.Error, ValueError):
-            raise UserError("OpenAI sent back an image I could not decode.") from None
-        files.append(OutFile(f"{stem}-{index + 1}.{ext}", MIMES.get(fmt, "image/png"), data))
     if not files:
         raise UserError("OpenAI returned no image for this request. Please try again.")
-    return tuple(files)
+    return files
 
 
-def _caption(response: Any, what: str, count: int) -> str:
-    revised = [item.revised_prompt for item in response.data or [] if item.revised_prompt]
+def _caption(batch: ImageBatch, what: str, count: int) -> str:
     noun = "image" if count == 1 else "images"
     text = f"{count} {noun} for {what}."
-    if revised:
-        text += f"\nRevised prompt: {revised[0]}"
+    if batch.revised_prompts:
+        text += f"\nRevised prompt: {batch.revised_prompts[0]}"
     return text
 
 

@@ -10,17 +10,14 @@ the bot.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 
-from openai import AsyncOpenAI
-
-from bot.backends.retry import RetryPolicy
+from bot.backends.moderation import ModerationBackend
 from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.types import ConversationKey, Inbound
 from storage.db import Database
+from storage.moderation import record_flag
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +25,10 @@ EXCERPT_CHARS = 200
 
 
 class Moderation:
-    def __init__(self, client: AsyncOpenAI, db: Database, settings: Settings, retry: RetryPolicy):
-        self._client = client
+    def __init__(self, backend: ModerationBackend, db: Database, settings: Settings):
+        self._backend = backend
         self._db = db
         self._settings = settings
-        self._retry = retry
 
     async def screen(self, event: Inbound) -> None:
         """Raise a `UserError` when the message is flagged."""
@@ -55,9 +51,7 @@ class Moderation:
             return
         model = self._settings.moderation_model
         try:
-            result = await self._retry.call(
-                lambda: self._client.moderations.create(model=model, input=text)
-            )
+            verdict = await self._backend.check(text, model=model)
         except Exception as exc:
             log.warning(
                 "moderation unavailable (%s) key=%s event=%s: message let through",
@@ -66,25 +60,16 @@ class Moderation:
                 event_id,
             )
             return
-        flagged = [r for r in result.results if r.flagged]
-        if not flagged:
+        if not verdict.flagged:
             return
-        categories = sorted(
-            name for name, hit in flagged[0].categories.model_dump(by_alias=True).items() if hit
-        )
-        await self._db.write(
-            "INSERT INTO moderation_flags (platform, workspace, channel, user_id, event_id, "
-            "categories, excerpt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key.platform,
-                key.workspace,
-                key.channel,
-                user_id,
-                event_id,
-                json.dumps(categories),
-                text[:EXCERPT_CHARS],
-                time.time(),
-            ),
+        categories = list(verdict.categories)
+        await record_flag(
+            self._db,
+            key,
+            user_id,
+            event_id,
+            categories,
+            text[:EXCERPT_CHARS],
         )
         log.warning(
             "moderation flagged key=%s event=%s user=%s: %s",

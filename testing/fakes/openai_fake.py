@@ -284,6 +284,20 @@ _HOSTED_TOOL: dict[type, str] = {
 }
 
 
+@dataclass(eq=False)
+class StreamPause:
+    """Streamed answers stop after `after` text deltas until `release` (see
+    `FakeOpenAI.pause_streams`): a test sees the partial text on the platform, then lets the
+    answer go on, so "shown progressively" is a fact of order, not of timing."""
+
+    after: int
+    reached: asyncio.Event = field(default_factory=asyncio.Event)  # a stream is at the pause
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @dataclass
 class _Fault:
     kind: str
@@ -307,7 +321,8 @@ class FakeOpenAI(ContainersMixin):
     Mutable at any time: `answer`, `models`, `latency` (seconds before the first byte of a
     generation answer), `delta_delay` (seconds between streamed deltas), `paced` (deltas on a
     fixed schedule, the i-th `i * delta_delay` after the first, so a loaded event loop does not
-    stretch a stream the way back-to-back sleeps would).
+    stretch a stream the way back-to-back sleeps would), `pause_streams` (streams stop midway
+    until the test releases them).
     Inspect: `requests`, `turns` (every `FakeTurn` given to `answer`), `conversations`
     (id -> stored items), `responses` (id -> stored Response object), `spec_problems`.
     """
@@ -318,6 +333,7 @@ class FakeOpenAI(ContainersMixin):
         self.latency = latency
         self.delta_delay = delta_delay
         self.paced = False
+        self.pause: StreamPause | None = None
         self.spec_check = spec_check
         self.answer: Answer = default_answer
         self.models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_MODELS]
@@ -663,6 +679,31 @@ class FakeOpenAI(ContainersMixin):
             return ModelOutput(result.text, calls, list(result.hosted))
         return ModelOutput(str(result))
 
+    def pause_streams(self, after: int) -> StreamPause:
+        """From now on every streamed answer (Responses and Chat Completions) stops after
+        ``after`` text deltas until ``release()`` is called on the returned pause; an answer
+        with fewer words than ``after`` is not held."""
+        if after < 1:
+            raise ValueError("after must be >= 1")
+        self.pause = StreamPause(after)
+        return self.pause
+
+    async def _maybe_pause(self, sent: int) -> None:
+        """Hold the stream at the pause (`pause_streams`) once ``sent`` deltas are out."""
+        pause = self.pause
+        if pause is None or sent != pause.after or pause.released.is_set():
+            return
+        pause.reached.set()
+        released = asyncio.ensure_future(pause.released.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({released, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            released.cancel()
+            closing.cancel()
+        if not pause.released.is_set():
+            raise _Closed
+
     def _delta_wait(self, index: int, first_at: float) -> float:
         """Seconds to wait before delta `index` (see `paced`)."""
         if not self.paced:
@@ -910,6 +951,7 @@ class FakeOpenAI(ContainersMixin):
                             "logprobs": [],
                         }
                     )
+                    await self._maybe_pause(i + 1)
                 if fault == "break":
                     return _abort(request, response)
                 if fault != "failed":
@@ -1298,6 +1340,7 @@ class FakeOpenAI(ContainersMixin):
                 if i:
                     await self._sleep(self._delta_wait(i, first_at))
                 await send(choice({"content": word}))
+                await self._maybe_pause(i + 1)
             if fault == "break":
                 return _abort(request, response)
             for index, call in enumerate(tool_calls):

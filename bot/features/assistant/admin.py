@@ -4,24 +4,23 @@ transaction, and applies from the next turn (the config is resolved on every tur
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from openai import AsyncOpenAI
-
-from bot.backends.retry import RetryPolicy
+from bot.backends.errors import explain_as
+from bot.backends.files import KnowledgeFiles
+from bot.backends.models import ModelCatalog
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.config import Settings
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Reply
 from bot.features.assistant import args
+from bot.features.assistant.editor import ConfigEditor
 from bot.features.assistant.knowledge import Knowledge
 from storage import configs
-from storage.configs import Change
-from storage.db import Batch, Database
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -35,83 +34,25 @@ MAX_SCHEMA_FILE_BYTES = args.MAX_SCHEMA_CHARS * 4
 HISTORY_VALUE_CHARS = 80  # per old/new value in `/assistant history`
 
 
-class ConfigEditor:
-    """Read-modify-write of a scope's overrides, serialised in this process, with an audit row
-    per changed field in the same transaction."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._lock = asyncio.Lock()
-
-    async def edit(
-        self,
-        key: ConversationKey,
-        actor_id: str,
-        updates: Mapping[str, Any],
-        *,
-        workspace_wide: bool = False,
-        notes: Sequence[Change] = (),
-        also: Callable[[Batch], Awaitable[None]] | None = None,
-    ) -> list[Change]:
-        """Apply `updates` (attr → value, or `INHERIT` to remove the override) at the channel
-        or workspace scope; `notes` are extra audit rows (knowledge files), `also` extra
-        statements for the same transaction. Returns the fields that changed."""
-        async with self._lock:
-            workspace, channel = await configs.load_overrides(self._db, key)
-            target = workspace if workspace_wide else channel
-            changes: list[Change] = []
-            for attr, value in updates.items():
-                old = target.get(attr)
-                if isinstance(value, args.Inherit):
-                    if attr in target:
-                        del target[attr]
-                        changes.append(Change(attr, old, None))
-                    continue
-                stored = list(value) if isinstance(value, tuple) else value
-                if old != stored or attr not in target:
-                    target[attr] = stored
-                    changes.append(Change(attr, old, stored))
-            if not changes and not notes and also is None:
-                return []
-            await configs.save_overrides_audited(
-                self._db,
-                key,
-                target,
-                [*changes, *notes],
-                updated_by=actor_id,
-                workspace_wide=workspace_wide,
-                also=also,
-            )
-            log.info(
-                "assistant settings changed at %s%s by %s: %s",
-                key.channel_key,
-                " (workspace default)" if workspace_wide else "",
-                actor_id,
-                ", ".join(c.field for c in [*changes, *notes]),
-            )
-            return changes
-
-
 class AssistantAdmin:
     def __init__(
         self,
         db: Database,
         settings: Settings,
-        client: AsyncOpenAI,
-        retry: RetryPolicy,
+        models: ModelCatalog,
+        files: KnowledgeFiles,
         is_admin: Callable[[Actor], bool],
         function_names: frozenset[str] = frozenset(),
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         self._db = db
         self._settings = settings
-        self._client = client
-        self._retry = retry
+        self._models = models
         self._is_admin = is_admin
         self._function_names = function_names
         self._today = today
         self.editor = ConfigEditor(db)
-        self.knowledge = Knowledge(db, settings, client, retry, self.editor)
+        self.knowledge = Knowledge(db, settings, files, self.editor)
 
     async def assistant(self, call: CommandCall) -> Reply:
         command = args.parse_command(call.text)
@@ -206,17 +147,13 @@ class AssistantAdmin:
 
     async def _check_model(self, model: str) -> str:
         try:
-            page = await self._retry.call(lambda: self._client.models.list())
+            served = await self._models.served()
         except Exception as exc:
-            friendly = explain_error(exc)
+            doing = f"check `{model}` against OpenAI's model list, so nothing changed"
+            friendly = explain_as(exc, doing)
             if friendly is None:
                 raise
-            raise UserError(
-                f"I could not check `{model}` against OpenAI's model list, so nothing changed: "
-                f"{friendly.message}",
-                log_detail=friendly.log_detail,
-            ) from exc
-        served = {m.id: getattr(m, "shutdown_date", None) for m in page.data}
+            raise friendly from exc
         return args.check_model(model, served, self._today())
 
     # -- reset / history ---------------------------------------------------------------------------

@@ -10,15 +10,17 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bot.backends.answer_format import SCHEMA_NAME
+from jsonschema import SchemaError
+
+from bot.backends.answer_format import SCHEMA_NAME, check_schema, is_wrapper
+from bot.backends.common import HOSTED_TOOLS
 from bot.backends.speech import VOICES
 from bot.core.errors import UserError
 
-HOSTED_TOOLS: Final = ("code_interpreter", "file_search", "web_search", "image_generation")
 FUNCTIONS_PREFIX: Final = "functions:"
 MAX_NAME_CHARS: Final = 80
 MAX_INSTRUCTIONS_CHARS: Final = 20_000
@@ -48,52 +50,16 @@ class Inherit:
 INHERIT: Final = Inherit()
 
 
+Parser = Callable[["FieldSpec", str, "ValueContext"], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     name: str  # what admins type
     attr: str  # the AssistantConfig attribute (and the stored override key)
     values: str  # the valid values, for help and errors
+    parse: Parser = field(compare=False, repr=False)  # the typed text → the stored value
 
-
-FIELDS: Final[dict[str, FieldSpec]] = {
-    spec.name: spec
-    for spec in (
-        FieldSpec("name", "name", f"a display name, up to {MAX_NAME_CHARS} characters"),
-        FieldSpec("instructions", "instructions", "the system instructions, as free text"),
-        FieldSpec("model", "model", "a model id this OpenAI endpoint serves (GET /v1/models)"),
-        FieldSpec("temperature", "temperature", "a number from 0 to 2"),
-        FieldSpec(
-            "tools",
-            "tools",
-            "`none`, or any of " + ", ".join(HOSTED_TOOLS) + ", functions:NAME,NAME",
-        ),
-        FieldSpec(
-            "format", "format", "`text`, `json`, or a JSON object schema (text or a .json file)"
-        ),
-        FieldSpec("seed", "seed", "a whole number, or `off` (chat backend only)"),
-        FieldSpec("voice", "voice", ", ".join(VOICES)),
-        FieldSpec("voice_replies", "voice_replies", "`on` or `off`"),
-        FieldSpec("reply_mode", "reply_mode", "`mention` or `all`"),
-        FieldSpec("vision_detail", "vision_detail", "`low`, `high` or `auto`"),
-        FieldSpec(
-            "max_output_tokens",
-            "max_output_tokens",
-            f"a whole number from {MIN_OUTPUT_TOKENS} to {MAX_OUTPUT_TOKENS:,}, or `off`",
-        ),
-        FieldSpec("budget", "budget_monthly_usd", "monthly US dollars, e.g. 25 or 12.50, or `off`"),
-        FieldSpec("moderation", "moderation", "`on` or `off`"),
-    )
-}
-ALIASES: Final = {
-    "max_tokens": "max_output_tokens",
-    "detail": "vision_detail",
-    "mode": "reply_mode",
-    "replies": "voice_replies",
-    "budget_monthly_usd": "budget",
-    "system": "instructions",
-    "prompt": "instructions",
-}
-FIELD_NAMES: Final = ", ".join(FIELDS)
 
 _ON = frozenset({"on", "true", "yes", "1", "enabled"})
 _OFF = frozenset({"off", "false", "no", "0", "disabled"})
@@ -284,8 +250,7 @@ def parse_value(spec: FieldSpec, raw: str, context: ValueContext = ValueContext(
     word = text.lower()
     if word in _INHERIT_WORDS:
         return INHERIT
-    parse = _PARSERS[spec.name]
-    return parse(spec, text, context)
+    return spec.parse(spec, text, context)
 
 
 def _name(spec: FieldSpec, text: str, _: ValueContext) -> str:
@@ -377,7 +342,7 @@ def parse_schema(text: str) -> str:
         where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
         raise UserError(f"That schema is not valid JSON{where}.") from None
     document = schema
-    if isinstance(schema, dict) and isinstance(schema.get("schema"), dict) and "type" not in schema:
+    if isinstance(schema, dict) and is_wrapper(schema):
         # The API's {"name": ..., "schema": {...}, "strict": ...} wrapper, kept as given.
         name = schema.get("name", "answer")
         if not isinstance(name, str) or not SCHEMA_NAME.match(name):
@@ -395,12 +360,9 @@ def parse_schema(text: str) -> str:
 
 
 def _check_schema(schema: dict[str, Any]) -> None:
-    import jsonschema
-
     try:
-        validator = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
+        check_schema(schema)
+    except SchemaError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "the top level"
         raise UserError(
             f"That is not a valid JSON schema: at {_shorten(path)}: {_shorten(exc.message, 160)}"
@@ -489,22 +451,66 @@ def _integer(spec: FieldSpec, text: str) -> int:
         raise UserError(f"{spec.name} must be {spec.values}, not `{_shorten(text)}`.") from None
 
 
-_PARSERS: Final = {
-    "name": _name,
-    "instructions": _instructions,
-    "model": _model,
-    "temperature": _temperature,
-    "tools": _tools,
-    "format": _format,
-    "seed": _seed,
-    "voice": _voice,
-    "voice_replies": _switch,
-    "reply_mode": _choice("mention", "all"),
-    "vision_detail": _choice("low", "high", "auto"),
-    "max_output_tokens": _max_tokens,
-    "budget": _budget,
-    "moderation": _switch,
+# --------------------------------------------------------------------------- fields
+
+FIELDS: Final[dict[str, FieldSpec]] = {
+    spec.name: spec
+    for spec in (
+        FieldSpec("name", "name", f"a display name, up to {MAX_NAME_CHARS} characters", _name),
+        FieldSpec(
+            "instructions", "instructions", "the system instructions, as free text", _instructions
+        ),
+        FieldSpec(
+            "model", "model", "a model id this OpenAI endpoint serves (GET /v1/models)", _model
+        ),
+        FieldSpec("temperature", "temperature", "a number from 0 to 2", _temperature),
+        FieldSpec(
+            "tools",
+            "tools",
+            "`none`, or any of " + ", ".join(HOSTED_TOOLS) + ", functions:NAME,NAME",
+            _tools,
+        ),
+        FieldSpec(
+            "format",
+            "format",
+            "`text`, `json`, or a JSON object schema (text or a .json file)",
+            _format,
+        ),
+        FieldSpec("seed", "seed", "a whole number, or `off` (chat backend only)", _seed),
+        FieldSpec("voice", "voice", ", ".join(VOICES), _voice),
+        FieldSpec("voice_replies", "voice_replies", "`on` or `off`", _switch),
+        FieldSpec("reply_mode", "reply_mode", "`mention` or `all`", _choice("mention", "all")),
+        FieldSpec(
+            "vision_detail",
+            "vision_detail",
+            "`low`, `high` or `auto`",
+            _choice("low", "high", "auto"),
+        ),
+        FieldSpec(
+            "max_output_tokens",
+            "max_output_tokens",
+            f"a whole number from {MIN_OUTPUT_TOKENS} to {MAX_OUTPUT_TOKENS:,}, or `off`",
+            _max_tokens,
+        ),
+        FieldSpec(
+            "budget",
+            "budget_monthly_usd",
+            "monthly US dollars, e.g. 25 or 12.50, or `off`",
+            _budget,
+        ),
+        FieldSpec("moderation", "moderation", "`on` or `off`", _switch),
+    )
 }
+ALIASES: Final = {
+    "max_tokens": "max_output_tokens",
+    "detail": "vision_detail",
+    "mode": "reply_mode",
+    "replies": "voice_replies",
+    "budget_monthly_usd": "budget",
+    "system": "instructions",
+    "prompt": "instructions",
+}
+FIELD_NAMES: Final = ", ".join(FIELDS)
 
 
 # --------------------------------------------------------------------------- display

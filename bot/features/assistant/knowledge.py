@@ -14,25 +14,23 @@ import datetime as dt
 import logging
 import mimetypes
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-import openai
-from openai import AsyncOpenAI
-
-from bot.backends.retry import RetryPolicy
+from bot.backends.errors import explain_as
+from bot.backends.files import FileState, KnowledgeFiles
 from bot.core.assistant_config import resolve_assistant
 from bot.core.config import Settings
-from bot.core.errors import UserError, explain_error
+from bot.core.errors import UserError
 from bot.core.types import Attachment, CommandCall, ConversationKey
+from bot.features.assistant.editor import ConfigEditor
 from storage import configs, knowledge
 from storage.configs import Change
-from storage.db import Batch, Database
+from storage.db import Database, Transaction
 
-if TYPE_CHECKING:
-    from bot.features.assistant.admin import ConfigEditor
-
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # File search's supported types (shared/facts/openai.md §4.2); text must be UTF-8/16 or ASCII.
@@ -65,14 +63,12 @@ class Knowledge:
         self,
         db: Database,
         settings: Settings,
-        client: AsyncOpenAI,
-        retry: RetryPolicy,
+        files: KnowledgeFiles,
         editor: ConfigEditor,
     ) -> None:
         self._db = db
         self._settings = settings
-        self._client = client
-        self._retry = retry
+        self._files = files
         self._editor = editor
         self._store_lock = asyncio.Lock()
 
@@ -139,10 +135,7 @@ class Knowledge:
             if isinstance(existing, str) and existing and await self._store_alive(existing):
                 return existing, ""
             store = await self._call(
-                lambda: self._client.vector_stores.create(
-                    name=f"Switchboard {key.platform} {key.channel}"[:200],
-                    metadata={"switchboard_channel": str(key)[:512]},
-                ),
+                self._files.create_store(f"Switchboard {key.platform} {key.channel}", str(key)),
                 "create this channel's knowledge store",
             )
             lost = [
@@ -151,37 +144,27 @@ class Knowledge:
                 if f.vector_store_id == existing
             ]
 
-            async def drop_lost(batch: Batch) -> None:
+            async def drop_lost(batch: Transaction) -> None:
                 for name in lost:
                     await knowledge.delete_file(batch, key, name)
 
             notes = [Change("knowledge", name, None) for name in lost]
             await self._editor.edit(
-                key, actor_id, {"vector_store_id": store.id}, notes=notes, also=drop_lost
+                key, actor_id, {"vector_store_id": store}, notes=notes, also=drop_lost
             )
-            log.info("created vector store %s for %s (replacing %r)", store.id, key, existing)
+            log.info("created vector store %s for %s (replacing %r)", store, key, existing)
             if not existing:
-                return store.id, ""
+                return store, ""
             again = f" Add these again: {', '.join(lost)}." if lost else ""
-            return store.id, (
+            return store, (
                 "This channel's previous knowledge store is gone at OpenAI (expired or "
                 f"deleted), so a new one was made.{again}"
             )
 
     async def _store_alive(self, store: str) -> bool:
-        try:
-            current = await self._retry.call(lambda: self._client.vector_stores.retrieve(store))
-        except openai.NotFoundError:
-            return False
-        except Exception as exc:
-            friendly = explain_error(exc)
-            if friendly is None:
-                raise
-            raise UserError(
-                f"I could not reach this channel's knowledge store: {friendly.message}",
-                log_detail=friendly.log_detail,
-            ) from exc
-        return current.status != "expired"
+        return await self._call(
+            self._files.store_alive(store), "reach this channel's knowledge store"
+        )
 
     async def _upload(self, store: str, attachment: Attachment) -> tuple[_Upload | None, str]:
         try:
@@ -192,27 +175,20 @@ class Knowledge:
             return None, "the file is empty."
         mime = mimetypes.guess_type(attachment.name)[0] or attachment.mime
         try:
-            uploaded = await self._call(
-                lambda: self._client.files.create(
-                    file=(attachment.name, data, mime), purpose="assistants"
-                ),
-                f"upload {attachment.name}",
+            file_id = await self._call(
+                self._files.upload((attachment.name, data, mime)), f"upload {attachment.name}"
             )
         except UserError as exc:
             return None, exc.message
         try:
             attached = await self._call(
-                lambda: self._client.vector_stores.files.create(
-                    vector_store_id=store, file_id=uploaded.id
-                ),
+                self._files.attach(store, file_id),
                 f"add {attachment.name} to this channel's knowledge",
             )
         except UserError as exc:
-            await self._delete_file(uploaded.id)
+            await self._delete_file(file_id)
             return None, exc.message
-        upload = _Upload(attachment.name, uploaded.id, len(data), attached.status)
-        upload.error = _reason(attached.last_error, attached.status)
-        return upload, ""
+        return _Upload(attachment.name, file_id, len(data), attached.status, attached.error), ""
 
     async def _wait(self, store: str, uploads: list[_Upload]) -> None:
         """Poll the files still in progress until each is done or the wait runs out."""
@@ -229,8 +205,7 @@ class Knowledge:
                 except UserError as exc:
                     log.warning("polling knowledge file %s: %s", upload.name, exc.log_detail)
                     continue
-                upload.status = current.status
-                upload.error = _reason(current.last_error, current.status)
+                upload.status, upload.error = current.status, current.error
 
     async def _record(self, call: CommandCall, store: str, kept: list[_Upload]) -> list[str]:
         """Save the files, and `file_search` among the tools, in one audited transaction."""
@@ -250,7 +225,7 @@ class Knowledge:
             for u in kept
         ]
 
-        async def put(batch: Batch) -> None:
+        async def put(batch: Transaction) -> None:
             for row in rows:
                 await knowledge.put_file(batch, key, row)
 
@@ -312,8 +287,7 @@ class Knowledge:
             return "completed"
         if current.status == "in_progress":
             return "still being processed"
-        reason = _reason(current.last_error, current.status)
-        return f"failed ({reason}); remove it with `/assistant knowledge remove {file.name}`"
+        return f"failed ({current.error}); remove it with `/assistant knowledge remove {file.name}`"
 
     async def remove(self, call: CommandCall, name: str) -> str:
         key = call.key.channel_key
@@ -325,19 +299,12 @@ class Knowledge:
             names = ", ".join(f.name for f in files) or "none"
             raise UserError(f"There is no knowledge file `{name[:80]}` here. Files: {names}.")
         await self._call(
-            lambda: _ignore_missing(
-                self._client.vector_stores.files.delete(
-                    match.file_id, vector_store_id=match.vector_store_id
-                )
-            ),
+            self._files.detach(match.vector_store_id, match.file_id),
             f"remove {match.name} from this channel's knowledge",
         )
-        await self._call(
-            lambda: _ignore_missing(self._client.files.delete(match.file_id)),
-            f"delete {match.name} at OpenAI",
-        )
+        await self._call(self._files.delete(match.file_id), f"delete {match.name} at OpenAI")
 
-        async def drop(batch: Batch) -> None:
+        async def drop(batch: Transaction) -> None:
             await knowledge.delete_file(batch, key, match.name)
 
         notes = [Change("knowledge", match.name, None)]
@@ -346,38 +313,30 @@ class Knowledge:
 
     # -- OpenAI calls ----------------------------------------------------------------------------
 
-    async def _call(self, fn: Any, doing: str) -> Any:
+    async def _call(self, call: Awaitable[T], doing: str) -> T:
+        """Await an OpenAI call; its failure becomes "I could not `doing`: <why>"."""
         try:
-            return await self._retry.call(fn)
+            return await call
         except Exception as exc:
-            friendly = explain_error(exc)
+            friendly = explain_as(exc, doing)
             if friendly is None:
                 raise
-            raise UserError(
-                f"I could not {doing}: {friendly.message}", log_detail=friendly.log_detail
-            ) from exc
+            raise friendly from exc
 
-    async def _retrieve(self, store: str, file_id: str) -> Any:
-        return await self._call(
-            lambda: self._client.vector_stores.files.retrieve(file_id, vector_store_id=store),
-            "check a knowledge file",
-        )
+    async def _retrieve(self, store: str, file_id: str) -> FileState:
+        return await self._call(self._files.state(store, file_id), "check a knowledge file")
 
     async def _forget_remote(self, store: str, file_id: str) -> None:
         """Best effort: detach and delete a file nobody will use (a failure is only logged)."""
         try:
-            await self._retry.call(
-                lambda: _ignore_missing(
-                    self._client.vector_stores.files.delete(file_id, vector_store_id=store)
-                )
-            )
+            await self._files.detach(store, file_id)
         except Exception as exc:
             log.warning("could not detach file %s from %s: %s", file_id, store, type(exc).__name__)
         await self._delete_file(file_id)
 
     async def _delete_file(self, file_id: str) -> None:
         try:
-            await self._retry.call(lambda: _ignore_missing(self._client.files.delete(file_id)))
+            await self._files.delete(file_id)
         except Exception as exc:
             log.warning("could not delete file %s: %s", file_id, type(exc).__name__)
 
@@ -397,22 +356,6 @@ def file_problem(name: str, size: int) -> str:
     if size > MAX_FILE_BYTES:
         return "the file is larger than OpenAI's 512 MB upload limit."
     return ""
-
-
-async def _ignore_missing(call: Any) -> None:
-    """Await a delete; already gone (404) counts as done."""
-    try:
-        await call
-    except openai.NotFoundError:
-        return
-
-
-def _reason(error: Any, status: str) -> str:
-    if error is None:
-        return "" if status in ("completed", "in_progress") else status
-    message = getattr(error, "message", "") or ""
-    code = getattr(error, "code", "") or ""
-    return f"{message} [{code}]" if message and code else message or code or status
 
 
 def _size(count: int) -> str:

@@ -6,42 +6,24 @@ import asyncio
 import logging
 import time
 
-import openai
-
 from bot.backends.base import Backend, Turn, TurnResult
+from bot.backends.errors import describe, explain_error
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.config import Settings
 from bot.core.delivery import DeliveryFailed, Outbox, TextStream, delivery_reason
-from bot.core.errors import UserError, explain_error
-from bot.core.running import (
-    AnswerStopped,
-    RunningAnswer,
-    RunningAnswers,
-    RunObserver,
-    StopCause,
-)
+from bot.core.errors import UserError
+from bot.core.ledger import Outcome, Run, RunStatus, TextShown
+from bot.core.running import AnswerStopped, RunningAnswer, RunningAnswers, StopCause
 from bot.core.types import Inbound, Reply
 from bot.features.chat.inputs import MessageInputs, MessageMedia
-from bot.spend.pricing import PriceTable
-from storage import conversations, inbox, runs
+from storage import conversations
+from storage.containers import get_container, set_container
 from storage.db import Database
-from storage.messages import append_messages
-from storage.steps import save_steps
+from storage.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "(The model returned an empty answer.)"
-
-
-def check_message(event: Inbound, settings: Settings) -> None:
-    """Refuse what cannot be answered, before any work is queued for it."""
-    if not event.text.strip() and not event.attachments:
-        raise UserError("I got an empty message. Write your question after mentioning me.")
-    if len(event.text) > settings.max_input_chars:
-        raise UserError(
-            f"That message is {len(event.text):,} characters long; I take at most "
-            f"{settings.max_input_chars:,}. Please shorten it."
-        )
 
 
 class ChatCapability:
@@ -50,15 +32,14 @@ class ChatCapability:
         db: Database,
         settings: Settings,
         backend: Backend,
-        prices: PriceTable,
+        running: RunningAnswers,
         media: MessageMedia | None = None,
     ):
         self._db = db
         self._settings = settings
         self._backend = backend
-        self._prices = prices
         self._media = media
-        self._running = RunningAnswers()
+        self._running = running
 
     @property
     def backend_name(self) -> str:
@@ -68,39 +49,34 @@ class ChatCapability:
     def running(self) -> RunningAnswers:
         return self._running
 
-    async def answer(self, event: Inbound, run_id: int, outbox: Outbox) -> bool:
-        """Answer `event` on run `run_id`. Returns normally also when the answer was cancelled
-        or expired (the user has been told); a shutdown's cancellation propagates. True when
-        the event was marked done in the inbox with the completed run (one trip for both)."""
+    async def answer(self, event: Inbound, run: Run, outbox: Outbox) -> None:
+        """Answer `event` on `run`. Returns normally also when the answer was cancelled or
+        expired (the user has been told); a shutdown's cancellation propagates."""
         limit = self._settings.run_timeout
         waited = time.time() - event.received_at
         if waited > limit:
-            await self._close_run(run_id, "expired", f"waited {waited:.0f}s for its turn")
+            await run.close("expired", f"waited {waited:.0f}s for its turn")
             raise UserError(
                 f"Your message waited longer than {limit:g} s for its turn and was not "
                 "answered. Please send it again if you still need an answer."
             )
-        running = RunningAnswer(event.key, run_id, event.actor)
+        running = RunningAnswer(event.key, run, event.actor)
         self._running.add(running)
         timer = asyncio.get_running_loop().call_later(limit, running.stop, "expired")
         try:
-            return await self._answer(event, run_id, outbox, running)
+            await self._answer(event, run, outbox, running)
         finally:
             timer.cancel()
             self._running.remove(running)
             running.finished.set()
 
     async def _answer(
-        self, event: Inbound, run_id: int, outbox: Outbox, running: RunningAnswer
-    ) -> bool:
+        self, event: Inbound, run: Run, outbox: Outbox, running: RunningAnswer
+    ) -> None:
         config = await resolve_assistant(self._db, self._settings, event.key)
         conversation = await conversations.ensure_active(self._db, event.key, self._backend.name)
-        await runs.start_run(
-            self._db,
-            run_id,
-            backend=self._backend.name,
-            model=config.model,
-            conversation_id=conversation.id,
+        await run.start(
+            backend=self._backend.name, model=config.model, conversation_id=conversation.id
         )
         inputs = MessageInputs(event.text)
         if self._media is not None and event.attachments:
@@ -108,12 +84,12 @@ class ChatCapability:
                 inputs = await running.run(self._media.prepare(event, config))
             except AnswerStopped as stopped:
                 await self._stopped(event, running, stopped.cause, None, "", outbox)
-                return False
+                return
             except BaseException as exc:
-                status: runs.RunStatus = (
+                status: RunStatus = (
                     "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
                 )
-                await asyncio.shield(self._close_run(run_id, status, _describe(exc)))
+                await asyncio.shield(run.close(status, describe(exc)))
                 raise
         turn = Turn(
             key=event.key,
@@ -122,10 +98,16 @@ class ChatCapability:
             config=config,
             conversation_id=conversation.id,
             backend_conversation_id=conversation.backend_conversation_id,
+            container_id=(
+                await get_container(self._db, conversation.id)
+                if "code_interpreter" in config.tools
+                else None
+            ),
             images=inputs.images,
             image_detail=inputs.detail,
             data_files=inputs.data_files,
-            observer=RunObserver(self._db, running),
+            emit=run.emit,
+            server_ids=_KeptIds(self._db, conversation.id),
         )
         stream = outbox.open_stream(event.key, event.message_id, event.actor)
         shown: list[str] = []
@@ -137,7 +119,7 @@ class ChatCapability:
             if first:
                 # Written while the stream posts the first words (its flusher runs meanwhile):
                 # the mark lands as the text does, without delaying it behind other writes.
-                await runs.mark_shown(self._db, run_id)
+                await run.emit(TextShown())
 
         shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
         try:
@@ -147,17 +129,15 @@ class ChatCapability:
             running.settled = True
         except AnswerStopped as stopped:
             await self._stopped(event, running, stopped.cause, stream, "".join(shown), outbox)
-            return False
+            return
         except asyncio.CancelledError:
             # Shutdown (not /cancel, not expiry: those raise AnswerStopped above).
-            await asyncio.shield(
-                self._close_run(run_id, "interrupted", "shutdown during the answer")
-            )
+            await asyncio.shield(run.close("interrupted", "shutdown during the answer"))
             await stream.abort()
             raise
         except Exception as exc:
             friendly = explain_error(exc, model=config.model, role="chat")
-            await self._close_run(run_id, "failed", _describe(friendly or exc))
+            await run.close("failed", describe(friendly or exc))
             await stream.abort()
             if friendly is None or friendly is exc:
                 raise
@@ -168,31 +148,30 @@ class ChatCapability:
         try:
             await stream.finish(text)
         except Exception as exc:
-            raise await self._undelivered(run_id, "answer", exc) from exc
-        await self._record(run_id, conversation.id, result, event)
+            raise await self._undelivered(run, "answer", exc) from exc
+        await self._record(run, conversation.id, result, event)
         if result.files:
             try:
                 await outbox.send(
                     Reply(event.key, text="", files=result.files, in_reply_to=event.message_id)
                 )
             except Exception as exc:
-                raise await self._undelivered(run_id, "files", exc) from exc
+                raise await self._undelivered(run, "files", exc) from exc
         if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
-        return True
 
     async def _record(
-        self, run_id: int, conversation_id: int | None, result: TurnResult, event: Inbound
+        self, run: Run, conversation_id: int | None, result: TurnResult, event: Inbound
     ) -> None:
         """A completed run's final writes, in one trip, its event out of the inbox with them."""
-        cost = self._prices.cost(result.usage)
-        async with self._db.batch() as conn:
-            await inbox.mark_done_with(conn, event.key.platform, event.event_id)
-            await runs.finish_run(conn, run_id, "completed", response_id=result.response_id)
-            await runs.record_usage(conn, run_id, result.usage, cost)
-            await save_steps(conn, run_id, [(s.kind, s.title, s.detail) for s in result.steps])
-            if result.history and conversation_id is not None:
-                await append_messages(conn, conversation_id, run_id, result.history)
+        outcome = Outcome(
+            usage=result.usage,
+            response_id=result.response_id,
+            steps=[(s.kind, s.title, s.detail) for s in result.steps],
+            history=result.history,
+            conversation_id=conversation_id,
+        )
+        await run.complete(outcome, settles=event)
 
     async def _stopped(
         self,
@@ -213,7 +192,7 @@ class ChatCapability:
             limit = self._settings.run_timeout
             note = f"(This answer took longer than {limit:g} s and was stopped.)"
             detail = f"ran longer than {limit:g}s"
-        await asyncio.shield(self._close_run(running.run_id, cause, detail))
+        await asyncio.shield(running.ledger_run.close(cause, detail))
         log.info("run %d at %s %s", running.run_id, event.key, detail)
         if running.response_id is not None:
             try:
@@ -222,7 +201,7 @@ class ChatCapability:
                 log.warning(
                     "could not cancel response of run %d at OpenAI: %s",
                     running.run_id,
-                    _describe(exc),
+                    describe(exc),
                 )
         # Append-only after what was shown, so a chat stream can end without a rewrite.
         text = f"{shown}\n\n{note}" if shown.strip() else note
@@ -232,11 +211,11 @@ class ChatCapability:
         try:
             await stream.finish(text)
         except Exception as exc:
-            log.warning("could not close a stopped answer at %s: %s", event.key, _describe(exc))
+            log.warning("could not close a stopped answer at %s: %s", event.key, describe(exc))
             await stream.abort()
 
     async def deliver_recovered(
-        self, event: Inbound, stale: runs.RunRecord, outbox: Outbox
+        self, event: Inbound, stale: RunRecord, run: Run, outbox: Outbox
     ) -> bool:
         """After a restart: when the server finished the answer of `stale` meanwhile (a known
         response id the backend can `recover`), deliver it and complete the run. False when
@@ -247,14 +226,14 @@ class ChatCapability:
         try:
             result = await self._backend.recover(stale.response_id)
         except Exception as exc:
-            log.warning("recovering response of run %d failed: %s", stale.id, _describe(exc))
+            log.warning("recovering response of run %d failed: %s", stale.id, describe(exc))
             result = None
         if result is None:
             try:
                 await self._backend.cancel(stale.response_id)
             except Exception as exc:
                 log.warning(
-                    "could not cancel response of run %d at OpenAI: %s", stale.id, _describe(exc)
+                    "could not cancel response of run %d at OpenAI: %s", stale.id, describe(exc)
                 )
             return False
         await outbox.send(
@@ -265,7 +244,7 @@ class ChatCapability:
                 in_reply_to=event.message_id,
             )
         )
-        await self._record(stale.id, stale.conversation_id, result, event)
+        await self._record(run, stale.conversation_id, result, event)
         log.info(
             "run %d at %s: delivered the answer recovered after a restart", stale.id, event.key
         )
@@ -282,22 +261,19 @@ class ChatCapability:
             raise
         except Exception as exc:
             friendly = explain_error(exc)
-            log.warning("voice reply failed at %s: %s", event.key, _describe(exc))
+            log.warning("voice reply failed at %s: %s", event.key, describe(exc))
             note = friendly.message if friendly else "something went wrong"
             reply = Reply(event.key, text=f"(No voice reply: {note})", in_reply_to=event.message_id)
         else:
             reply = Reply(event.key, text="", files=(audio,), in_reply_to=event.message_id)
         await outbox.send(reply)
 
-    async def _undelivered(self, run_id: int, what: str, exc: Exception) -> DeliveryFailed:
+    async def _undelivered(self, run: Run, what: str, exc: Exception) -> DeliveryFailed:
         """The platform refused the answer after its retries: the run fails with the reason
         (the dispatcher's error boundary logs it)."""
         reason = f"delivery failed ({what}): {delivery_reason(exc)}"
-        await self._close_run(run_id, "failed", reason)
+        await run.close("failed", reason)
         return DeliveryFailed(reason)
-
-    async def _close_run(self, run_id: int, status: runs.RunStatus, error: str) -> None:
-        await runs.close_run(self._db, run_id, status, error)
 
 
 def compose_answer(result: TurnResult) -> str:
@@ -317,9 +293,17 @@ def _switched_on(value: object) -> bool:
     return bool(value)
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, UserError):
-        return exc.log_detail or exc.message
-    if isinstance(exc, openai.APIStatusError):
-        return f"{type(exc).__name__} {exc.status_code} {exc.code or ''}".strip()
-    return type(exc).__name__
+class _KeptIds:
+    """`bot.backends.base.ServerIds` for one conversation: stores what the backend made at
+    once, so a failed or stopped answer still leaves the next turn the same conversation and
+    container."""
+
+    def __init__(self, db: Database, conversation_id: int) -> None:
+        self._db = db
+        self._conversation_id = conversation_id
+
+    async def conversation_created(self, backend_conversation_id: str) -> None:
+        await conversations.set_backend_id(self._db, self._conversation_id, backend_conversation_id)
+
+    async def container_created(self, container_id: str) -> None:
+        await set_container(self._db, self._conversation_id, container_id)

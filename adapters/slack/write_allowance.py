@@ -4,7 +4,7 @@ Slack rate-limits each Web API method per workspace: `chat.appendStream` is Tier
 a minute, bursts welcome), `chat.update` Tier 3 (50+ a minute). A per-message cadence alone
 would trip them as soon as enough answers stream at once in one workspace (20 answers appending
 once a second are 1,200 calls a minute), so every `SlackStream` of the adapter draws its
-progressive writes from one `WorkspaceBudget`: a token bucket per (workspace, method) refilled
+progressive writes from one `WriteAllowance`: a token bucket per (workspace, method) refilled
 at the method's rate. A progressive write that finds no token is skipped (the text keeps
 accumulating and goes out with a later write); final writes are never skipped, and `chat.update`
 keeps a reserve so the final edits of answers in flight still find tokens.
@@ -32,7 +32,7 @@ class _Bucket:
     at: float
 
 
-class WorkspaceBudget:
+class WriteAllowance:
     def __init__(
         self,
         budgets: dict[str, tuple[float, float]] | None = None,

@@ -1,0 +1,248 @@
+"""SQLite through aiosqlite: one writer connection (WAL, `BEGIN IMMEDIATE`), one reader.
+
+Writes are serialised by an asyncio lock around the writer, so a transaction never sees another
+coroutine's half-done work; reads go through the second connection, which in WAL mode sees only
+committed data and never waits for the writer.
+
+Every call is ONE trip to aiosqlite's database thread. A transaction records its writes and sends
+them with its next read, or with BEGIN and COMMIT when the block ends: a completed answer's five
+writes cost one trip, not seven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database, Params, Result, Row, StorageError, Transaction
+
+# (sql, parameters, many): one `execute`, or one `executemany` over a list of parameter tuples.
+Write = tuple[str, tuple[Any, ...] | list[tuple[Any, ...]], bool]
+Read = tuple[str, tuple[Any, ...]]
+
+
+class SqliteDatabase(Database):
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        *,
+        read_only: bool = False,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._read_only = read_only
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self._reader.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))
+
+    async def execute(self, sql: str, params: Params = ()) -> Result:
+        async with self._write_lock:
+            rowcount, last_id = await self._send(_write_one, sql, tuple(params))
+        return Result(rowcount, last_id)
+
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
+        statements: list[Write] = [(sql, [tuple(row) for row in rows], True)]
+        async with self._write_lock:
+            await self._send(_trip, True, statements, None, True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        tx = _SqliteTransaction(self)
+        try:
+            yield tx
+            await tx.commit()
+        except BaseException:
+            await tx.abandon()
+            raise
+        finally:
+            tx.release()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._write_lock:
+            if self._read_only:
+                await self._reader.close()
+                return
+            await self._reader.close()
+            await self._writer.execute("PRAGMA optimize")
+            await self._writer.close()
+
+    async def _send(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(connection, *args)` in the writer's thread, after everything queued before.
+        aiosqlite has no public way to run several statements in one trip to its thread;
+        `_execute` (pinned version range, covered by tests) is that trip."""
+        return await self._writer._execute(fn, self._writer._conn, *args)
+
+
+class _SqliteTransaction(Transaction):
+    """Writes wait in `_writes` until a read or the end of the block sends them. The writer lock
+    is taken at the first trip and held until the block ends, so a block that only writes holds
+    it for one trip."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self._writes: list[Write] = []
+        self._locked = False  # the lock is ours and BEGIN was (or is being) sent
+        self._failed = False
+
+    async def execute(self, sql: str, params: Params = ()) -> None:
+        self._writes.append((sql, tuple(params), False))
+
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
+        self._writes.append((sql, [tuple(row) for row in rows], True))
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._trip((sql, tuple(params)), commit=False)
+
+    async def commit(self) -> None:
+        if self._locked or self._writes:
+            await self._trip(None, commit=True)
+
+    async def abandon(self) -> None:
+        """Roll back whatever reached the database (nothing, when no trip was made). Queued
+        after any trip still running, so it also ends a trip an exception interrupted."""
+        self._writes = []
+        if self._locked:
+            await self._db._send(_rollback)
+
+    def release(self) -> None:
+        if self._locked:
+            self._locked = False
+            self._db._write_lock.release()
+
+    async def _trip(self, read: Read | None, *, commit: bool) -> list[Row]:
+        if self._failed:  # rolled back already: later writes must not commit on their own
+            raise StorageError("a statement of this transaction failed; it was rolled back")
+        begin = not self._locked
+        if begin:
+            await self._db._write_lock.acquire()
+            self._locked = True
+        writes, self._writes = self._writes, []
+        try:
+            return await self._db._send(_trip, begin, writes, read, commit)
+        except BaseException:
+            self._failed = True
+            raise
+
+
+# -- run in aiosqlite's thread ------------------------------------------------------------------
+
+
+def _trip(
+    conn: sqlite3.Connection,
+    begin: bool,
+    writes: list[Write],
+    read: Read | None,
+    commit: bool,
+) -> list[sqlite3.Row]:
+    """BEGIN IMMEDIATE (when `begin`), the writes, the read, COMMIT (when `commit`); on any
+    failure, ROLLBACK, so a transaction is all or nothing."""
+    try:
+        if begin:
+            conn.execute("BEGIN IMMEDIATE")
+        for sql, params, many in writes:
+            if many:
+                conn.executemany(sql, params)
+            else:
+                conn.execute(sql, params)
+        rows = conn.execute(*read).fetchall() if read is not None else []
+        if commit:
+            conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return rows
+
+
+def _write_one(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]
+) -> tuple[int, int | None]:
+    cursor = conn.execute(sql, params)
+    try:
+        # sqlite3 reports the connection's last insert even for a statement that inserted nothing
+        return cursor.rowcount, cursor.lastrowid if cursor.rowcount > 0 else None
+    finally:
+        cursor.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.rollback()
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+
+async def open_sqlite(path: Path) -> SqliteDatabase:
+    """The database file at `path` (created with its folder when missing), not yet migrated."""
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    writer = await _connect(str(path))
+    try:
+        await writer.execute_fetchall("PRAGMA journal_mode=WAL")
+        reader = await _connect(str(path))
+    except BaseException:
+        await writer.close()
+        raise
+    await reader.execute("PRAGMA query_only=ON")
+    return SqliteDatabase(path, writer, reader)
+
+
+@asynccontextmanager
+async def open_read_only(path: Path) -> AsyncIterator[Database | None]:
+    """The database at `path` opened read-only (never created, never migrated), or None when
+    there is none yet. SQLite's errors inside the block come out as `StorageError`."""
+    if not _has_data(path):
+        yield None
+        return
+    try:
+        conn = await _connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(str(exc)) from exc
+    db = SqliteDatabase(path, conn, conn, read_only=True)
+    try:
+        yield db
+    except sqlite3.Error as exc:
+        raise StorageError(str(exc)) from exc
+    finally:
+        await db.close()
+
+
+def _has_data(path: Path) -> bool:
+    """False for a missing or empty file (SQLite treats an empty file as a new database)."""
+    return path.is_file() and path.stat().st_size > 0
+
+
+async def _connect(database: str, **options: Any) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(database, isolation_level=None, **options)
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
