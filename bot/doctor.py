@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from bot.backends.models import check_endpoint
+from bot.backends.speech import engine_kind
 from bot.core.config import ConfigError, Settings
 from bot.spend.pricing import PriceTable
 from bot.text.redact import redact
@@ -17,6 +19,9 @@ from storage.connect import check, describe, open_existing
 from storage.db import StorageError
 
 SHUTDOWN_WARNING_DAYS = 60
+# Endpoints (not models) that shut down: a setting that still uses one gets a warning.
+TRANSLATIONS_SHUTDOWN = dt.date(2027, 2, 26)  # POST /v1/audio/translations
+PRICED_ROLES = ("chat", "image", "transcribe", "speech", "translation")
 
 
 class Report:
@@ -65,6 +70,33 @@ def model_warnings(
                 f"{role} model {model} shuts down on {date} (in {days} days): choose a successor"
             )
     return warnings
+
+
+def audio_findings(settings: Settings, today: dt.date) -> tuple[list[str], list[str]]:
+    """(ok lines, warnings) about speech and translation: which engine speaks, and the opt-ins
+    that lead to retired endpoints."""
+    engine = engine_kind(settings.speech_engine, settings.speech_model)
+    where = "the Realtime API" if engine == "realtime" else "/audio/speech"
+    oks = [f"speech: {settings.speech_model} through {where}"]
+    warnings: list[str] = []
+    if settings.translation == "endpoint":
+        days = (TRANSLATIONS_SHUTDOWN - today).days
+        when = (
+            f"was shut down on {TRANSLATIONS_SHUTDOWN}"
+            if days < 0
+            else f"shuts down on {TRANSLATIONS_SHUTDOWN} (in {days} days)"
+        )
+        warnings.append(
+            "SWITCHBOARD_TRANSLATION=endpoint: /translate uses /audio/translations, which "
+            f"{when}; unset it to transcribe with {settings.transcribe_model} and translate "
+            "with the chat model"
+        )
+    if os.environ.get("SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT"):
+        warnings.append(
+            "SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT is no longer read: /variation always edits "
+            "with the image model (the variations endpoint is retired)"
+        )
+    return oks, warnings
 
 
 async def channel_settings(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
@@ -171,11 +203,17 @@ async def run_doctor(
 
     configured: dict[str, str] = dict(settings.models)
     configured.update(await channel_models(settings))
-    for warning in model_warnings(configured, served, today()):
+    date = today()
+    for warning in model_warnings(configured, served, date):
+        report.warn(warning)
+    oks, warnings = audio_findings(settings, date)
+    for line in oks:
+        report.ok(line)
+    for warning in warnings:
         report.warn(warning)
     if prices is not None:
         for role, model in configured.items():
-            if role in ("chat", "image", "transcribe") and model not in prices.models:
+            if role in PRICED_ROLES and model not in prices.models:
                 report.warn(
                     f"{role} model {model} has no price: its cost will be recorded as unknown"
                 )

@@ -185,5 +185,5 @@ async def test_channel_settings_vision_detail_and_voice_replies(
     )
     voice = next(m for m in bot.bot_messages(cid) if m.get("attachments"))
     assert [a["filename"] for a in voice["attachments"]] == ["speech.mp3"]
-    speech = next(r for r in openai_fake.requests if r.path == "/v1/audio/speech")
-    assert speech.json["voice"] == "verse" and speech.json["input"] == "echo: explain"
+    (session,) = openai_fake.realtime.connections
+    assert (session.voice, session.texts) == ("verse", ["echo: explain"])

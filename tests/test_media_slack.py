@@ -80,7 +80,7 @@ async def test_imagine_and_speak_post_files(env: Env) -> None:
     assert (body["size"], body["quality"], body["n"]) == ("1536x1024", "high", 2)
     assert any("Revised prompt: A fluffy cat" in t for t in env.bot_texts(P.CHANNEL_ID))
 
-    await env.slack.send_slash_command("/speak", "Good morning voice=nova")
+    await env.slack.send_slash_command("/speak", "Good morning voice=coral")
     await env.settle(2)
     await until(lambda: len(env.slack.uploads) == 3)
     assert env.slack.uploads[-1].filename == "speech.mp3"

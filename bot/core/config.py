@@ -17,14 +17,16 @@ ModelRole = Literal[
 ]
 
 # The one defaults table. Checked against GET /v1/models and the deprecations page on 2026-11-24
-# (shared/facts/openai.md): every id here is live today. `python -m bot doctor` warns when one
-# approaches its shutdown date. The speech models all shut down 2027-01-06 (no successor on
-# /audio/speech yet), so that entry must change before then.
+# (shared/facts/openai.md): every id here is live today and has no shutdown date. `python -m bot
+# doctor` warns when one approaches its shutdown date. Speech: every /audio/speech model shuts
+# down 2027-01-06; their successor speaks through the Realtime API (bot/backends/speech.py
+# picks the engine by the model). Transcription: gpt-transcribe is the one model that outlives
+# 2027-02-26.
 MODEL_DEFAULTS: dict[ModelRole, str] = {
     "chat": "gpt-6.1-terra",
     "image": "gpt-image-2.6-sunburst",
     "transcribe": "gpt-transcribe",
-    "speech": "gpt-4o-mini-tts",
+    "speech": "gpt-realtime-2.1-mini",
     "embedding": "text-embedding-3-small",
     "moderation": "omni-moderation-latest",
     # Only for SWITCHBOARD_TRANSLATION=endpoint: /audio/translations takes this one model and
@@ -146,17 +148,18 @@ class Settings(BaseSettings):
     image_max_mb: float = Field(default=20.0, gt=0, alias="SWITCHBOARD_IMAGE_MAX_MB")
     audio_max_mb: float = Field(default=100.0, gt=0, alias="SWITCHBOARD_AUDIO_MAX_MB")
     max_image_count: int = Field(default=4, ge=1, le=10, alias="SWITCHBOARD_MAX_IMAGE_COUNT")
-    image_variations_endpoint: bool = Field(
-        default=False, alias="SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT"
-    )
+    # `/translate` calls /audio/translations (shut down 2027-02-26) only with "endpoint", an
+    # operator's explicit choice; "fallback" transcribes, then the chat model translates.
     translation: Literal["endpoint", "fallback"] = Field(
         default="fallback", alias="SWITCHBOARD_TRANSLATION"
     )
     translation_model: str = Field(
         default=MODEL_DEFAULTS["translation"], alias="SWITCHBOARD_TRANSLATION_MODEL"
     )
-    speech_engine: Literal["audio_speech"] = Field(
-        default="audio_speech", alias="SWITCHBOARD_SPEECH_ENGINE"
+    # auto: by the model (gpt-realtime* -> Realtime API, others -> /audio/speech); realtime:
+    # always the Realtime API; audio_speech: the old name of auto (see bot/backends/speech.py).
+    speech_engine: Literal["auto", "realtime", "audio_speech"] = Field(
+        default="auto", alias="SWITCHBOARD_SPEECH_ENGINE"
     )
     speech_format: Literal["mp3", "opus", "aac", "flac", "wav"] = Field(
         default="mp3", alias="SWITCHBOARD_SPEECH_FORMAT"

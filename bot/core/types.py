@@ -139,6 +139,9 @@ class Usage:
     image_input_tokens: int = 0
     image_output_tokens: int = 0
     images: int = 0
+    # Realtime speech: the audio part of input_tokens (not cached) and of output_tokens.
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
     audio_seconds: float = 0.0
     characters: int = 0
     file_search_calls: int = 0

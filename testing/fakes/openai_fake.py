@@ -64,6 +64,11 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
   ``/v1/audio/translations`` (multipart: the file's extension must be one the API takes and the
   file at most 25 MB, else 400) answer `FakeOpenAI.transcript` (filename, bytes) -> text with a
   ``duration`` usage; ``POST /v1/audio/speech`` answers audio bytes (``audio/mpeg``).
+* ``GET /v1/realtime`` (WebSocket): the Realtime API for text to speech, in
+  `testing.fakes.openai_realtime` (``fake.realtime``: its knobs and what it does not model).
+* Shutdowns: with `FakeOpenAI.today` set (a date), a model whose ``shutdown_date`` is on or
+  before it is gone: not listed, and a request naming it gets 404 ``model_not_found`` (so
+  ``today = date(2027, 1, 7)`` is the endpoint after the ``/audio/speech`` models' shutdown).
   Multipart requests are recorded with ``json`` = the form (file fields as
   ``{"filename", "content_type", "size", "data"}``) in `FakeOpenAI.requests`.
 * Files and vector stores: see `testing.fakes.openai_knowledge` (``fake.knowledge``).
@@ -138,6 +143,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import inspect
 import json
 import logging
@@ -156,6 +162,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .openai_containers import BODY as _BODY
 from .openai_containers import ContainersMixin
 from .openai_knowledge import FakeKnowledge
+from .openai_realtime import FakeRealtime
 from .openai_script import CodeRun, FileSearch, FunctionCall, ImageGen, ModelOutput, WebSearch
 from .spec_check import Spec, load_spec
 
@@ -185,7 +192,9 @@ FaultKind = Literal[
 ]
 _FAULT_KINDS = frozenset(get_args(FaultKind))
 _STREAM_FAULTS = frozenset({"break", "failed", "incomplete"})
-_ENDPOINTS = frozenset({None, "responses", "chat", "conversations", "models", "images", "audio"})
+_ENDPOINTS = frozenset(
+    {None, "responses", "chat", "conversations", "models", "images", "audio", "realtime"}
+)
 _PARTIAL_DELTAS = 3  # deltas sent before "break"/"failed"
 _TIMEOUT_HANG = 60.0
 _SPEC = "openai-openapi.yaml"
@@ -210,9 +219,12 @@ DEFAULT_MODELS: tuple[dict[str, Any], ...] = (
     _model("gpt-6.1-sol"),
     _model("gpt-image-2.6-sunburst"),
     _model("gpt-transcribe"),
+    _model("gpt-realtime-2.1-mini"),
     _model("text-embedding-3-small"),
     _model("omni-moderation-latest"),
     _model("gpt-4o-mini-tts", shutdown_date="2027-01-06"),
+    _model("tts-1", shutdown_date="2027-01-06"),
+    _model("whisper-1", shutdown_date="2027-02-26"),
     _model("gpt-5-mini", shutdown_date="2026-12-11"),
 )
 
@@ -336,6 +348,8 @@ class FakeOpenAI(ContainersMixin):
         self.transcript: Callable[[str, bytes], str] = lambda name, data: "hello from " + name
         self.speech_audio = b"ID3\x04\x00\x00\x00\x00\x00\x00fake speech"
         self.knowledge = FakeKnowledge(self, lambda request: request[_BODY])  # files, stores
+        self.realtime = FakeRealtime(self)  # GET /v1/realtime (WebSocket)
+        self.today: dt.date | None = None  # None: no model is shut down
         self._conversation_meta: dict[str, dict[str, Any]] = {}
         self.cancelled: set[str] = set()  # background responses cancelled while running
         self._init_containers()
@@ -380,6 +394,7 @@ class FakeOpenAI(ContainersMixin):
         r.add_get("/v1/models", self._models_list)
         r.add_get("/v1/models/{id}", self._model_get)
         r.add_post("/v1/moderations", self._moderations_create)
+        r.add_get("/v1/realtime", self.realtime.handle)
         self.knowledge.register(r)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await self._runner.setup()
@@ -494,7 +509,8 @@ class FakeOpenAI(ContainersMixin):
             )
         )
         request[_BODY] = body
-        if self._spec is not None and not bad_json and request.path.startswith("/v1/"):
+        checked = request.path.startswith("/v1/") and request.path != "/v1/realtime"
+        if self._spec is not None and not bad_json and checked:
             if multipart:
                 form = {k: v["filename"] if isinstance(v, dict) else v for k, v in body.items()}
                 self._problems(
@@ -633,9 +649,19 @@ class FakeOpenAI(ContainersMixin):
                 param="model",
                 code="missing_required_parameter",
             )
-        if not any(m.get("id") == model for m in self.models):
+        if not self.served(model):
             return self._not_found_model(request, model)
         return None
+
+    def served(self, model: str) -> bool:
+        """The model is listed and not shut down at `today`."""
+        return any(m.get("id") == model for m in self._live_models())
+
+    def _live_models(self) -> list[dict[str, Any]]:
+        if self.today is None:
+            return list(self.models)
+        today = self.today.isoformat()
+        return [m for m in self.models if not (m.get("shutdown_date") or "9999")[:10] <= today]
 
     def _not_found_model(self, request: web.Request, model: str) -> web.Response:
         message = f"The model `{model}` does not exist or you do not have access to it."
@@ -1571,11 +1597,11 @@ class FakeOpenAI(ContainersMixin):
     # -- Models -------------------------------------------------------------------------------
 
     async def _models_list(self, request: web.Request) -> web.Response:
-        return self._json(request, {"object": "list", "data": list(self.models)})
+        return self._json(request, {"object": "list", "data": self._live_models()})
 
     async def _model_get(self, request: web.Request) -> web.Response:
         model_id = request.match_info["id"]
-        for model in self.models:
+        for model in self._live_models():
             if model.get("id") == model_id:
                 return self._json(request, model)
         return self._not_found_model(request, model_id)

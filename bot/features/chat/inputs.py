@@ -75,6 +75,15 @@ class MessageMedia:
             )
             transcripts.append(text.strip())
         heard = "\n".join(t for t in transcripts if t)
+        await self._media.screen(
+            event.key,
+            heard,
+            user_id=event.actor.id,
+            event_id=event.event_id,
+            what="What you said in the recording",
+            withheld="was not sent to the assistant",
+            moderated=config.moderation,
+        )
         if audio and not heard:
             if not event.text.strip() and not urls:
                 raise UserError("I couldn't hear any speech in that recording.")
