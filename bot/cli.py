@@ -24,7 +24,7 @@ log = logging.getLogger("bot")
 PLATFORM_HINT = (
     "no chat platform is configured. Set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN or "
     "SLACK_SIGNING_SECRET) for Slack, or DISCORD_TOKEN for Discord; or try "
-    "`scripts/run console` to chat from this terminal."
+    "the `console` command (`scripts/run console`) to chat from this terminal."
 )
 
 
