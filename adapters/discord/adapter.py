@@ -47,6 +47,7 @@ from adapters.discord.stream import (
     ChannelThrottle,
     DiscordStream,
 )
+from adapters.discord.voice import silence_voice_warnings
 from bot.core.config import ConfigError, Settings
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, OutFile, Reply
@@ -220,6 +221,7 @@ class DiscordAdapter:
         return self._settings.state_dir / HASH_FILE
 
     def _make_client(self) -> discord.Client:
+        silence_voice_warnings()
         options: dict[str, Any] = {
             "intents": wanted_intents(),
             "guild_ready_timeout": self._guild_ready_timeout,

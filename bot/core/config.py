@@ -6,6 +6,9 @@ model is configurable per deployment (`SWITCHBOARD_*_MODEL`) and per channel (as
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -283,3 +286,111 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first.get("loc", ())) or "configuration"
         raise ConfigError(f"{field}: {first.get('msg', 'invalid value')}") from None
+
+
+# -- unknown variables --------------------------------------------------------------------------
+
+# A variable with one of these prefixes is meant for Switchboard (or for the SDKs it drives): one
+# that nothing reads is a misspelling until proven otherwise.
+WATCHED_PREFIXES = ("SWITCHBOARD_", "SLACK_", "DISCORD_", "OPENAI_")
+
+# Read by the OpenAI SDK itself from the process environment (never from `.env`).
+SDK_VARIABLES = frozenset({"OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_LOG"})
+
+# Read by an adapter's own settings (`adapters.slack.files.FileLimits`; a test keeps this in step).
+ADAPTER_VARIABLES = frozenset({"SWITCHBOARD_SLACK_MAX_FILE_MB", "SWITCHBOARD_SLACK_MAX_AUDIO_MB"})
+
+# Names other tools use for the same thing, which string similarity would not find.
+OTHER_TOOLS_NAMES = {
+    "OPENAI_API_BASE": "OPENAI_BASE_URL",
+    "OPENAI_API_BASE_URL": "OPENAI_BASE_URL",
+    "OPENAI_API_HOST": "OPENAI_BASE_URL",
+    "OPENAI_ENDPOINT": "OPENAI_BASE_URL",
+    "OPENAI_MODEL": "SWITCHBOARD_CHAT_MODEL",
+    "OPENAI_CHAT_MODEL": "SWITCHBOARD_CHAT_MODEL",
+    "OPENAI_TOKEN": "OPENAI_API_KEY",
+    "OPENAI_KEY": "OPENAI_API_KEY",
+    "SLACK_TOKEN": "SLACK_BOT_TOKEN",
+    "SLACK_API_TOKEN": "SLACK_BOT_TOKEN",
+    "SLACK_XAPP_TOKEN": "SLACK_APP_TOKEN",
+    "DISCORD_BOT_TOKEN": "DISCORD_TOKEN",
+    "DISCORD_API_TOKEN": "DISCORD_TOKEN",
+}
+
+_DOTENV_NAME = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def settings_variables() -> frozenset[str]:
+    """The variable names `Settings` reads (its aliases): the source of `.env.example`."""
+    return frozenset(
+        field.alias for field in Settings.model_fields.values() if field.alias is not None
+    )
+
+
+def known_variables() -> frozenset[str]:
+    """Every watched variable something in Switchboard reads."""
+    return settings_variables() | ADAPTER_VARIABLES | SDK_VARIABLES
+
+
+def dotenv_names(path: Path) -> list[str]:
+    """The variable names assigned in a `.env` file (none when it is missing or unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [m.group(1) for line in text.splitlines() if (m := _DOTENV_NAME.match(line))]
+
+
+def closest_variable(name: str, known: Iterable[str]) -> str | None:
+    """The known variable `name` was most likely meant to be, or None when nothing is close.
+    Names are compared without their prefix, so a long shared `SWITCHBOARD_` does not make
+    every pair look alike, and a setting under the wrong prefix is found too."""
+    upper = name.upper()
+    if upper in OTHER_TOOLS_NAMES:
+        return OTHER_TOOLS_NAMES[upper]
+    by_stem: dict[str, str] = {}
+    for candidate in sorted(known):
+        by_stem.setdefault(_stem(candidate), candidate)
+    stem = _stem(upper)
+    found = difflib.get_close_matches(stem, list(by_stem), n=1, cutoff=0.75)
+    if found:
+        return by_stem[found[0]]
+    # A longer or shorter spelling of one name (`SWITCHBOARD_MAX_CONCURRENCY_LIMIT`).
+    longer = [s for s in by_stem if len(s) >= 6 and (stem.startswith(s) or s.startswith(stem))]
+    return by_stem[max(longer, key=len)] if longer and len(stem) >= 6 else None
+
+
+def _stem(name: str) -> str:
+    for prefix in WATCHED_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def unknown_variable_warnings(
+    environ: Mapping[str, str], dotenv: Path | None = Path(".env")
+) -> list[str]:
+    """One warning per watched variable (environment or `.env`) that nothing reads, naming the
+    closest known name; and one per OpenAI SDK variable found only in `.env`, which the SDK
+    does not read. Names are compared as `Settings` does: ignoring case."""
+    known = known_variables()
+    sources: dict[str, str] = {}
+    for name in dotenv_names(dotenv) if dotenv is not None else []:
+        sources.setdefault(name.upper(), ".env")
+    for name in environ:
+        sources[name.upper()] = "the environment"
+    warnings = []
+    for name, source in sorted(sources.items()):
+        if not name.startswith(WATCHED_PREFIXES):
+            continue
+        if name in SDK_VARIABLES and source == ".env":
+            warnings.append(
+                f"{name} in .env is ignored: the OpenAI library reads it from the environment only"
+            )
+            continue
+        if name in known:
+            continue
+        guess = closest_variable(name, known)
+        hint = f"did you mean {guess}?" if guess else "no setting has a similar name"
+        warnings.append(f"{name} (in {source}) is not a Switchboard setting and is ignored: {hint}")
+    return warnings

@@ -30,6 +30,9 @@ from storage.inbox import encode_event
 from storage.work import conversation_of
 
 log = logging.getLogger(__name__)
+# Marks a log line whose news the user was just given as a reply: a console, where both show on
+# one screen, leaves it out (adapters.console.logs).
+TOLD_USER = {"told_user": True}
 
 APOLOGY = (
     "Sorry, something went wrong on my side while answering. It has been logged; please try again."
@@ -197,7 +200,13 @@ class Dispatcher:
 
     async def _notify(self, event: Event, kind: str, text: Text, *, handled: bool) -> None:
         """Tell the user at once (back-pressure and circuit notices), outside the lanes."""
-        log.warning("event %s at %s: %s; told the user at once", event.event_id, event.key, kind)
+        log.warning(
+            "event %s at %s: %s; told the user at once",
+            event.event_id,
+            event.key,
+            kind,
+            extra=TOLD_USER,
+        )
         await self._notices.tell(event, kind, text, handled=handled)
 
     async def _submit_message(self, event: Inbound) -> None:
@@ -316,6 +325,7 @@ class Dispatcher:
                 event.event_id,
                 exc.message,
                 f" ({exc.log_detail})" if exc.log_detail else "",
+                extra=TOLD_USER,
             )
             await self._tell(event, exc.message)
         except DeliveryFailed as exc:

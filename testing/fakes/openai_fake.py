@@ -85,6 +85,11 @@ structured-output enforcement (``json_schema`` is not applied to the scripted te
 function schemas, truncation and context limits, metadata limits, rate-limit headers, real
 tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
 
+Compatible servers: ``fake.server = LITELLM`` (`testing.fakes.compatible`) answers like a LiteLLM
+proxy where it differs from OpenAI: no ``/v1/conversations`` (404 ``{"detail": "Not Found"}``),
+an unknown model as a 400 with ``code: "400"``, ``param: null``, and the ``unauthorized`` fault
+as 400 "No connected db." (recorded from the real proxy).
+
 Faults (`FakeOpenAI.fail_next`), consumed FIFO by the matching requests, each request recorded:
 
 ===============  ====================================================================
@@ -159,6 +164,7 @@ from typing import Any, Literal, get_args
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .compatible import CompatibleServer
 from .openai_containers import BODY as _BODY
 from .openai_containers import ContainersMixin
 from .openai_knowledge import FakeKnowledge
@@ -357,6 +363,8 @@ class FakeOpenAI(ContainersMixin):
         self._faults: list[_Fault] = []
         self._chaos: tuple[random.Random, float, tuple[str, ...], str | None] | None = None
         self.random_faults: list[str] = []
+        # Answer like this compatible server where it differs from OpenAI (None: like OpenAI).
+        self.server: CompatibleServer | None = None
         self._spec: Spec | None = None
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -521,6 +529,8 @@ class FakeOpenAI(ContainersMixin):
             else:
                 self._problems(self._spec.check_request(request.method, request.path, body))
 
+        if self.server is not None and not self.server.serves(request.path):
+            return _plain_json(*self.server.not_found())
         auth = request.headers.get("Authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if not key:
@@ -557,6 +567,8 @@ class FakeOpenAI(ContainersMixin):
     async def _fault_response(
         self, request: web.Request, fault: _Fault, key: str, body: Any
     ) -> web.StreamResponse:
+        if fault.kind == "unauthorized" and self.server is not None:
+            return _plain_json(*self.server.rejected_key())
         if fault.kind == "unauthorized":
             masked = key[:5] + "***" + key[-2:]
             message = (
@@ -650,6 +662,8 @@ class FakeOpenAI(ContainersMixin):
                 code="missing_required_parameter",
             )
         if not self.served(model):
+            if self.server is not None:
+                return _plain_json(*self.server.unknown_model(request.path, model))
             return self._not_found_model(request, model)
         return None
 
@@ -1724,6 +1738,13 @@ def _files_of(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
 async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["x-request-id"] = "req_" + secrets.token_hex(16)
     response.headers["openai-version"] = "2020-10-01"
+
+
+def _plain_json(status: int, payload: Any) -> web.Response:
+    """A compatible server's own answer: not checked against OpenAI's spec."""
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), content_type="application/json"
+    )
 
 
 def _abort(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
