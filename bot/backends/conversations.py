@@ -49,7 +49,10 @@ class ServerConversations:
             lambda: self._client.conversations.items.list(conversation_id, order="asc", limit=PAGE)
         )
         while True:
-            found += [item.model_dump(exclude_none=True, mode="json") for item in page.data]
+            found += [
+                item.model_dump(exclude_none=True, mode="json", warnings=False)
+                for item in page.data
+            ]
             if not page.has_next_page():
                 return found
             page = await self._retry.call(page.get_next_page)

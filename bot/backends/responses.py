@@ -234,7 +234,10 @@ class ResponsesBackend:
                 f"of its last {kept} messages",
             )
         else:
-            seed = [item.model_dump(exclude_none=True, mode="json") for item in compacted.output]
+            seed = [
+                item.model_dump(exclude_none=True, mode="json", warnings=False)
+                for item in compacted.output
+            ]
             usage = _usage(compacted, model)
             step = Step("compaction", f"{COMPACTED} ({len(items)} items, /responses/compact)")
         replacement = await self._conversations.create(str(turn.key), seed)

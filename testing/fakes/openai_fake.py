@@ -69,6 +69,19 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
 * Files and vector stores: see `testing.fakes.openai_knowledge` (``fake.knowledge``).
 * Usage is estimated as ceil(chars / 4) per text; ``cached_tokens``, ``cache_write_tokens``
   and ``reasoning_tokens`` are 0.
+* Context window (`FakeOpenAI.context_window`, tokens; None = no limit): a request's input is
+  estimated as ceil(chars / 4) per text + 4 per item + 256 per image. Over the window:
+  ``/v1/chat/completions`` and ``/v1/responses`` answer the real 400
+  ``context_length_exceeded`` (param ``messages`` / ``input``; with
+  ``context_error_in_stream`` a streamed Responses request gets it as an ``error`` event) —
+  unless the Responses request asks for ``context_management`` compaction (past its
+  ``compact_threshold`` the stored history is replaced by one opaque ``compaction`` output item
+  that later turns start from, stored before the turn's input) or ``truncation: "auto"`` (the
+  oldest items are dropped for this request only). ``honour_context_management = False`` plays
+  a server that ignores both. ``POST /v1/responses/compact`` (``compact_endpoint = False``: 404)
+  returns the most recent user messages that fit a quarter of the window and one compaction
+  item. `FakeTurn` says what happened (``compacted``, ``truncated``, ``input_tokens``);
+  ``compactions`` and ``context_errors`` count.
 
 NOT modelled: a model deciding on its own to call tools (tests script every call), MCP,
 shell, computer use and custom tools, hosted tool progress events (``*.in_progress``,
@@ -77,8 +90,8 @@ annotations, ``tool_usage``, file search results (vector stores and files are in
 `testing.fakes.openai_knowledge`), embeddings, batches, retrieve-stream resume
 (``starting_after``), ``include`` beyond ``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
 structured-output enforcement (``json_schema`` is not applied to the scripted text), strict
-function schemas, truncation and context limits, metadata limits, rate-limit headers, real
-tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
+function schemas, the ``response.compaction.compacting`` event, metadata limits, rate-limit
+headers, real tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
 
 Faults (`FakeOpenAI.fail_next`), consumed FIFO by the matching requests, each request recorded:
 
@@ -775,8 +788,10 @@ class FakeOpenAI(ContainersMixin):
         fitted = self._fit_window(body, instructions, history, new_items)
         if isinstance(fitted, int):
             return await self._context_error(request, body, fitted, param="input")
-        history, compaction, truncated, input_tokens = fitted
-        messages, images = _messages_of([*history, *new_items])
+        visible, compaction, truncated, input_tokens = fitted
+        if compaction is not None:
+            history = [compaction]
+        messages, images = _messages_of(visible)
         if (problem := _json_mode_problem(body, instructions, messages)) is not None:
             return self._error(request, 400, problem, "invalid_request_error", param="text")
         tools = {t.get("type"): t for t in body.get("tools") or [] if isinstance(t, dict)}
@@ -800,8 +815,8 @@ class FakeOpenAI(ContainersMixin):
             body,
             conv_id or None,
             outputs,
-            user_text=_last_user_text([*history, *new_items]),
-            compacted=any(i.get("type") == "compaction" for i in history),
+            user_text=_last_user_text(visible),
+            compacted=any(i.get("type") == "compaction" for i in visible),
             truncated=truncated,
             input_tokens=input_tokens,
         )
@@ -1083,30 +1098,32 @@ class FakeOpenAI(ContainersMixin):
         history: list[dict[str, Any]],
         new_items: list[dict[str, Any]],
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, bool, int] | int:
-        """The history the model sees within `context_window`: compacted into one item when
-        the request's ``compact_threshold`` is passed, else its oldest items dropped under
-        ``truncation: "auto"``. Returns (history, new compaction item or None, truncated,
-        tokens), or the token count when the input does not fit (the caller answers 400)."""
-        tokens = _tokens_of(instructions, [*history, *new_items])
+        """The items the model sees within `context_window`: the history compacted into one
+        item when the request's ``compact_threshold`` is passed, else the oldest items dropped
+        under ``truncation: "auto"`` (the last one always stays). Returns (items seen, new
+        compaction item or None, truncated, tokens), or the token count when the input does
+        not fit (the caller answers 400)."""
+        visible = [*history, *new_items]
+        tokens = _tokens_of(instructions, visible)
         window = self.context_window
         if window is None:
-            return history, None, False, tokens
+            return visible, None, False, tokens
         honour = self.honour_context_management
         threshold = _compact_threshold(body) if honour else None
         compaction = None
         if threshold is not None and tokens > threshold and history:
             compaction = self._compaction_for(history, via="context_management")
-            history = [compaction]
-            tokens = _tokens_of(instructions, [*history, *new_items])
+            visible = [compaction, *new_items]
+            tokens = _tokens_of(instructions, visible)
         truncated = False
         if tokens > window and honour and body.get("truncation") == "auto":
-            while history and tokens > window:
-                history = history[1:]
+            while len(visible) > 1 and tokens > window:
+                visible = visible[1:]
                 truncated = True
-                tokens = _tokens_of(instructions, [*history, *new_items])
+                tokens = _tokens_of(instructions, visible)
         if tokens > window:
             return tokens
-        return history, compaction, truncated, tokens
+        return visible, compaction, truncated, tokens
 
     def _compaction_for(self, items: list[dict[str, Any]], *, via: str) -> dict[str, Any]:
         """One opaque ``compaction`` item standing for `items` (its content is the fake's own
