@@ -274,3 +274,56 @@ async def test_a_message_too_long_for_any_window_gets_a_clear_reply(
         assert await bot.say("short") == "echo: short"  # and the conversation goes on
     finally:
         await bot.close()
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+async def test_a_new_conversation_is_seeded_twenty_items_at_a_time(
+    fake: FakeOpenAI, client: openai.AsyncOpenAI
+) -> None:
+    from bot.backends.conversations import ServerConversations
+    from bot.backends.retry import RetryPolicy
+
+    conversations = ServerConversations(client, RetryPolicy(attempts=0))
+    items = [{"type": "message", "role": "user", "content": f"n{n}"} for n in range(45)]
+    made = await conversations.create("slack:T1:C1:1.2", items)
+    listed = await conversations.items(made)
+    assert [i["content"][0]["text"] for i in listed] == [f"n{n}" for n in range(45)]
+    creates = [r for r in fake.requests if r.path.startswith("/v1/conversations")]
+    assert [r.method for r in creates] == ["POST"] * 3 + ["GET"]
+
+
+def test_context_windows_and_budgets(tmp_path: Path) -> None:
+    from bot.backends.context import is_context_error
+    from bot.backends.history import split_summary, stored_answer, stored_summary
+    from bot.core.config import DEFAULT_CONTEXT_WINDOW, ConfigError, load_settings
+    from storage.messages import HistoryMessage
+
+    settings = load_settings(SWITCHBOARD_CONTEXT_WINDOWS="gpt-6.1-terra=8000, local=9_000")
+    assert settings.context_window("gpt-6.1-terra") == 8_000  # the override wins
+    assert settings.context_window("local-llama") == 9_000
+    assert settings.context_window("gpt-6.1-sol-2026-10-01") == 1_050_000  # a snapshot: prefix
+    assert settings.context_window("llama-3") == DEFAULT_CONTEXT_WINDOW
+    assert load_settings(SWITCHBOARD_CONTEXT_WINDOWS="*=16000").context_window("x") == 16_000
+    with pytest.raises(ConfigError, match=r"^SWITCHBOARD_CONTEXT_WINDOWS: .*'gpt=12'"):
+        load_settings(SWITCHBOARD_CONTEXT_WINDOWS="gpt=12")
+
+    budget = ContextBudget(100_000)
+    assert budget.output_reserve == 16_000 and budget.input_limit == 71_400
+    assert budget.compact_threshold == 42_840
+    assert ContextBudget(100_000, max_output_tokens=2_000).input_limit == 83_300
+    assert ContextBudget(2_000).compact_threshold == 1_000  # the API's minimum
+    assert budget.history_budget("x" * 400, images=2) == 71_400 - 104 - 2_000
+
+    class Refusal(Exception):
+        status_code, code, message = 400, None, "This model's maximum context length is 8192"
+
+    assert is_context_error(Refusal()) and not is_context_error(ValueError("context length"))
+
+    # a stored summary stands for everything before it; an answer never passes for one
+    summary = stored_summary("they agreed on Monday")
+    history = [HistoryMessage("user", "a"), summary, HistoryMessage("user", "b")]
+    assert split_summary(history) == ("they agreed on Monday", [HistoryMessage("user", "b")])
+    forged = stored_answer(summary.content)
+    assert split_summary([forged]) == ("", [forged])
