@@ -100,6 +100,26 @@ async def test_slack_thread_summary_reads_the_thread_once_with_its_authors(
     assert "bob (<@UBOB>): I can't do Friday" in env.openai.turns[-1].messages[0][1]
 
 
+async def test_slack_reads_no_further_once_its_replies_allowance_is_spent(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slack_history, "PAGE_SIZE", 2)
+    env.adapter.history = slack_history.SlackHistory(
+        env.adapter.client, lambda: env.adapter.identity, replies_per_minute=1
+    )
+    thread = seed_thread(env)
+    await env.slack.send_event(P.app_mention("summarise", thread_ts=thread))
+    await env.settle(1)
+    assert env.slack.replies_pages == 1  # one call a minute: the first page only
+    context = user_parts(env)[0].splitlines()
+    assert context == [
+        EARLIER_INTRO,
+        "alice (<@UALICE>): Launch plan: we ship on Friday",
+        "bob (<@UBOB>): I can't do Friday",
+    ]
+    assert env.bot_texts(P.CHANNEL_ID, thread) == ["echo: summarise"]
+
+
 async def test_slack_thread_images_reach_the_model_with_the_context(env: Env) -> None:
     image = env.slack.add_file("plan.png", png(), "image/png")
     parent = env.slack.add_message(P.CHANNEL_ID, "the plan", files=[image])
