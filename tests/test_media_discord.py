@@ -179,7 +179,7 @@ async def test_channel_settings_vision_detail_and_voice_replies(
     )
     assert (await bot.answer_to(incoming))["content"] == "echo: explain"
     parts = next(r for r in openai_fake.requests if r.path == "/v1/responses").json["input"]
-    assert parts[0]["content"][1]["detail"] == "high"
+    assert parts[0]["content"][-1]["detail"] == "high"
     await dc.wait_for(
         lambda: any(m.get("attachments") for m in bot.bot_messages(cid)), 5, "the voice reply"
     )

@@ -35,7 +35,7 @@ async def test_an_image_on_a_mention_goes_to_the_model_as_a_data_url(env: Env) -
     assert await answer_in_thread(env, mention, 1) == ["echo: what is this?"]
     (turn,) = env.openai.turns
     assert turn.images[0].startswith("data:image/png;base64,")  # never Slack's private URL
-    part = env.openai.requests[-1].json["input"][0]["content"][1]
+    part = env.openai.requests[-1].json["input"][0]["content"][-1]
     assert part["type"] == "input_image" and part["detail"] == "auto"
 
 

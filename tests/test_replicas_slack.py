@@ -31,7 +31,7 @@ PER_THREAD = 4
 
 
 def answer_for(turn: FakeTurn) -> str:
-    text = turn.messages[-1][1]
+    text = turn.user_text  # the message's own words, without the speaker's name
     words = " ".join(f"w{n}" for n in range(40))
     return f"answer to {text.split()[0]} {words}"
 

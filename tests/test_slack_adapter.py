@@ -150,7 +150,8 @@ async def test_mention_gets_a_threaded_streamed_answer(env: Env) -> None:
         mention["ts"],
         "is thinking…",
     )
-    assert env.openai.turns[-1].messages[-1] == ("user", "tell me a story")
+    # the model is told who asked, in a text part of its own
+    assert env.openai.turns[-1].messages[-1] == ("user", "alice (<@UALICE>):\ntell me a story")
     assert len(env.slack.calls_to("auth.test")) == 1  # at start only: nothing before the ack
     (event,) = env.submitted
     assert isinstance(event, Inbound)
@@ -158,7 +159,8 @@ async def test_mention_gets_a_threaded_streamed_answer(env: Env) -> None:
 
 
 async def test_a_thread_follow_up_keeps_its_context_without_a_mention(env: Env) -> None:
-    env.openai.answer = lambda turn: " | ".join(text for role, text in turn.messages)
+    # each message's last line (its words, after the line naming its author)
+    env.openai.answer = lambda turn: " | ".join(text.splitlines()[-1] for _, text in turn.messages)
     mention = P.app_mention("first")
     await env.slack.send_event(mention)
     await env.settle(1)

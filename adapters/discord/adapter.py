@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import time
@@ -32,6 +33,7 @@ from adapters.discord.commands import (
     build_tree,
     sync_if_changed,
 )
+from adapters.discord.history import DiscordHistory
 from adapters.discord.normalise import (
     DM_WORKSPACE,
     PLATFORM,
@@ -43,6 +45,7 @@ from adapters.discord.normalise import (
 from adapters.discord.stream import (
     EDIT_INTERVAL,
     FIRST_DELAY,
+    PEOPLE_ONLY,
     TYPING_AFTER,
     ChannelThrottle,
     DiscordStream,
@@ -67,7 +70,6 @@ INTERACTION_TTL = 14 * 60  # a follow-up token lives 15 minutes; keep a margin
 MAX_FILES_PER_MESSAGE = 10
 SHARDS_ENV = "SWITCHBOARD_DISCORD_SHARDS"
 SHARD_IDS_ENV = "SWITCHBOARD_DISCORD_SHARD_IDS"
-NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 
 
 def apply_endpoints(settings: Settings) -> None:
@@ -203,6 +205,7 @@ class DiscordAdapter:
         self._typing_after = typing_after
         self.throttle = ChannelThrottle(edit_interval)
         self.max_attachment_bytes = max_attachment_bytes(settings)
+        self.history = DiscordHistory(self.max_attachment_bytes)
         self._shards = shard_setting(settings.discord_shards)
         self._shard_ids = shard_ids_setting(settings.discord_shard_ids, self._shards)
         self.client: discord.Client | None = None
@@ -225,7 +228,7 @@ class DiscordAdapter:
         options: dict[str, Any] = {
             "intents": wanted_intents(),
             "guild_ready_timeout": self._guild_ready_timeout,
-            "allowed_mentions": NO_PINGS,
+            "allowed_mentions": PEOPLE_ONLY,
             # no message cache: the bot never looks messages up, and the cache would parse
             # and keep every message of every channel (its own streamed edits too)
             "max_messages": None,
@@ -314,6 +317,8 @@ class DiscordAdapter:
             )
             if event is None or arrived_empty(event, message, me):
                 return
+            if not event.addressing.direct:  # earlier messages, read if the core asks
+                event = dataclasses.replace(event, context=self.history.fetcher(message, me))
             await self._dispatcher.submit(event)
         except Exception as exc:
             log.error("discord: handling a message failed: %s", type(exc).__name__)
@@ -443,7 +448,7 @@ class DiscordAdapter:
                 await interaction.delete_original_response()
             return
         for content, batch in messages:
-            kwargs: dict[str, Any] = {"ephemeral": reply.ephemeral, "allowed_mentions": NO_PINGS}
+            kwargs: dict[str, Any] = {"ephemeral": reply.ephemeral, "allowed_mentions": PEOPLE_ONLY}
             if content:
                 kwargs["content"] = content
             if batch:
@@ -463,7 +468,7 @@ class DiscordAdapter:
         files, notes = _to_files(reply.files, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
         where = f"(Your private reply from <#{reply.key.thread or reply.key.channel}>)\n"
         for content, batch in _messages(where + reply.text, notes, files):
-            kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+            kwargs: dict[str, Any] = {"allowed_mentions": PEOPLE_ONLY}
             if content:
                 kwargs["content"] = content
             if batch:
@@ -487,7 +492,7 @@ class DiscordAdapter:
                 fail_if_not_exists=False,
             )
         for content, batch in _messages(reply.text, notes, files):
-            kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+            kwargs: dict[str, Any] = {"allowed_mentions": PEOPLE_ONLY}
             if content:
                 kwargs["content"] = content
             if batch:

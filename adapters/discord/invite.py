@@ -21,7 +21,7 @@ PERMISSIONS = discord.Permissions(
     send_messages_in_threads=True,
     create_public_threads=True,
     attach_files=True,
-    read_message_history=True,
+    read_message_history=True,  # a thread's earlier messages, the message replied to
     embed_links=True,
 )
 SCOPES = ("bot", "applications.commands")

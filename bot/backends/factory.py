@@ -99,8 +99,20 @@ def _chat_side(
     )
     if settings.backend == "chat":
         chat = ChatCompletionsBackend(
-            client, db, retry, history_tokens=settings.history_tokens, tools=tools
+            client,
+            db,
+            retry,
+            history_tokens=settings.history_tokens,
+            tools=tools,
+            context_window=settings.context_window,
         )
         return chat, ChatCompleter(client, retry), None
-    responses = ResponsesBackend(client, db, retry, tools=tools, background=settings.background)
+    responses = ResponsesBackend(
+        client,
+        db,
+        retry,
+        tools=tools,
+        background=settings.background,
+        context_window=settings.context_window,
+    )
     return responses, ResponsesCompleter(client, retry), ServerConversations(client, retry)

@@ -37,6 +37,23 @@ MODEL_DEFAULTS: dict[ModelRole, str] = {
     "translation": "whisper-1",
 }
 
+# Context windows (total tokens: input + output) next to the defaults, for the models above and
+# their close relatives; longest prefix wins, so a dated snapshot ("gpt-4o-2024-08-06") finds its
+# family. Checked on 2026-11-24 against the models' pages (gpt-6.1-*: 1,050,000, of which at most
+# 922,000 input). `SWITCHBOARD_CONTEXT_WINDOWS` overrides or extends it ("model=tokens,...",
+# `*=tokens` for every model not listed). A model found nowhere gets DEFAULT_CONTEXT_WINDOW:
+# small on purpose, since compatible servers (Ollama, vLLM) often run with small windows.
+CONTEXT_WINDOWS: dict[str, int] = {
+    "gpt-6.1-terra": 1_050_000,
+    "gpt-6.1-sol": 1_050_000,
+    "gpt-6.2-sol": 1_050_000,
+    "gpt-5": 400_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4o": 128_000,
+}
+DEFAULT_CONTEXT_WINDOW = 32_000
+MIN_CONTEXT_WINDOW = 2_000
+
 SHIPPED_PRICES = Path(__file__).parents[1] / "spend" / "prices.toml"
 
 
@@ -106,7 +123,14 @@ class Settings(BaseSettings):
         alias="SWITCHBOARD_INSTRUCTIONS",
     )
     max_concurrency: int = Field(default=32, ge=1, alias="SWITCHBOARD_MAX_CONCURRENCY")
-    history_tokens: int = Field(default=16_000, ge=256, alias="SWITCHBOARD_HISTORY_TOKENS")
+    # Chat backend: an optional cap on the history sent (estimated tokens); the budget itself
+    # comes from the model's context window (`context_window`).
+    history_tokens: int | None = Field(default=None, ge=256, alias="SWITCHBOARD_HISTORY_TOKENS")
+    # "model=tokens,model=tokens,*=tokens": context windows beyond (or instead of) the table.
+    context_windows: str = Field(default="", alias="SWITCHBOARD_CONTEXT_WINDOWS")
+    # Earlier messages read from the platform when the bot joins a thread or is replied to.
+    context_messages: int = Field(default=50, ge=0, le=1000, alias="SWITCHBOARD_CONTEXT_MESSAGES")
+    context_tokens: int = Field(default=8_000, ge=0, alias="SWITCHBOARD_CONTEXT_TOKENS")
     max_input_chars: int = Field(default=200_000, ge=1, alias="SWITCHBOARD_MAX_INPUT_CHARS")
     openai_timeout: float = Field(default=120.0, gt=0, alias="SWITCHBOARD_OPENAI_TIMEOUT")
     openai_max_retries: int = Field(default=3, ge=0, alias="SWITCHBOARD_OPENAI_MAX_RETRIES")
@@ -190,11 +214,18 @@ class Settings(BaseSettings):
         "budget_workspace_monthly_usd",
         "rate_limit_per_minute",
         "prices_path",
+        "history_tokens",
         mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value in ("", "0", 0) else value
+
+    @field_validator("context_windows")
+    @classmethod
+    def _windows_readable(cls, value: str) -> str:
+        parse_context_windows(value)  # raises ValueError with the offending entry
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -222,6 +253,16 @@ class Settings(BaseSettings):
         if self.translation == "endpoint":
             models["translation"] = self.translation_model
         return models
+
+    def context_window(self, model: str) -> int:
+        """The context window of `model` in tokens: `SWITCHBOARD_CONTEXT_WINDOWS` first, then
+        the table (longest matching prefix), then its `*` entry or `DEFAULT_CONTEXT_WINDOW`."""
+        overrides = parse_context_windows(self.context_windows)
+        for table in (overrides, CONTEXT_WINDOWS):
+            found = _longest_prefix(table, model)
+            if found is not None:
+                return found
+        return overrides.get("*", DEFAULT_CONTEXT_WINDOW)
 
     @property
     def uses_postgres(self) -> bool:
@@ -274,6 +315,28 @@ def _url_password(url: str) -> str | None:
     except ValueError:
         return None
     return unquote(password) if password else None
+
+
+def parse_context_windows(value: str) -> dict[str, int]:
+    """`"gpt-x=128000, local-llama=8192, *=16000"` → {model: tokens}; ValueError naming the
+    entry that is not `model=tokens` with tokens of at least MIN_CONTEXT_WINDOW."""
+    windows: dict[str, int] = {}
+    for entry in value.split(","):
+        if not entry.strip():
+            continue
+        model, sep, tokens = entry.partition("=")
+        model, tokens = model.strip(), tokens.strip().replace("_", "")
+        if not sep or not model or not tokens.isdigit() or int(tokens) < MIN_CONTEXT_WINDOW:
+            raise ValueError(
+                f"{entry.strip()!r} is not model=tokens (tokens at least {MIN_CONTEXT_WINDOW})"
+            )
+        windows[model] = int(tokens)
+    return windows
+
+
+def _longest_prefix(table: dict[str, int], model: str) -> int | None:
+    matches = [name for name in table if name != "*" and model.startswith(name)]
+    return table[max(matches, key=len)] if matches else None
 
 
 def load_settings(**overrides: object) -> Settings:
