@@ -117,11 +117,34 @@ class _CountingTransaction(Transaction):
         self._db.statements[_statement(sql)] += 1
 
 
+class EngineTrips:
+    """Trips the SQLite engine actually makes to aiosqlite's threads (writer and reader): fewer
+    than the interface's count when concurrent writes share a trip."""
+
+    count = 0
+
+    @classmethod
+    def install(cls) -> None:
+        import aiosqlite.core
+
+        real = aiosqlite.core.Connection._execute
+        if getattr(real, "counted", False):
+            return
+
+        async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            cls.count += 1
+            return await real(self, fn, *args, **kwargs)
+
+        counted.counted = True  # type: ignore[attr-defined]
+        aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
+
+
 def install() -> list[CountingDatabase]:
     """Make `bot.app.App.create` open a counting database; returns the list each opened one is
-    appended to."""
+    appended to. Also counts the engine's trips (`EngineTrips`)."""
     import bot.app
 
+    EngineTrips.install()
     opened: list[CountingDatabase] = []
     real = bot.app.open_database
 

@@ -90,7 +90,11 @@ def report_load(
         openai.update(r.openai_calls)
         statements.update(r.db_statements)
     direct_requests = sum(r.direct_openai for r in rounds) / max(1, len(direct))
-    print(f"{indent} database round trips/turn {_per_turn(trips, answers)}")
+    engine = sum(r.engine_trips for r in rounds) / max(1, answers)
+    print(
+        f"{indent} database round trips/turn {_per_turn(trips, answers)}"
+        f"; the SQLite engine's trips to its threads {engine:.2f}"
+    )
     print(f"{indent} platform API calls/turn {_per_turn(api, answers)}")
     print(
         f"{indent} OpenAI requests/turn {_per_turn(openai, answers)}"

@@ -78,6 +78,7 @@ class Round:
     errors_429: int = 0
     db_trips: dict[str, int] = field(default_factory=dict)
     db_statements: dict[str, int] = field(default_factory=dict)
+    engine_trips: int = 0  # trips the SQLite engine made to its threads
     api_calls: dict[str, int] = field(default_factory=dict)
     openai_calls: dict[str, int] = field(default_factory=dict)
 
@@ -175,6 +176,7 @@ class BotSide:
         api_before = await control("calls", platform=platform)
         openai_before = await control("calls", platform="openai")
         trips_before, statements_before = Counter(self.db.trips), Counter(self.db.statements)
+        engine_before = counting.EngineTrips.count
         if profiler is not None:
             profiler.enable()
         cpu = time.process_time()
@@ -185,6 +187,7 @@ class BotSide:
         if profiler is not None:
             profiler.disable()
         result.db_trips = dict(Counter(self.db.trips) - trips_before)
+        result.engine_trips = counting.EngineTrips.count - engine_before
         result.db_statements = dict(Counter(self.db.statements) - statements_before)
         result.api_calls = _diff(await control("calls", platform=platform), api_before)
         result.openai_calls = _diff(await control("calls", platform="openai"), openai_before)
