@@ -100,6 +100,15 @@ def report_load(
         f"{indent} OpenAI requests/turn {_per_turn(openai, answers)}"
         f" (direct baseline {direct_requests:.2f})"
     )
+    gc_ms = [sum(r.gc_seconds[g] for r in rounds) * 1000 / max(1, answers) for g in range(3)]
+    gc_runs = [sum(r.gc_runs[g] for r in rounds) for g in range(3)]
+    print(
+        f"{indent} garbage collection {sum(gc_ms):.2f} ms CPU/turn (generations 0/1/2: "
+        + "/".join(f"{ms:.2f}" for ms in gc_ms)
+        + " ms/turn in "
+        + "/".join(str(n) for n in gc_runs)
+        + " runs)"
+    )
     if verbose:
         print(f"{indent} database statements/turn {_per_turn(statements, answers)}")
     if streaming:

@@ -41,6 +41,29 @@ COOLDOWN = 5.5  # seconds between a channel's rounds: its write budget (5 per 5 
 QUESTION = "tell me about streaming"
 
 
+class GcTime:
+    """Seconds the garbage collector ran, per generation (`gc.callbacks`)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._began = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+        else:
+            self.seconds[info["generation"]] += time.thread_time() - self._began
+            self.runs[info["generation"]] += 1
+
+    def reading(self) -> tuple[list[float], list[int]]:
+        return list(self.seconds), list(self.runs)
+
+
+GC = GcTime()
+
+
 @dataclass
 class Plan:
     platform: str  # "discord" | "slack"
@@ -79,6 +102,8 @@ class Round:
     db_trips: dict[str, int] = field(default_factory=dict)
     db_statements: dict[str, int] = field(default_factory=dict)
     engine_trips: int = 0  # trips the SQLite engine made to its threads
+    gc_seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    gc_runs: list[int] = field(default_factory=lambda: [0, 0, 0])
     api_calls: dict[str, int] = field(default_factory=dict)
     openai_calls: dict[str, int] = field(default_factory=dict)
 
@@ -120,6 +145,11 @@ class BotSide:
         self.adapter: Any = None
         self.threads: dict[str, str] = {}
         self.db: counting.CountingDatabase | None = None
+
+    async def settle(self) -> None:
+        """After `start`, what `python -m bot` does next (`bot.cli`): the inbox taken up."""
+        assert self.app is not None
+        await self.app.recover()
 
     async def start(self) -> dict[str, Any]:
         opened = counting.install()
@@ -177,6 +207,7 @@ class BotSide:
         openai_before = await control("calls", platform="openai")
         trips_before, statements_before = Counter(self.db.trips), Counter(self.db.statements)
         engine_before = counting.EngineTrips.count
+        gc_seconds, gc_runs = GC.reading()
         if profiler is not None:
             profiler.enable()
         cpu = time.process_time()
@@ -188,6 +219,9 @@ class BotSide:
             profiler.disable()
         result.db_trips = dict(Counter(self.db.trips) - trips_before)
         result.engine_trips = counting.EngineTrips.count - engine_before
+        seconds, runs = GC.reading()
+        result.gc_seconds = [b - a for a, b in zip(gc_seconds, seconds, strict=True)]
+        result.gc_runs = [b - a for a, b in zip(gc_runs, runs, strict=True)]
         result.db_statements = dict(Counter(self.db.statements) - statements_before)
         result.api_calls = _diff(await control("calls", platform=platform), api_before)
         result.openai_calls = _diff(await control("calls", platform="openai"), openai_before)
@@ -378,6 +412,7 @@ async def measure(plan: Plan, info: dict[str, Any], started_at: float) -> dict[s
         out["running"] = time.time() - started_at  # interpreter up, modules imported
         out |= await side.start()
         out["ready"] = time.time() - started_at
+        await side.settle()
         async with aiohttp.ClientSession() as session:
             control = Control(session, info)
             client = AsyncOpenAI(api_key="sk-bench", base_url=info["openai"], max_retries=0)
