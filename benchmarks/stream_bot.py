@@ -36,6 +36,7 @@ from benchmarks.profile_summary import summarise
 from bot.app import App
 from bot.core.config import Settings, load_settings
 from bot.core.types import Event
+from bot.ops.heap import freeze_startup_objects
 
 COOLDOWN = 5.5  # seconds between a channel's rounds: its write budget (5 per 5 s) refills
 QUESTION = "tell me about streaming"
@@ -147,9 +148,11 @@ class BotSide:
         self.db: counting.CountingDatabase | None = None
 
     async def settle(self) -> None:
-        """After `start`, what `python -m bot` does next (`bot.cli`): the inbox taken up."""
+        """After `start`, what `python -m bot` does next (`bot.cli`): the inbox taken up, the
+        start-up's objects frozen out of the collector's way."""
         assert self.app is not None
         await self.app.recover()
+        freeze_startup_objects()
 
     async def start(self) -> dict[str, Any]:
         opened = counting.install()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from bot.core.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
+from bot.ops.heap import freeze_startup_objects
 from bot.text.redact import redact
 
 log = logging.getLogger("bot")
@@ -149,6 +150,7 @@ async def _console(settings: Settings) -> int:
     console = ConsoleAdapter(app.dispatcher, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
     try:
         await app.recover()
+        freeze_startup_objects()
         await console.run(stop)
         if not stop.is_set():
             idle = asyncio.ensure_future(app.dispatcher.wait_idle())
@@ -191,6 +193,7 @@ async def _run(settings: Settings) -> int:
             await adapter.start()
             started.append(adapter)
         await app.recover()
+        freeze_startup_objects()
         await stop.wait()
         log.info("shutting down: finishing the answers in flight")
         await app.drain()
