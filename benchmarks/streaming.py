@@ -112,6 +112,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="measured rounds per load (3)")
     parser.add_argument("--answers", type=int, help="answers before the RSS reading (1000)")
     parser.add_argument("--verbose", action="store_true", help="database statements per turn")
+    parser.add_argument("--words", type=int, default=400, help="words per answer (400)")
+    parser.add_argument(
+        "--cooldown", type=float, default=stream_bot.COOLDOWN, help="seconds between rounds"
+    )
     args = parser.parse_args()
     loads = (
         [int(n) for n in args.loads.split(",")] if args.loads else [1, 5] if args.quick else [1, 20]
@@ -122,7 +126,7 @@ def main() -> None:
     backends = ["responses", "chat"] if args.backend == "both" else [args.backend]
     print(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {machine_line()}")
     print(
-        "workload: first delta after 0.3 s, 400 deltas 10 ms apart; "
+        f"workload: first delta after 0.3 s, {args.words} deltas 10 ms apart; "
         f"loads {loads}, {rounds} rounds each after a warm-up"
     )
     began = time.monotonic()
@@ -135,6 +139,8 @@ def main() -> None:
                     loads,
                     rounds,
                     backend=backend,
+                    words=args.words,
+                    cooldown=args.cooldown,
                     rss_answers=answers,
                     profile_dir=args.profile,
                 )
