@@ -72,11 +72,15 @@ def summarise(profiler: cProfile.Profile, turns: int, top: int = 10) -> list[str
         for key, value in entries.items()
         if _package(key[0]).split(".")[0] in ("bot", "adapters", "storage")
     ]
-    ours.sort(key=lambda item: item[1][3], reverse=True)
-    lines.append("  the project's own functions by cumulative time (awaits included):")
-    for (filename, line, name), (_cc, calls, _tt, ct, _callers) in ours[:top]:
+    ours.sort(key=lambda item: item[1][2], reverse=True)
+    own = sum(value[2] for _key, value in ours)
+    lines.append(
+        f"  the project's own code: {own / total:.1%} of the profiled CPU"
+        f" ({own / max(1, turns) * 1000:.2f} ms/turn); its top functions by own time:"
+    )
+    for (filename, line, name), (_cc, calls, tt, ct, _callers) in ours[:top]:
         lines.append(
-            f"    {ct / max(1, turns) * 1000:6.2f} ms/turn {calls / max(1, turns):6.1f} calls/turn"
-            f"  {_where(filename, line, name)}"
+            f"    {tt / max(1, turns) * 1000:6.2f} ms/turn (cum {ct / max(1, turns) * 1000:7.2f})"
+            f" {calls / max(1, turns):6.1f} calls/turn  {_where(filename, line, name)}"
         )
     return lines
