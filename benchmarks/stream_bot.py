@@ -80,6 +80,7 @@ class Plan:
     cooldown: float = COOLDOWN
     profile: bool = True  # one extra, profiled round at the largest load
     profile_dir: str = ""  # a directory: the raw cProfile of that round written there
+    database_url: str = ""  # DATABASE_URL for the bot ("": a fresh SQLite file)
 
 
 @dataclass
@@ -364,7 +365,7 @@ def _settings(plan: Plan, info: dict[str, Any], tmp: Path) -> Settings:
     values: dict[str, Any] = {
         "OPENAI_API_KEY": "sk-bench-not-a-real-key",
         "OPENAI_BASE_URL": info["openai"],
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "DATABASE_URL": plan.database_url or f"sqlite:///{tmp / 'bench.db'}",
         "LOG_LEVEL": "WARNING",
         "SWITCHBOARD_MAX_CONCURRENCY": 64,
         "SWITCHBOARD_BACKEND": plan.backend,
@@ -402,7 +403,8 @@ async def _seed(app: App, count: int, backend: str) -> None:
     async with app.db.transaction() as tx:
         await tx.execute_many(
             "INSERT INTO conversations (platform, workspace, channel, thread, backend, "
-            "backend_conversation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "backend_conversation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             rows,
         )
 

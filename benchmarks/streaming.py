@@ -112,6 +112,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="measured rounds per load (3)")
     parser.add_argument("--answers", type=int, help="answers before the RSS reading (1000)")
     parser.add_argument("--verbose", action="store_true", help="database statements per turn")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="the bot's DATABASE_URL (default: a fresh SQLite file per bot process); an empty "
+        "database it may fill, e.g. another engine's, for the RSS figures on it",
+    )
     parser.add_argument("--words", type=int, default=400, help="words per answer (400)")
     parser.add_argument(
         "--cooldown", type=float, default=stream_bot.COOLDOWN, help="seconds between rounds"
@@ -143,6 +149,7 @@ def main() -> None:
                     cooldown=args.cooldown,
                     rss_answers=answers,
                     profile_dir=args.profile,
+                    database_url=args.database_url,
                 )
                 result = run_bot(info, plan)
                 result["rss_answers"] = answers
@@ -155,6 +162,7 @@ def main() -> None:
                         backend=backend,
                         rss_answers=answers,
                         seed_conversations=10_000,
+                        database_url=args.database_url,
                     )
                     result = run_bot(info, seeded)
                     result["rss_answers"] = answers
