@@ -111,12 +111,14 @@ def report_load(
     )
     if verbose:
         print(f"{indent} database statements/turn {_per_turn(statements, answers)}")
+    errors_429 = sum(r.errors_429 for r in rounds)
     if streaming:
         writes = [w for r in rounds for w in r.writes]
         gap = max((g for r in rounds for g in r.gaps), default=0.0)
-        errors_429 = sum(r.errors_429 for r in rounds)
         print(
             f"{indent} writes/answer {statistics.mean(writes):.1f}"
             f" | longest gap {gap:.2f} s ({mark(gap <= targets['gap_s'])})"
             f" | 429s {errors_429} ({mark(errors_429 == 0)})"
         )
+    else:
+        print(f"{indent} platform 429s {errors_429}")
