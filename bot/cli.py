@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from bot.core.config import ConfigError, Settings, load_settings, unknown_variable_warnings
 from bot.logs import configure_logging
+from bot.ops.heap import freeze_startup_objects
 from bot.text.redact import redact
 
 log = logging.getLogger("bot")
@@ -196,6 +197,7 @@ async def _console(settings: Settings) -> int:
     try:
         console.banner(startup_line(settings))
         await app.recover()
+        freeze_startup_objects()
         await console.run(stop)
         if not stop.is_set():
             idle = asyncio.ensure_future(app.dispatcher.wait_idle())
@@ -241,6 +243,7 @@ async def _run(settings: Settings) -> int:
             await adapter.start()
             started.append(adapter)
         await app.recover()
+        freeze_startup_objects()
         await stop.wait()
         log.info("shutting down: finishing the answers in flight")
         await app.drain()

@@ -6,7 +6,10 @@ committed data and never waits for the writer.
 
 Every call is ONE trip to aiosqlite's database thread. A transaction records its writes and sends
 them with its next read, or with BEGIN and COMMIT when the block ends: a completed answer's five
-writes cost one trip, not seven.
+writes cost one trip, not seven. Single writes (`execute`) that coroutines make at the same time
+share a trip (group commit): each still commits on its own and returns once it has, but under
+a burst fifty answers' writes no longer queue for fifty trips, each waiting for the thread and
+the GIL.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class SqliteDatabase(Database):
         self._read_only = read_only
         self._write_lock = asyncio.Lock()
         self._closed = False
+        # Single writes waiting for the next trip, and the task that sends them (group commit).
+        self._queued: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int, int | None]]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self._reader.execute_fetchall(sql, tuple(params))
@@ -55,9 +61,31 @@ class SqliteDatabase(Database):
         return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Params = ()) -> Result:
-        async with self._write_lock:
-            rowcount, last_id = await self._send(_write_one, sql, tuple(params))
+        future: asyncio.Future[tuple[int, int | None]] = asyncio.get_running_loop().create_future()
+        self._queued.append((sql, tuple(params), future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_queued())
+        rowcount, last_id = await future
         return Result(rowcount, last_id)
+
+    async def _send_queued(self) -> None:
+        """Send every queued single write in one trip, in order, each committed on its own;
+        writes queued during the trip go in the next. A task of its own, so a caller that is
+        cancelled never strands the others' writes."""
+        while self._queued:
+            async with self._write_lock:
+                batch, self._queued = self._queued, []
+                try:
+                    outcomes = await self._send(_write_each, [(sql, p) for sql, p, _ in batch])
+                except BaseException as exc:  # the trip itself failed (closed connection, …)
+                    outcomes = [exc] * len(batch)
+            for (_sql, _params, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
         statements: list[Write] = [(sql, [tuple(row) for row in rows], True)]
@@ -80,6 +108,8 @@ class SqliteDatabase(Database):
         if self._closed:
             return
         self._closed = True
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
         async with self._write_lock:
             if self._read_only:
                 await self._reader.close()
@@ -183,15 +213,24 @@ def _trip(
     return rows
 
 
-def _write_one(
-    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]
-) -> tuple[int, int | None]:
-    cursor = conn.execute(sql, params)
-    try:
-        # sqlite3 reports the connection's last insert even for a statement that inserted nothing
-        return cursor.rowcount, cursor.lastrowid if cursor.rowcount > 0 else None
-    finally:
-        cursor.close()
+def _write_each(
+    conn: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]
+) -> list[tuple[int, int | None] | Exception]:
+    """Each statement on its own (autocommit): its (rowcount, last id), or the error it raised."""
+    outcomes: list[tuple[int, int | None] | Exception] = []
+    for sql, params in statements:
+        try:
+            cursor = conn.execute(sql, params)
+        except Exception as exc:
+            outcomes.append(exc)
+            continue
+        try:
+            # sqlite3 reports the connection's last insert even for a statement that inserted
+            # nothing
+            outcomes.append((cursor.rowcount, cursor.lastrowid if cursor.rowcount > 0 else None))
+        finally:
+            cursor.close()
+    return outcomes
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -104,6 +104,7 @@ class ChatCapability:
             config = dataclasses.replace(
                 config, instructions=group_instructions(config.instructions, event.key.platform)
             )
+        kept = _KeptIds(self._db, conversation.id)
         turn = Turn(
             key=event.key,
             user_id=event.actor.id,
@@ -122,7 +123,7 @@ class ChatCapability:
             image_detail=inputs.detail if inputs.images else _detail(config.vision_detail),
             data_files=inputs.data_files,
             emit=run.emit,
-            server_ids=_KeptIds(self._db, conversation.id),
+            server_ids=kept,
         )
         stream = outbox.open_stream(event.key, event.message_id, event.actor)
         shown: list[str] = []
@@ -158,6 +159,8 @@ class ChatCapability:
             if friendly is None or friendly is exc:
                 raise
             raise friendly from exc
+        finally:
+            await kept.settled()
 
         answer = compose_answer(result)
         text = shown_before + answer
@@ -323,14 +326,42 @@ def _switched_on(value: object) -> bool:
 class _KeptIds:
     """`bot.backends.base.ServerIds` for one conversation: stores what the backend made at
     once, so a failed or stopped answer still leaves the next turn the same conversation and
-    container."""
+    container. The write starts at once but the model request does not wait for it (it would
+    add a database round trip before every new conversation's first request); `settled`, which
+    the answer awaits when the backend returns or fails, waits for it, so the conversation's
+    next turn (lanes run them one at a time) always finds the ids."""
 
     def __init__(self, db: Database, conversation_id: int) -> None:
         self._db = db
         self._conversation_id = conversation_id
+        self._writes: list[asyncio.Future[None]] = []
 
     async def conversation_created(self, backend_conversation_id: str) -> None:
-        await conversations.set_backend_id(self._db, self._conversation_id, backend_conversation_id)
+        self._writes.append(
+            asyncio.ensure_future(
+                conversations.set_backend_id(
+                    self._db, self._conversation_id, backend_conversation_id
+                )
+            )
+        )
 
     async def container_created(self, container_id: str) -> None:
-        await set_container(self._db, self._conversation_id, container_id)
+        self._writes.append(
+            asyncio.ensure_future(set_container(self._db, self._conversation_id, container_id))
+        )
+
+    async def settled(self) -> None:
+        """Every write started here has finished; one that failed is logged (the next turn
+        then starts a new server-side conversation or container)."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error(
+                    "could not keep the id of a new server-side object of conversation %d: %s",
+                    self._conversation_id,
+                    describe(exc),
+                )
