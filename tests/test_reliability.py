@@ -92,6 +92,11 @@ async def test_fault_soak_absorbs_transient_faults(
         assert statuses["completed"] == answered
         assert set(statuses) <= {"completed", "failed"}
         assert await inbox.pending(bot.app.db) == []  # every event settled
+        found = await bot.app.ledger.check(stale_after=3600)  # one ending each, as delivered
+        assert found.outcomes == {"answered": answered, "told": SOAK_TURNS - answered} or (
+            answered == SOAK_TURNS and found.outcomes == {"answered": SOAK_TURNS}
+        )
+        assert found.without == 0
         if backend == "responses":  # dropped background streams were resumed, not restarted
             assert any(r.method == "GET" and r.query.get("stream") for r in fake.requests)
 

@@ -327,18 +327,20 @@ class Dispatcher:
             self._queue.finished(event)
             return
         try:
-            await self._boundary(event, job)
-            await self._ledger.settle(event)
+            told = await self._boundary(event, job)
+            await self._ledger.settle(event, "told" if told else "answered")
         finally:
             self._queue.finished(event)
 
     async def settle(self, event: Event) -> None:
         await self._ledger.settle(event)
 
-    async def _boundary(self, event: Event, job: Job) -> None:
+    async def _boundary(self, event: Event, job: Job) -> bool:
+        """Run `job`; True when it failed and the user was told why instead."""
         try:
             with log_context.about(event.key, event.event_id), self._job_scope():
                 await job()
+            return False
         except asyncio.CancelledError:
             raise
         except UserError as exc:
@@ -351,11 +353,13 @@ class Dispatcher:
                 extra=TOLD_USER,
             )
             await self._tell(event, exc.message)
+            return True
         except DeliveryFailed as exc:
             log.error(
                 "reply not delivered key=%s event=%s: %s", event.key, event.event_id, exc.reason
             )
             await self._tell(event, APOLOGY)
+            return True
         except Exception as exc:
             log.error(
                 "unhandled error key=%s event=%s: %s: %s",
@@ -366,6 +370,7 @@ class Dispatcher:
             )
             log.debug("traceback for event %s", event.event_id, exc_info=exc)
             await self._tell(event, APOLOGY)
+            return True
 
     async def _tell(self, event: Event, text: str) -> None:
         in_reply_to = event.message_id if isinstance(event, Inbound) else ""
