@@ -106,3 +106,35 @@ async def test_a_full_disk_loses_no_message(fake: FakeOpenAI, tmp_path: Path) ->
         assert await bot.say("after") == "echo: after"
     finally:
         await bot.close()
+
+
+async def test_slack_http_acks_after_the_event_is_recorded_or_says_resend(
+    tmp_path: Path,
+) -> None:
+    """Slack's HTTP Events API, through slack-bolt: the 200 comes only after the event is in
+    the inbox; one that cannot be recorded gets "please resend" in its thread."""
+    from testing.fakes import slack_payloads as P
+    from tests.test_slack_adapter import start_env, stop_env, until
+
+    env = await start_env(tmp_path, socket_mode=False)
+    try:
+        mention = P.app_mention("recorded first")
+        status, _ = await env.slack.deliver_http(
+            env.url, P.event_callback(mention, event_id="EvRec")
+        )
+        assert status == 200
+        row = await env.app.db.fetch_one(  # on record by the time Slack got its 200
+            "SELECT payload FROM processed_events WHERE event_id = 'EvRec'"
+        )
+        assert row is not None and row["payload"]
+        await until(lambda: env.bot_texts(P.CHANNEL_ID, mention["ts"]) == ["echo: recorded first"])
+
+        locked = P.app_mention("while locked")
+        with exclusive_lock(tmp_path / "switchboard.db"):
+            status, _ = await env.slack.deliver_http(
+                env.url, P.event_callback(locked, event_id="EvLock")
+            )
+        assert status == 200
+        await until(lambda: env.bot_texts(P.CHANNEL_ID, locked["ts"]) == [intake.RESEND])
+    finally:
+        await stop_env(env)
