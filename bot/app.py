@@ -17,7 +17,7 @@ from bot.core.commands import CommandTable
 from bot.core.config import Settings
 from bot.core.dispatcher import Dispatcher
 from bot.core.lanes import Lanes
-from bot.core.ledger import RunLedger
+from bot.core.ledger import RunLedger, ending_limit
 from bot.core.presence import Presence
 from bot.core.recovery import Recovery
 from bot.core.replicas import WorkQueue
@@ -216,9 +216,29 @@ class App:
         registered their outboxes); sharing the database, keep taking over those of processes
         that stop or die."""
         taken = await self.recovery.recover()
+        await self.check_endings()
         if self.queue is not None:
             self.queue.run_sweeps(self.recovery.take_up_quietly)
         return taken
+
+    async def check_endings(self) -> int:
+        """The ledger's check at start-up: accepted events that have no ending and none coming
+        (logged with a few ids; `/status` shows the same count). Returns how many."""
+        try:
+            found = await self.ledger.check(stale_after=ending_limit(self.settings))
+        except Exception as exc:
+            log.error("the check of event endings failed: %s", type(exc).__name__)
+            return 0
+        if found.without:
+            log.error(
+                "%d accepted events have no ending (answered, told or dropped) and no process "
+                "working on them, e.g. %s",
+                found.without,
+                ", ".join(found.examples),
+            )
+        else:
+            log.info("every accepted event has an ending or a process working on it")
+        return found.without
 
     async def shutdown(self) -> None:
         await self.drain()

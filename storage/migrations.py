@@ -223,6 +223,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "007_event_outcomes",
+        """
+        -- How each accepted event ended, written with its done mark (storage.inbox): answered,
+        -- told (an error, a refusal, an interruption explained) or dropped (nothing to do).
+        ALTER TABLE processed_events ADD COLUMN outcome TEXT;
+        """,
+    ),
 ]
 
 MIGRATION_LOCK = "switchboard-migrations"

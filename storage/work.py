@@ -143,7 +143,7 @@ async def take_orphans(
         try:
             events.append(PendingEvent(decode_event(row["payload"]), row["received_at"]))
         except (ValueError, KeyError, TypeError):
-            await mark_done(db, row["platform"], row["event_id"])
+            await mark_done(db, row["platform"], row["event_id"], "dropped")
     return events
 
 

@@ -638,7 +638,8 @@ async def test_a_broken_answer_keeps_its_text_marked_and_the_next_is_served(
 ) -> None:
     dc = bot.dc
     cid = dc.text_channel["id"]
-    openai_fake.fail_next("break", endpoint="responses")
+    attempts = bot.app.settings.openai_max_retries + 1  # a drop is retried (resumed)
+    openai_fake.fail_next("break", times=attempts, endpoint="responses")
     words = " ".join(f"w{i}" for i in range(40))
     incoming = await dc.send_message_create(cid, dc.member, mention(dc, words))
     partial = await bot.answer_to(incoming)

@@ -118,10 +118,25 @@ async def test_retry_policy_counts_failures_in_the_shared_breaker_and_stops_when
 
     with pytest.raises(openai.InternalServerError):
         await policy.call(failing)
-    assert calls == 2  # the breaker opened after two failures: no third try
+    assert calls == 6 and breaker.state == "closed"  # one call that gave up: one failure
+    with pytest.raises(openai.InternalServerError):
+        await policy.call(failing)
+    assert calls == 12 and breaker.state == "open"  # the second one opens it
     with pytest.raises(CircuitOpen):
         await policy.call(failing)
-    assert calls == 2
+    assert calls == 12
+
+    absorbed = CircuitBreaker(1, cooldown=60, max_cooldown=60)
+    policy = RetryPolicy(attempts=5, max_wait=0.0, base_wait=0.0, breaker=absorbed)
+    flaky = iter([True, True, False] * 20)
+
+    async def sometimes() -> None:
+        if next(flaky):
+            raise _status_error(openai.InternalServerError, 500, "server_error")
+
+    for _ in range(20):  # faults the retries absorb are no outage, however many
+        await policy.call(sometimes)
+    assert absorbed.state == "closed" and absorbed.times_opened == 0
 
     quota = CircuitBreaker(1, cooldown=60, max_cooldown=60)
     policy = RetryPolicy(attempts=5, breaker=quota)

@@ -307,7 +307,8 @@ async def test_a_10000_character_answer_arrives_whole_and_in_order(env: Env) -> 
 
 async def test_an_answer_broken_midway_keeps_what_was_shown_and_says_why(env: Env) -> None:
     env.openai.answer = lambda turn: "one two three four five six seven eight nine ten"
-    env.openai.fail_next("break")
+    attempts = env.app.settings.openai_max_retries + 1  # a drop is retried (resumed)
+    env.openai.fail_next("break", times=attempts)
     mention = P.app_mention("go")
     await env.slack.send_event(mention)
     await env.settle(1)

@@ -1,8 +1,9 @@
 """The Slack adapter: a slack-bolt `AsyncApp` on Socket Mode or the HTTP Events API.
 
-Listeners never wait for an answer: events are acknowledged by bolt before the listener runs
-(commands acknowledge first thing), the listener normalises the payload and calls
-`Dispatcher.submit`, which returns at once. The adapter only reports facts (mention, DM, thread):
+Listeners never wait for an answer: the listener normalises the payload and calls
+`Dispatcher.submit`, which returns as soon as the event is on record (or the user was told it
+could not be). Socket Mode acknowledges before the listener runs; the HTTP Events API answers
+Slack's request after it (`process_before_response`), so an acknowledged event is recorded. The adapter only reports facts (mention, DM, thread):
 the core decides which messages it answers. Answers come back through `SlackOutbox`.
 """
 
@@ -145,6 +146,10 @@ class SlackAdapter:
                 name="switchboard",
                 logger=bolt_logger,
                 attaching_conversation_kwargs_enabled=False,
+                # HTTP mode: answer Slack's request only after the listener ran, i.e. after the
+                # event is on record in the inbox (Socket Mode acks over the socket first; an
+                # event that cannot be recorded is then answered "please resend" in chat).
+                process_before_response=not self.socket_mode,
             )
         finally:
             bolt_logger.removeFilter(quiet)

@@ -3,8 +3,9 @@
 When OpenAI looks down — at least `threshold` failures that say "OpenAI is unavailable"
 (timeouts, dropped connections, 429 rate limits, 5xx) within the last `WINDOW` seconds, and at
 least half of the calls that ended in that window — the breaker opens for a cool-down. A rate,
-not a run of failures: with many calls at once, a handful of transient faults among them (which
-the retries absorb) must not stop every conversation. Open, it makes calls fail at once with
+not a run of failures: with many calls at once, a handful of transient faults among them must
+not stop every conversation. The retry policy reports each call once, when it succeeded or
+gave up after its retries, so faults the retries absorbed are not counted at all. Open, it makes calls fail at once with
 `CircuitOpen`, and the dispatcher answers new messages immediately instead of queueing work that
 cannot succeed. When the cool-down is over, ONE call is let through as a probe (half-open): its
 success closes the breaker; its failure opens it again for twice as long (up to

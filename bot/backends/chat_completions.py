@@ -305,12 +305,15 @@ class ChatCompletionsBackend:
         parts: list[str] = []
         started = len(shown)
         calls: dict[int, dict[str, str]] = {}
+        # A stream that drops is retried, also after text was shown (only the new words show).
+        visible = common.Replayed(on_delta)
 
         async def attempt() -> None:
             nonlocal out
             parts.clear()
             calls.clear()
             del shown[started:]
+            visible.restart()
             out = _Round()
             stream = await self._client.chat.completions.create(**params)
             async with stream:
@@ -326,7 +329,7 @@ class ChatCompletionsBackend:
                     choice = chunk.choices[0]
                     delta = choice.delta
                     if delta and delta.content:
-                        await common.show_delta(delta.content, parts, shown, on_delta)
+                        await common.show_delta(delta.content, parts, shown, visible)
                     for piece in (delta.tool_calls or []) if delta else []:
                         slot = calls.setdefault(piece.index, {"id": "", "name": "", "args": ""})
                         slot["id"] = piece.id or slot["id"]
@@ -336,7 +339,7 @@ class ChatCompletionsBackend:
                     if choice.finish_reason:
                         out.finish_reason = choice.finish_reason
 
-        await self._retry.call(attempt, may_retry=lambda: not parts)
+        await self._retry.call(attempt)
         if out.finish_reason is None:
             raise UserError(
                 "The answer from the model server stopped before it was complete. Please try again.",

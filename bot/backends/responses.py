@@ -430,23 +430,36 @@ class ResponsesBackend:
         of every response the server created for it."""
         parts: list[str] = []
         started = len(shown)
+        visible = common.Replayed(on_delta)
+        # The last event seen of the background response this round streams: a stream that
+        # drops is resumed from there (`retrieve(stream=True, starting_after=...)`).
+        cursor: dict[str, Any] = {"id": None, "seq": None}
 
         async def attempt() -> Any:
-            if response_ids and self._background:
-                # The previous attempt's background response may still run: stop it first.
-                await self.cancel(response_ids[-1])
-            parts.clear()
-            del shown[started:]
             final = None
-            stream = await self._client.responses.create(**params)
+            if cursor["id"] is not None and cursor["seq"] is not None:
+                log.info("resuming the dropped stream of %s", cursor["id"])
+                stream = await self._client.responses.retrieve(
+                    cursor["id"], stream=True, starting_after=cursor["seq"]
+                )
+            else:
+                if response_ids and self._background:
+                    # The previous attempt's background response may still run: stop it first.
+                    await self.cancel(response_ids[-1])
+                parts.clear()
+                del shown[started:]
+                visible.restart()
+                stream = await self._client.responses.create(**params)
             async with stream:
                 async for event in stream:
                     kind = event.type
                     if kind == "response.created":
                         response_ids.append(event.response.id)
+                        if self._background:
+                            cursor["id"] = event.response.id
                         await common.response_started(turn, event.response.id)
                     elif kind == "response.output_text.delta" or kind == "response.refusal.delta":
-                        await common.show_delta(event.delta, parts, shown, on_delta)
+                        await common.show_delta(event.delta, parts, shown, visible)
                     elif kind in ("response.completed", "response.incomplete", "response.failed"):
                         final = event.response
                     elif kind == "error":
@@ -456,9 +469,11 @@ class ResponsesBackend:
                             f"OpenAI reported an error while answering: {event.message}",
                             log_detail=f"stream error {event.code}",
                         )
+                    if cursor["id"] is not None:
+                        cursor["seq"] = getattr(event, "sequence_number", cursor["seq"])
             return final
 
-        final = await self._retry.call(attempt, may_retry=lambda: not parts)
+        final = await self._retry.call(attempt)
         if final is None:
             if response_ids and self._background and await self._was_cancelled(response_ids[-1]):
                 raise UserError("The answer was cancelled.", log_detail="response cancelled")

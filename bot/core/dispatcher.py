@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from bot.core import log_context
+from bot.core import intake, log_context
 from bot.core.addressing import MessageGate
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.commands import SPECS, CommandTable, message_command
@@ -144,15 +144,31 @@ class Dispatcher:
         # database) and puts it in the durable inbox, owned by this process (storage.work).
         lane = self._lane_key(event)
         self._queue.accepting(event)
+        payload = encode_event(event)
         try:
-            claimed = await claim_event(
-                self._db,
-                event.key.platform,
-                event.event_id,
-                encode_event(event),
-                owner=self._queue.id,
-                conversation=None if lane is None else conversation_of(lane),
+            claimed = await intake.record(
+                event,
+                lambda: claim_event(
+                    self._db,
+                    event.key.platform,
+                    event.event_id,
+                    payload,
+                    owner=self._queue.id,
+                    conversation=None if lane is None else conversation_of(lane),
+                ),
             )
+        except intake.NotRecorded as exc:
+            self._queue.not_accepted(event)
+            log.error(
+                "event %s at %s could not be recorded (%s); asked the user to send it again",
+                event.event_id,
+                event.key,
+                exc.reason,
+                extra=TOLD_USER,
+            )
+            if self.has_outbox(event.key.platform):
+                await self._tell(event, intake.RESEND)
+            return False
         except BaseException:
             self._queue.not_accepted(event)
             raise
@@ -210,7 +226,14 @@ class Dispatcher:
         await self._notices.tell(event, kind, text, handled=handled)
 
     async def _submit_message(self, event: Inbound) -> None:
-        job = await self.message_job(event)
+        try:
+            job = await self.message_job(event)
+        except Exception as exc:  # e.g. storage failing after the event was recorded
+            failure = exc
+
+            async def job() -> None:
+                raise failure  # the error boundary logs it and tells the user
+
         self.run_in_lane(event, job)
 
     def run_in_lane(self, event: Event, job: Job) -> None:
@@ -304,18 +327,20 @@ class Dispatcher:
             self._queue.finished(event)
             return
         try:
-            await self._boundary(event, job)
-            await self._ledger.settle(event)
+            told = await self._boundary(event, job)
+            await self._ledger.settle(event, "told" if told else "answered")
         finally:
             self._queue.finished(event)
 
     async def settle(self, event: Event) -> None:
         await self._ledger.settle(event)
 
-    async def _boundary(self, event: Event, job: Job) -> None:
+    async def _boundary(self, event: Event, job: Job) -> bool:
+        """Run `job`; True when it failed and the user was told why instead."""
         try:
             with log_context.about(event.key, event.event_id), self._job_scope():
                 await job()
+            return False
         except asyncio.CancelledError:
             raise
         except UserError as exc:
@@ -328,11 +353,13 @@ class Dispatcher:
                 extra=TOLD_USER,
             )
             await self._tell(event, exc.message)
+            return True
         except DeliveryFailed as exc:
             log.error(
                 "reply not delivered key=%s event=%s: %s", event.key, event.event_id, exc.reason
             )
             await self._tell(event, APOLOGY)
+            return True
         except Exception as exc:
             log.error(
                 "unhandled error key=%s event=%s: %s: %s",
@@ -343,6 +370,7 @@ class Dispatcher:
             )
             log.debug("traceback for event %s", event.event_id, exc_info=exc)
             await self._tell(event, APOLOGY)
+            return True
 
     async def _tell(self, event: Event, text: str) -> None:
         in_reply_to = event.message_id if isinstance(event, Inbound) else ""

@@ -87,10 +87,11 @@ class Recovery:
 
     async def _recover_one(self, event: Event) -> None:
         stale = await self._ledger.latest_for(event)
-        if (stale is not None and stale.status == "completed") or (
-            isinstance(event, CommandCall) and event.name == "cancel"
-        ):
-            await self._ledger.settle(event)
+        if stale is not None and stale.status == "completed":
+            await self._ledger.settle(event, "answered")
+            return
+        if isinstance(event, CommandCall) and event.name == "cancel":
+            await self._ledger.settle(event, "dropped")
             return
         if event.attachments:
             names = ", ".join(a.name or a.kind for a in event.attachments)

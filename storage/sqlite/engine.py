@@ -291,12 +291,17 @@ def _has_data(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
+# How long a statement waits for a lock another connection holds before "database is locked"
+# (the caller's bounded retries come on top: `bot.core.intake`). Tests shorten it.
+BUSY_TIMEOUT_MS = 5000
+
+
 async def _connect(database: str, **options: Any) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(database, isolation_level=None, **options)
     try:
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
         await conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         await conn.close()

@@ -30,7 +30,10 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
   delta/done for function calls, then for the message output_item.added, content_part.added,
   output_text.delta one word each, output_text.annotation.added, output_text.done,
   content_part.done, output_item.done, completed) with ``sequence_number``.
-  ``GET /v1/responses/{id}`` returns a stored response.
+  ``GET /v1/responses/{id}`` returns a stored response; with ``stream=true`` (a background
+  response only, else 400) it streams the response's events after ``starting_after`` (a
+  ``sequence_number``; all of them without it), waiting for the rest while it still runs, up to
+  its terminal event (the SDK's ``responses.retrieve(id, stream=True, starting_after=N)``).
 * Scripted model output (`testing.fakes.openai_script`): ``answer`` may return a `ModelOutput`
   with function calls (parallel, any arguments text, even invalid JSON or unknown names) and
   hosted tool runs: `CodeRun` (a ``code_interpreter_call`` in the request's container, with
@@ -92,8 +95,7 @@ NOT modelled: a model deciding on its own to call tools (tests script every call
 shell, computer use and custom tools, hosted tool progress events (``*.in_progress``,
 ``*.searching``, ``code_interpreter_call_code.delta``, partial images), ``url_citation``
 annotations, ``tool_usage``, file search results (vector stores and files are in
-`testing.fakes.openai_knowledge`), embeddings, batches, retrieve-stream resume
-(``starting_after``), ``include`` beyond ``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
+`testing.fakes.openai_knowledge`), embeddings, batches, ``include`` beyond ``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
 structured-output enforcement (``json_schema`` is not applied to the scripted text), strict
 function schemas, the ``response.compaction.compacting`` event, metadata limits, rate-limit
 headers, real tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
@@ -120,6 +122,9 @@ Faults (`FakeOpenAI.fail_next`), consumed FIFO by the matching requests, each re
                  "peer closed connection without sending complete message body: incomplete
                  chunked read"). NOT ``APITimeoutError`` (a subclass of APIConnectionError).
                  Non-streaming: the body is cut short -> ``create()`` raises the same.
+                 A streamed BACKGROUND response only loses its connection: it runs on to
+                 completion server-side, and a retrieve-stream resumes it (a stream fault on
+                 that retrieve-stream drops it after one event).
 ``failed``       Responses stream ends with ``response.failed`` (``status: failed``,
                  ``error.code: server_error``); the SDK raises nothing, the consumer sees the
                  event. Non-stream Responses: the Response object with ``status: failed``.
@@ -214,6 +219,7 @@ _STREAM_FAULTS = frozenset({"break", "failed", "incomplete"})
 _ENDPOINTS = frozenset(
     {None, "responses", "chat", "conversations", "models", "images", "audio", "realtime"}
 )
+_TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 _PARTIAL_DELTAS = 3  # deltas sent before "break"/"failed"
 _TIMEOUT_HANG = 60.0
 _SPEC = "openai-openapi.yaml"
@@ -379,6 +385,10 @@ class FakeOpenAI(ContainersMixin):
         self.today: dt.date | None = None  # None: no model is shut down
         self._conversation_meta: dict[str, dict[str, Any]] = {}
         self.cancelled: set[str] = set()  # background responses cancelled while running
+        # Every streamed event of a background response, for `GET /v1/responses/{id}?stream=
+        # true&starting_after=N` (resuming a dropped stream); set when its terminal event is in.
+        self._background_events: dict[str, list[dict[str, Any]]] = {}
+        self._background_moved: dict[str, asyncio.Event] = {}
         # The context window (estimated tokens, see `_tokens_of`) every model has; None: no
         # limit. `honour_context_management=False` plays a compatible server that ignores
         # `truncation` and `context_management`; `compact_endpoint=False` one without
@@ -573,9 +583,12 @@ class FakeOpenAI(ContainersMixin):
 
         parts = request.path.split("/")
         endpoint = parts[2] if len(parts) > 2 else ""
-        generation = request.method == "POST" and request.path in (
-            "/v1/responses",
-            "/v1/chat/completions",
+        generation = (
+            request.method == "POST" and request.path in ("/v1/responses", "/v1/chat/completions")
+        ) or (  # resuming a background response's stream is one too
+            request.method == "GET"
+            and request.path.startswith("/v1/responses/")
+            and request.query.get("stream") == "true"
         )
         fault = self._take_fault(endpoint, generation)
         if fault is not None:
@@ -868,7 +881,10 @@ class FakeOpenAI(ContainersMixin):
                 message = f"FakeOpenAI: the script runs {needed} but the request has no such tool"
                 return self._error(request, 400, message, "invalid_request_error", param="tools")
         fault = request.get(_FAULT)
-        words = _words(answer.text, fault)
+        background = bool(body.get("background"))
+        # A background response whose stream breaks runs on server-side (to be resumed).
+        dropped = fault == "break" and background and bool(body.get("stream"))
+        words = _words(answer.text, None if dropped else fault)
         text = "".join(words)
         include = body.get("include") or []
         container_id = code_tool.get("container") if code_tool else None
@@ -890,7 +906,6 @@ class FakeOpenAI(ContainersMixin):
         item_id = _new_id("msg_")
         status = {"failed": "failed", "incomplete": "incomplete"}.get(fault or "", "completed")
         input_chars = len(instructions or "") + sum(len(t) for _, t in messages)
-        background = bool(body.get("background"))
         obj = _response_object(
             response_id,
             body,
@@ -942,6 +957,10 @@ class FakeOpenAI(ContainersMixin):
                 raise
             response, detached = web.StreamResponse(), True
 
+        if background:
+            self._background_events[response_id] = []
+            self._background_moved[response_id] = asyncio.Event()
+
         async def send(event: dict[str, Any]) -> None:
             nonlocal seq, detached
             if response_id in self.cancelled:
@@ -949,6 +968,9 @@ class FakeOpenAI(ContainersMixin):
             event["sequence_number"] = seq
             seq += 1
             self._check_event(request, event)
+            if background:
+                self._background_events[response_id].append(json.loads(json.dumps(event)))
+                self._background_moved[response_id].set()
             if detached:
                 return
             data = json.dumps(event, ensure_ascii=False)
@@ -1012,7 +1034,14 @@ class FakeOpenAI(ContainersMixin):
                         }
                     )
                     await self._maybe_pause(i + 1)
-                if fault == "break":
+                    if dropped and i + 1 == _PARTIAL_DELTAS and not detached:
+                        # The connection drops; the response itself goes on.
+                        _abort(request, response)
+                        detached = True
+                if dropped and not detached:  # fewer words than that: after the last one
+                    _abort(request, response)
+                    detached = True
+                if fault == "break" and not dropped:
                     return _abort(request, response)
                 if fault != "failed":
                     for n, note in enumerate(annotations):
@@ -1274,12 +1303,47 @@ class FakeOpenAI(ContainersMixin):
             self.cancelled.add(response_id)
         return self._json(request, obj)
 
-    async def _responses_get(self, request: web.Request) -> web.Response:
+    async def _responses_get(self, request: web.Request) -> web.StreamResponse:
         response_id = request.match_info["id"]
         if response_id not in self.responses:
             message = f"Response with id '{response_id}' not found."
             return self._error(request, 404, message, "invalid_request_error")
-        return self._json(request, self.responses[response_id])
+        if request.query.get("stream") != "true":
+            return self._json(request, self.responses[response_id])
+        events = self._background_events.get(response_id)
+        if events is None:
+            message = "Only responses created with background=true can be streamed again."
+            return self._error(request, 400, message, "invalid_request_error", param="stream")
+        try:
+            after = int(request.query.get("starting_after", "-1"))
+        except ValueError:
+            return self._error(request, 400, "Invalid starting_after.", "invalid_request_error")
+        response = await self._open_stream(request)
+        moved = self._background_moved[response_id]
+        sent = after + 1
+        broken = request.get(_FAULT) is not None  # any stream fault drops this one at once
+        try:
+            while True:
+                while sent < len(events):
+                    event = events[sent]
+                    sent += 1
+                    data = json.dumps(event, ensure_ascii=False)
+                    await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+                    if broken:
+                        break
+                    if event["type"] in _TERMINAL_EVENTS:
+                        await response.write_eof()
+                        return response
+                if broken and sent > after + 1:
+                    return _abort(request, response)
+                if self.responses[response_id].get("status") == "cancelled":
+                    await response.write_eof()
+                    return response
+                moved.clear()
+                await asyncio.wait_for(moved.wait(), _TIMEOUT_HANG)
+        except (ConnectionError, TimeoutError):
+            pass
+        return response
 
     async def _broken_json(self, request: web.Request, payload: Any) -> web.StreamResponse:
         data = json.dumps(payload).encode()
