@@ -13,6 +13,7 @@ from bot.backends.client import OpenAIClient, make_openai_client
 from bot.backends.errors import openai_down_message
 from bot.backends.factory import make_backends
 from bot.backends.retry import retry_policy, retry_window
+from bot.core.admins import AdminList, Admins
 from bot.core.commands import CommandTable
 from bot.core.config import Settings
 from bot.core.dispatcher import Dispatcher
@@ -21,8 +22,8 @@ from bot.core.ledger import RunLedger
 from bot.core.presence import Presence
 from bot.core.recovery import Recovery
 from bot.core.running import RunningAnswers
-from bot.core.types import Actor
 from bot.features.assistant.admin import AssistantAdmin
+from bot.features.assistant.editor import ConfigEditor
 from bot.features.audio import AudioCommands
 from bot.features.chat.answer import ChatCapability
 from bot.features.chat.inputs import MessageMedia
@@ -123,10 +124,9 @@ class App:
         control = RunCommands(db, running)
         quota = Quota(db, settings)
 
-        def is_admin(actor: Actor) -> bool:
-            return actor.is_admin or actor.id in settings.admin_ids
-
-        usage = UsageCommands(db, settings, quota, is_admin)
+        admins = Admins(AdminList.parse(settings.admins))
+        editor = ConfigEditor(db)  # one settings writer: /assistant and /usage share its lock
+        usage = UsageCommands(db, settings, quota, admins, editor=editor)
         presence = Presence(on_rate_limited=metrics.on_rate_limited)
         status = StatusCommand(
             db,
@@ -137,7 +137,15 @@ class App:
             backends.models.served,
         )
         assistant = AssistantAdmin(
-            db, settings, backends.models, backends.knowledge, is_admin, registry.names
+            db,
+            settings,
+            backends.models,
+            backends.knowledge,
+            admins,
+            registry.names,
+            builtin_functions=registry.builtin_names,
+            priced=lambda model: model in prices.models,
+            editor=editor,
         )
         commands = CommandTable(
             {
@@ -170,6 +178,7 @@ class App:
             backend_name=backends.chat.name,
             openai_down=lambda: openai_down_message(breaker),
             job_scope=lambda: retry_window(settings.openai_retry_budget),
+            admins=admins,
         )
         recovery = Recovery(db, dispatcher, ledger, chat)
         return cls(

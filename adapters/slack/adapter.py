@@ -25,11 +25,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
-from adapters.slack.commands import AdminCache, SlackCommands
+from adapters.slack.commands import SlackCommands
 from adapters.slack.delivery_retry import retry_handlers
 from adapters.slack.errors import describe
 from adapters.slack.files import FileLimits, SlackFiles
 from adapters.slack.outbox import SlackOutbox
+from adapters.slack.people import SlackPeople
 from bot.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class SlackAdapter:
             session=self._http_session,
         )
         self.outbox = SlackOutbox(self.client)
-        self._admins = AdminCache(self.client)
+        self.people = SlackPeople(self.client)
         self.identity = normalise.BotIdentity(user_id="")
         bolt_logger = logging.getLogger("adapters.slack.bolt")
         quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
@@ -160,7 +161,8 @@ class SlackAdapter:
         app.event("assistant_thread_started")(self._on_assistant_thread_started)
         app.event("assistant_thread_context_changed")(self._on_ignored)
         app.event("app_home_opened")(self._on_ignored)
-        SlackCommands(self._dispatcher, self.outbox, self.files, self._admins).register(app)
+        app.event("user_change")(self._on_user_change)
+        SlackCommands(self._dispatcher, self.outbox, self.files, self.people).register(app)
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -175,9 +177,9 @@ class SlackAdapter:
         if inbound is None:
             return
         try:
-            if inbound.text.lstrip().startswith("/"):  # a command spelt in a message
-                admin = await self._admins.is_admin(inbound.actor.id)
-                inbound = replace(inbound, actor=replace(inbound.actor, is_admin=admin))
+            if not inbound.is_self and not inbound.actor.is_bot:
+                actor = await self.people.actor(inbound.key.workspace, inbound.actor)
+                inbound = replace(inbound, actor=actor)
             await self._dispatcher.submit(inbound)
         except Exception as exc:
             log.error(
@@ -199,6 +201,12 @@ class SlackAdapter:
             )
         except SlackApiError as exc:
             log.warning("slack: could not set suggested prompts: %s", describe(exc))
+
+    async def _on_user_change(self, body: dict) -> None:
+        """A user's profile or role changed: forget what was cached about them."""
+        user = (body.get("event") or {}).get("user") or {}
+        if isinstance(user, dict) and user.get("id"):
+            self.people.forget(str(user["id"]))
 
     async def _on_ignored(self, body: dict) -> None:
         return None

@@ -194,7 +194,10 @@ class Settings(BaseSettings):
 
     @property
     def admin_ids(self) -> frozenset[str]:
-        return frozenset(part.strip() for part in self.admins.split(",") if part.strip())
+        """The user ids listed in `SWITCHBOARD_ADMINS` (workspace prefixes `T123:` left off)."""
+        return frozenset(
+            part.strip().rpartition(":")[2] for part in self.admins.split(",") if part.strip()
+        )
 
     @property
     def models(self) -> dict[ModelRole, str]:

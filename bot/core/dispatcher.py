@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 from bot.core import log_context
 from bot.core.addressing import MessageGate
+from bot.core.admins import AdminList, Admins
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.commands import SPECS, CommandTable, message_command
 from bot.core.config import Settings
@@ -77,6 +78,7 @@ class Dispatcher:
         backend_name: str = "",
         openai_down: Callable[[], str | None] = lambda: None,
         job_scope: Callable[[], AbstractContextManager[object]] = nullcontext,
+        admins: Admins | None = None,
     ) -> None:
         """`openai_down`: the answer for a new message while OpenAI is known to be down (the
         circuit breaker), else None. `job_scope`: entered around every job (the per-answer
@@ -95,6 +97,7 @@ class Dispatcher:
         self.presence = presence or Presence()
         self._openai_down = openai_down
         self._job_scope = job_scope
+        self.admins = admins or Admins(AdminList.parse(settings.admins))
         self._addressing = MessageGate(db, settings, backend_name)
         self._notices = Notices(lanes, self._tell, ledger.settle_id)
         self._outboxes: dict[str, Outbox] = {}
@@ -114,9 +117,6 @@ class Dispatcher:
 
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
-
-    def is_admin(self, actor_id: str, platform_admin: bool) -> bool:
-        return platform_admin or actor_id in self._settings.admin_ids
 
     async def submit(self, event: Event) -> bool:
         """Accept an event: guards, dedupe, then queue it. Returns at once; False when the event
@@ -226,10 +226,11 @@ class Dispatcher:
                     )
                 known = ", ".join(f"/{name}" for name in sorted(self._commands.names))
                 raise UserError(f"I don't know /{call.name}. Commands here: {known}.")
-            if command.spec.access == "admins" and not self.is_admin(
-                call.actor.id, call.actor.is_admin
-            ):
+            scope = self.admins.scope(call.actor, call.key)
+            if command.spec.access == "workspace_admins" and scope != "workspace":
                 raise UserError(f"/{call.name} is for admins of this workspace or server only.")
+            if command.spec.access == "admins" and not scope:
+                raise UserError(f"/{call.name} is for admins only.")
             if command.spec.metered:
                 await self._check_quota(call)
             reply = await command.handler(call)

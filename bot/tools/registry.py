@@ -73,6 +73,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._origins: dict[str, str] = {}
         self._validators: dict[str, Draft202012Validator] = {}
         self.skipped: list[str] = []  # why tools were left out, for `python -m bot doctor`
         for tool in tools:
@@ -88,12 +89,18 @@ class ToolRegistry:
             log.error("%s", self.skipped[-1])
             return False
         self._tools[tool.name] = tool
+        self._origins[tool.name] = origin
         self._validators[tool.name] = Draft202012Validator(dict(tool.parameters))
         return True
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self._tools)
+
+    @property
+    def builtin_names(self) -> frozenset[str]:
+        """The tools shipped with the bot (the rest come from plugins)."""
+        return frozenset(n for n, origin in self._origins.items() if origin == "built-in")
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)

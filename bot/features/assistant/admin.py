@@ -12,11 +12,12 @@ from typing import Any
 from bot.backends.errors import explain_as
 from bot.backends.files import KnowledgeFiles
 from bot.backends.models import ModelCatalog
+from bot.core.admins import Admins
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.config import Settings
 from bot.core.errors import UserError
-from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Reply
-from bot.features.assistant import args
+from bot.core.types import Attachment, CommandCall, ConversationKey, Reply
+from bot.features.assistant import args, policy
 from bot.features.assistant.editor import ConfigEditor
 from bot.features.assistant.knowledge import Knowledge
 from storage import configs
@@ -24,10 +25,8 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-ADMINS_ONLY = (
-    "Only admins of this workspace or server can change the assistant (Slack: workspace admins "
-    "and owners; Discord: Manage Server or Manage Channels). `/assistant` shows it."
-)
+ADMINS_ONLY = policy.ADMINS_ONLY
+UNPRICED_WORD = "unpriced"
 # Kept by `/assistant reset`: knowledge is removed file by file with `knowledge remove`.
 KEPT_ON_RESET = frozenset({"vector_store_id"})
 MAX_SCHEMA_FILE_BYTES = args.MAX_SCHEMA_CHARS * 4
@@ -41,29 +40,48 @@ class AssistantAdmin:
         settings: Settings,
         models: ModelCatalog,
         files: KnowledgeFiles,
-        is_admin: Callable[[Actor], bool],
+        admins: Admins,
         function_names: frozenset[str] = frozenset(),
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
+        *,
+        builtin_functions: frozenset[str] | None = None,
+        priced: Callable[[str], bool] = lambda model: True,
+        editor: ConfigEditor | None = None,
     ) -> None:
+        """`builtin_functions`: the function tools channel admins may enable (the rest are
+        plugins, for workspace admins); `priced`: whether the price table knows a model."""
         self._db = db
         self._settings = settings
         self._models = models
-        self._is_admin = is_admin
+        self._admins = admins
         self._function_names = function_names
+        self._builtins = function_names if builtin_functions is None else builtin_functions
+        self._priced = priced
         self._today = today
-        self.editor = ConfigEditor(db)
+        self.editor = editor or ConfigEditor(db)
         self.knowledge = Knowledge(db, settings, files, self.editor)
+
+    async def caps(self, key: ConversationKey) -> policy.Caps:
+        """The limits a channel admin works within at `key`."""
+        return policy.Caps(
+            await self._effective(key, workspace_only=True),
+            self._settings.budget_channel_monthly_usd,
+            self._builtins,
+        )
 
     async def assistant(self, call: CommandCall) -> Reply:
         command = args.parse_command(call.text)
-        if not isinstance(command, args.Show) and not self._is_admin(call.actor):
-            raise UserError(ADMINS_ONLY)
+        scope = self._admins.scope(call.actor, call.key)
+        if not isinstance(command, args.Show):
+            policy.require_admin(scope)
         match command:
             case args.Show():
                 text = await self._show(call.key)
             case args.SetField():
                 text = await self._set(call, command)
             case args.Reset():
+                if command.workspace:
+                    policy.require_workspace(scope, "the workspace defaults")
                 text = await self._reset(call, command.workspace)
             case args.History():
                 text = await self._history(call.key, command.limit)
@@ -98,8 +116,9 @@ class AssistantAdmin:
             )
         lines.append(
             "Admins: `/assistant set FIELD VALUE` (this channel), "
-            "`/assistant set workspace FIELD VALUE` (every channel's default), "
-            "`/assistant set FIELD default`, `/assistant reset`, `/assistant history`."
+            "`/assistant set FIELD default`, `/assistant reset`, `/assistant history`; "
+            "workspace admins also `/assistant set workspace FIELD VALUE` (every channel's "
+            "default) and `/assistant access`."
         )
         return "\n".join(lines)
 
@@ -110,11 +129,29 @@ class AssistantAdmin:
         raw = command.value
         if spec.name == "format" and not raw.strip():
             raw = await _schema_file_text(call.attachments)
+        unpriced_ok = False
+        if spec.name == "model":
+            head, _, last = raw.strip().rpartition(" ")
+            if head and last.lower().lstrip("-") == UNPRICED_WORD:
+                raw, unpriced_ok = head, True
         context = args.ValueContext(self._function_names, self._settings.backend)
         value = args.parse_value(spec, raw, context)
+        policy.check_change(
+            self._admins.scope(call.actor, call.key),
+            spec.attr,
+            value,
+            await self.caps(call.key),
+            workspace_wide=command.workspace,
+        )
         warning = ""
         if spec.name == "model" and not isinstance(value, args.Inherit):
             warning = await self._check_model(value)
+            if not self._priced(value) and not unpriced_ok:
+                raise UserError(
+                    f"`{value}` is not in the price table, so what it costs would count $0 "
+                    "against every budget. Add it to the price table (SWITCHBOARD_PRICES), or "
+                    f"say so: `/assistant set model {value} {UNPRICED_WORD}`."
+                )
         before = await self._effective(call.key, command.workspace)
         changes = await self.editor.edit(
             call.key, call.actor.id, {spec.attr: value}, workspace_wide=command.workspace
@@ -139,7 +176,9 @@ class AssistantAdmin:
                 text += " This channel has its own value, which still wins here."
         return f"{text}\n{warning}".strip()
 
-    async def _effective(self, key: ConversationKey, workspace_only: bool) -> AssistantConfig:
+    async def _effective(
+        self, key: ConversationKey, workspace_only: bool = False
+    ) -> AssistantConfig:
         """The config of this channel, or what every channel inherits (`workspace_only`)."""
         workspace, channel = await configs.load_overrides(self._db, key)
         config = AssistantConfig.defaults(self._settings).merged(workspace)
