@@ -39,6 +39,9 @@ class AssistantConfig:
     seed: int | None = None  # chat backend only (the Responses API has no seed)
     # This channel's knowledge (file search): set by `/assistant knowledge add`, not by `set`.
     vector_store_id: str = ""
+    # Who may use the bot (`bot.core.access`): workspace-wide, set by `/assistant access`.
+    access_allow: tuple[str, ...] = ()
+    access_block: tuple[str, ...] = ()
 
     @classmethod
     def defaults(cls, settings: Settings) -> AssistantConfig:
@@ -54,8 +57,9 @@ class AssistantConfig:
         if unknown:
             log.warning("ignoring unknown assistant settings %s", sorted(unknown))
         values = {k: v for k, v in overrides.items() if k in known}
-        if isinstance(values.get("tools"), list):  # stored as a JSON array
-            values["tools"] = tuple(values["tools"])
+        for name in ("tools", "access_allow", "access_block"):
+            if isinstance(values.get(name), list):  # stored as a JSON array
+                values[name] = tuple(values[name])
         return dataclasses.replace(self, **values)
 
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from bot.core import log_context
+from bot.core import access, log_context
 from bot.core.addressing import MessageGate
 from bot.core.admins import AdminList, Admins
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
@@ -100,6 +100,9 @@ class Dispatcher:
         self.admins = admins or Admins(AdminList.parse(settings.admins))
         self._addressing = MessageGate(db, settings, backend_name)
         self._notices = Notices(lanes, self._tell, ledger.settle_id)
+        self._private_notices = Notices(
+            lanes, self._tell_privately, ledger.settle_id, per_actor=True
+        )
         self._outboxes: dict[str, Outbox] = {}
 
     @property
@@ -132,6 +135,8 @@ class Dispatcher:
         if not await claim_event(self._db, event.key.platform, event.event_id, encode_event(event)):
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
+        if await self._refused_access(event):
+            return True
         if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
             await self._notify(event, "OpenAI circuit open", lambda n: down, handled=True)
             return True
@@ -154,6 +159,35 @@ class Dispatcher:
             await self._submit_message(event)
         else:
             self._submit_command(event)
+
+    async def _refused_access(self, event: Event) -> bool:
+        """The workspace's access lists (`bot.core.access`): a refused event is recorded (a run
+        of kind `access`) and gets one private notice; nothing else happens with it."""
+        if self.admins.workspace_admin(event.actor, event.key):
+            return False
+        config = await resolve_assistant(self._db, self._settings, event.key)
+        if not (config.access_allow or config.access_block):
+            return False
+        why = access.refusal(event.actor, event.key, config.access_allow, config.access_block)
+        if not why:
+            return False
+        log.warning(
+            "access refused key=%s event=%s user=%s: %s",
+            event.key,
+            event.event_id,
+            event.actor.id,
+            why,
+        )
+        run = await self._ledger.open(
+            event.key,
+            user_id=event.actor.id,
+            event_id=event.event_id,
+            kind="access",
+            received_at=event.received_at,
+        )
+        await run.close("failed", f"access refused: {why}")
+        await self._private_notices.tell(event, "access", lambda n: access.REFUSED, handled=True)
+        return True
 
     def _preempts(self, event: Event) -> bool:
         """Control commands are never refused for load: they are how a user gets out of it."""
@@ -298,13 +332,16 @@ class Dispatcher:
             log.debug("traceback for event %s", event.event_id, exc_info=exc)
             await self._tell(event, APOLOGY)
 
-    async def _tell(self, event: Event, text: str) -> None:
+    async def _tell_privately(self, event: Event, text: str) -> None:
+        await self._tell(event, text, private=True)
+
+    async def _tell(self, event: Event, text: str, *, private: bool = False) -> None:
         in_reply_to = event.message_id if isinstance(event, Inbound) else ""
         reply = Reply(
             key=event.key,
             text=text,
             in_reply_to=in_reply_to,
-            ephemeral=isinstance(event, CommandCall),
+            ephemeral=private or isinstance(event, CommandCall),
             actor_id=event.actor.id,
         )
         try:

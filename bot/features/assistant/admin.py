@@ -17,7 +17,7 @@ from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.types import Attachment, CommandCall, ConversationKey, Reply
-from bot.features.assistant import args, policy
+from bot.features.assistant import access, args, policy
 from bot.features.assistant.editor import ConfigEditor
 from bot.features.assistant.knowledge import Knowledge
 from storage import configs
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 ADMINS_ONLY = policy.ADMINS_ONLY
 UNPRICED_WORD = "unpriced"
 # Kept by `/assistant reset`: knowledge is removed file by file with `knowledge remove`.
-KEPT_ON_RESET = frozenset({"vector_store_id"})
+# Access lists too: they are changed with `/assistant access`, never as a side effect.
+KEPT_ON_RESET = frozenset({"vector_store_id", "access_allow", "access_block"})
 MAX_SCHEMA_FILE_BYTES = args.MAX_SCHEMA_CHARS * 4
 HISTORY_VALUE_CHARS = 80  # per old/new value in `/assistant history`
 
@@ -72,7 +73,9 @@ class AssistantAdmin:
     async def assistant(self, call: CommandCall) -> Reply:
         command = args.parse_command(call.text)
         scope = self._admins.scope(call.actor, call.key)
-        if not isinstance(command, args.Show):
+        if isinstance(command, access.AccessChange | access.AccessClear):
+            policy.require_workspace(scope, "who may use the assistant")
+        elif not isinstance(command, args.Show | access.AccessShow):
             policy.require_admin(scope)
         match command:
             case args.Show():
@@ -91,6 +94,10 @@ class AssistantAdmin:
                 text = await self.knowledge.list(call)
             case args.KnowledgeRemove():
                 text = await self.knowledge.remove(call, command.name)
+            case access.AccessShow():
+                text = await self._access_text(call.key)
+            case access.AccessChange() | access.AccessClear():
+                text = await self._change_access(call, command)
         return Reply(key=call.key, text=text, ephemeral=True, actor_id=call.actor.id)
 
     # -- show -----------------------------------------------------------------------------------
@@ -109,6 +116,11 @@ class AssistantAdmin:
                 source = "deployment default"
             shown = args.display(spec, value, voice_default=self._settings.speech_voice)
             lines.append(f"• {spec.name}: {shown} ({source})")
+        lines.append(
+            "• access: "
+            + access.describe(config.access_allow, config.access_block, key.platform)
+            + " (`/assistant access`)"
+        )
         files = await self.knowledge.count(key)
         if files:
             lines.append(
@@ -194,6 +206,28 @@ class AssistantAdmin:
                 raise
             raise friendly from exc
         return args.check_model(model, served, self._today())
+
+    # -- access -----------------------------------------------------------------------------------
+
+    async def _access_text(self, key: ConversationKey) -> str:
+        config = await self._effective(key, workspace_only=True)
+        lists = access.describe(config.access_allow, config.access_block, key.platform)
+        return f"Who may use the assistant in this workspace: {lists}.\n{access.ACCESS_HELP}"
+
+    async def _change_access(
+        self, call: CommandCall, command: access.AccessChange | access.AccessClear
+    ) -> str:
+        current = await self._effective(call.key, workspace_only=True)
+        updates: dict[str, object] = {}
+        if isinstance(command, access.AccessClear):
+            updates = {access.ATTRS[name]: args.INHERIT for name in command.lists}
+        else:
+            attr = access.ATTRS[command.list_name]
+            entries = access.updated(getattr(current, attr), command)
+            updates = {attr: entries if entries else args.INHERIT}
+        changes = await self.editor.edit(call.key, call.actor.id, updates, workspace_wide=True)
+        text = await self._access_text(call.key)
+        return text if changes else "Nothing changed. " + text
 
     # -- reset / history ---------------------------------------------------------------------------
 
