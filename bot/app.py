@@ -38,6 +38,7 @@ from bot.ops.metrics import Metrics
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
 from bot.tools import ToolRegistry, build_registry
+from bot.tools.workers import ToolWorkers
 from storage import stats
 from storage.connect import open_database
 from storage.db import Database
@@ -83,6 +84,7 @@ class App:
     tools: ToolRegistry
     metrics: Metrics
     breaker: CircuitBreaker | None = None
+    workers: ToolWorkers | None = None
 
     @property
     def function_names(self) -> frozenset[str]:
@@ -114,7 +116,8 @@ class App:
             queued=lambda: lanes.total, breaker_open=lambda: breaker.retry_in() is not None
         )
         registry = make_tool_registry()
-        backends = make_backends(settings, client, db, registry, retry)
+        workers = ToolWorkers(settings.tool_workers)
+        backends = make_backends(settings, client, db, registry, retry, workers)
         media = MediaContext.create(db, settings, backends, ledger)
         audio = AudioCommands(media)
         images = ImageCommands(media)
@@ -182,7 +185,17 @@ class App:
         )
         recovery = Recovery(db, dispatcher, ledger, chat)
         return cls(
-            settings, db, client, lanes, ledger, dispatcher, recovery, registry, metrics, breaker
+            settings,
+            db,
+            client,
+            lanes,
+            ledger,
+            dispatcher,
+            recovery,
+            registry,
+            metrics,
+            breaker,
+            workers,
         )
 
     async def readiness(self) -> str | None:
@@ -224,5 +237,7 @@ class App:
     async def close(self) -> None:
         """Mark unfinished answers interrupted; close the OpenAI client and storage."""
         await self.ledger.interrupt_unfinished("shut down before the answer finished")
+        if self.workers is not None:
+            await self.workers.close()
         await self.client.close()
         await self.db.close()

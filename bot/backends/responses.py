@@ -167,7 +167,7 @@ class ResponsesBackend:
         fmt = answer_format(config.format)
         hosted, notices, container_id, new_containers = await self._hosted_tools(turn, container)
         uploaded = await self._upload(container_id, turn.data_files) if container_id else []
-        offered = self._tools.offered(config.tools)
+        offered = self._tools.offered(config.offered_tools)
         instructions = config.instructions
         if fmt is not None:
             instructions = fmt.instructions(instructions)

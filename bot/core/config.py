@@ -162,6 +162,8 @@ class Settings(BaseSettings):
         default=20.0, gt=0, alias="SWITCHBOARD_TOOL_TIMEOUT_SECONDS"
     )
     max_tool_rounds: int = Field(default=5, ge=1, le=50, alias="SWITCHBOARD_MAX_TOOL_ROUNDS")
+    # Worker processes function tools run in (issue 19: off the event loop, hard timeout).
+    tool_workers: int = Field(default=2, ge=1, le=32, alias="SWITCHBOARD_TOOL_WORKERS")
     document_max_mb: float = Field(default=50.0, gt=0, alias="SWITCHBOARD_DOCUMENT_MAX_MB")
     background: bool = Field(default=True, alias="SWITCHBOARD_BACKGROUND")
 

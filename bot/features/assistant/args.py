@@ -482,6 +482,12 @@ FIELDS: Final[dict[str, FieldSpec]] = {
             _tools,
         ),
         FieldSpec(
+            "builtins",
+            "builtins",
+            "`on` or `off` (the safe built-in functions current_time and calculate)",
+            _switch,
+        ),
+        FieldSpec(
             "format",
             "format",
             "`text`, `json`, or a JSON object schema (text or a .json file)",
@@ -531,7 +537,7 @@ def display(spec: FieldSpec, value: Any, *, voice_default: str = "") -> str:
     """A stored value as admins would type it."""
     if value is None or isinstance(value, Inherit):
         return "model default" if spec.name in ("temperature", "max_output_tokens") else "none"
-    if spec.name in ("voice_replies", "moderation"):
+    if spec.name in ("voice_replies", "moderation", "builtins"):
         return "on" if _truthy(value) else "off"
     if spec.name == "tools":
         return ", ".join(_as_list(value)) or "none"
