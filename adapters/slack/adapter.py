@@ -9,6 +9,7 @@ the core decides which messages it answers. Answers come back through `SlackOutb
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from slack_bolt.middleware.authorization.async_single_team_authorization import 
     AsyncSingleTeamAuthorization,
 )
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
@@ -64,6 +66,45 @@ class _DropMessage(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != self._message
+
+
+# slack-bolt logs every request with a bad signature at INFO, with its whole body: an
+# unauthenticated stranger would choose what the bot logs, a megabyte a line. Those records are
+# dropped; `_guard_requests` logs one short line instead.
+_VERIFICATION_LOGGERS = (
+    "slack_bolt.AsyncRequestVerification",
+    "slack_bolt.RequestVerification",
+)
+REFUSAL_LOG_INTERVAL = 60.0  # seconds between two "refused requests" log lines
+
+
+def _quiet_verification_loggers() -> None:
+    for name in _VERIFICATION_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _RefusalLog:
+    """Refused HTTP requests, logged at most once a minute with a count (a flood of forged
+    requests must not become a flood of log lines)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._last = -REFUSAL_LOG_INTERVAL
+
+    def refused(self, why: str) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= REFUSAL_LOG_INTERVAL:
+            log.warning(
+                "slack: refused %d HTTP request(s) not signed by Slack (latest: %s)",
+                self._count,
+                why,
+            )
+            self._count, self._last = 0, now
+
+
+def _valid_timestamp(value: str | None) -> bool:
+    return value is not None and value.isascii() and value.isdigit() and len(value) <= 12
 
 
 def _socket_logger() -> logging.Logger:
@@ -150,6 +191,8 @@ class SlackAdapter:
         self._register()
         self._handler: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
+        self._refusals = _RefusalLog()
+        self._verifier = SignatureVerifier(secret)
         self.http_port: int | None = None
 
     # -- wiring --------------------------------------------------------------------------------
@@ -271,7 +314,9 @@ class SlackAdapter:
             ) from None
 
     async def _start_http(self) -> None:
+        _quiet_verification_loggers()
         web_app = self.app.web_app(path=EVENTS_PATH, port=self._settings.slack_port)
+        web_app.middlewares.append(self._guard_requests)
         self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._http_host, self._settings.slack_port)
@@ -284,6 +329,31 @@ class SlackAdapter:
                 f"cannot listen on SLACK_PORT {self._settings.slack_port}: {exc.strerror}"
             ) from None
         self.http_port = self._runner.addresses[0][1]
+
+    @web.middleware
+    async def _guard_requests(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Requests not signed by Slack are refused (401) before bolt sees them: bolt would
+        parse their bodies first (a 500 and a traceback for broken JSON or a malformed
+        timestamp) and log them whole. Refusals are counted in one rate-limited log line."""
+        if request.method == "POST":
+            timestamp = request.headers.get("X-Slack-Request-Timestamp")
+            why = ""
+            if not _valid_timestamp(timestamp):
+                why = "missing or malformed X-Slack-Request-Timestamp"
+            elif not self._signed(await request.read(), timestamp, request):
+                why = "invalid or stale signature"
+            if why:
+                self._refusals.refused(why)
+                return web.json_response({"error": "invalid request"}, status=401)
+        return await handler(request)
+
+    def _signed(self, body: bytes, timestamp: str | None, request: web.Request) -> bool:
+        try:
+            return self._verifier.is_valid(
+                body, timestamp, request.headers.get("X-Slack-Signature")
+            )
+        except ValueError:  # a body that is not UTF-8
+            return False
 
     async def _socket_alive(self) -> bool:
         """Whether the Socket Mode connection is open and answering pings."""
