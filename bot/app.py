@@ -125,7 +125,7 @@ class App:
         chat = ChatCapability(db, settings, backends.chat, running, MessageMedia(media, audio))
         conversation = ConversationCommands(db, backends.conversations)
         control = RunCommands(db, running)
-        quota = Quota(db, settings)
+        quota = Quota(db, settings, priced=lambda model: model in prices.models)
 
         admins = Admins(AdminList.parse(settings.admins))
         editor = ConfigEditor(db)  # one settings writer: /assistant and /usage share its lock

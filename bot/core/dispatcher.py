@@ -239,6 +239,12 @@ class Dispatcher:
         )
 
         async def job() -> None:
+            # Again now that it is its turn: what ran meanwhile may have used the budget up.
+            try:
+                await self._check_quota(event, rate=False)
+            except UserError as refusal:
+                await run.close("failed", refusal.log_detail or "budget used up")
+                raise
             if config.moderation and self._moderation is not None:
                 try:
                     await self._moderation.screen(event)
@@ -280,9 +286,13 @@ class Dispatcher:
         else:
             self.run_in_lane(call, job)
 
-    async def _check_quota(self, event: Event) -> AssistantConfig:
+    async def _check_quota(self, event: Event, *, rate: bool = True) -> AssistantConfig:
+        """Rate limit and budgets; a message also needs a priced model where budgets apply."""
         config = await resolve_assistant(self._db, self._settings, event.key)
-        await self._quota.check(event.key, event.actor.id, config.budget_monthly_usd)
+        model = config.model if isinstance(event, Inbound) else None
+        await self._quota.check(
+            event.key, event.actor.id, config.budget_monthly_usd, model=model, rate=rate
+        )
         return config
 
     def has_outbox(self, platform: str) -> bool:
