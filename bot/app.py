@@ -122,7 +122,9 @@ class App:
         audio = AudioCommands(media)
         images = ImageCommands(media)
         running = RunningAnswers()
-        chat = ChatCapability(db, settings, backends.chat, running, MessageMedia(media, audio))
+        moderation = Moderation(backends.moderation, db, settings)
+        inputs = MessageMedia(media, audio, moderation)
+        chat = ChatCapability(db, settings, backends.chat, running, inputs)
         conversation = ConversationCommands(db, backends.conversations)
         control = RunCommands(db, running)
         quota = Quota(db, settings, priced=lambda model: model in prices.models)
@@ -149,6 +151,7 @@ class App:
             builtin_functions=registry.builtin_names,
             priced=lambda model: model in prices.models,
             editor=editor,
+            moderation=moderation,
         )
         commands = CommandTable(
             {
@@ -166,7 +169,6 @@ class App:
                 "status": status.status,
             }
         )
-        moderation = Moderation(backends.moderation, db, settings)
         dispatcher = Dispatcher(
             db,
             settings,

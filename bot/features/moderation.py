@@ -1,9 +1,13 @@
 """Optional moderation of incoming messages (per channel), with the configured moderation model.
 
-A flagged message is refused with a clear reply, logged, and recorded in `moderation_flags` for
-admins (counted in `/usage channel|workspace`). If the moderation call itself fails, the message
-goes through (fail open) and a warning is logged: an outage of moderation should not silence
-the bot.
+What is screened, when the channel has moderation on: typed messages (`screen`), and the other
+text that reaches the model (`screen_text`): the text of documents attached for code
+interpreter, and the instructions and name admins set with `/assistant set`.
+
+A flagged text is refused with a clear reply, logged, and recorded in `moderation_flags` for
+admins (counted in `/usage channel|workspace`; the excerpt kept is redacted of secrets). If the
+moderation call itself fails, the text goes through (fail open) and a warning is logged: an
+outage of moderation should not silence the bot.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import logging
 from bot.backends.moderation import ModerationBackend
 from bot.core.config import Settings
 from bot.core.errors import UserError
-from bot.core.types import Inbound
+from bot.core.types import ConversationKey, Inbound
+from bot.text.redact import redact
 from storage.db import Database
 from storage.moderation import record_flag
 
 log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 200
+MAX_SCREENED_CHARS = 32_000  # of one document or setting
 
 
 class Moderation:
@@ -30,39 +36,47 @@ class Moderation:
 
     async def screen(self, event: Inbound) -> None:
         """Raise a `UserError` when the message is flagged."""
-        if not event.text.strip():
+        await self.screen_text(event.key, event.actor.id, event.event_id, event.text)
+
+    async def screen_text(
+        self,
+        key: ConversationKey,
+        actor_id: str,
+        event_id: str,
+        text: str,
+        *,
+        what: str = "This message",
+    ) -> None:
+        """Raise a `UserError` naming `what` when `text` is flagged."""
+        if not text.strip():
             return
         model = self._settings.moderation_model
         try:
-            verdict = await self._backend.check(event.text, model=model)
+            verdict = await self._backend.check(text[:MAX_SCREENED_CHARS], model=model)
         except Exception as exc:
             log.warning(
-                "moderation unavailable (%s) key=%s event=%s: message let through",
+                "moderation unavailable (%s) key=%s event=%s: text let through",
                 type(exc).__name__,
-                event.key,
-                event.event_id,
+                key,
+                event_id,
             )
             return
         if not verdict.flagged:
             return
         categories = list(verdict.categories)
         await record_flag(
-            self._db,
-            event.key,
-            event.actor.id,
-            event.event_id,
-            categories,
-            event.text[:EXCERPT_CHARS],
+            self._db, key, actor_id, event_id, categories, redact(text[:EXCERPT_CHARS])
         )
         log.warning(
             "moderation flagged key=%s event=%s user=%s: %s",
-            event.key,
-            event.event_id,
-            event.actor.id,
+            key,
+            event_id,
+            actor_id,
             ", ".join(categories),
         )
         raise UserError(
-            "This message was flagged by moderation ("
+            f"{what} was flagged by moderation ("
             + ", ".join(categories)
-            + ") and was not sent to the assistant. Admins of this workspace can see flagged messages."
+            + ") and was not sent to the assistant. Admins of this workspace can see flagged "
+            "messages."
         )

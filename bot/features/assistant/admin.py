@@ -20,6 +20,7 @@ from bot.core.types import Attachment, CommandCall, ConversationKey, Reply
 from bot.features.assistant import access, args, policy
 from bot.features.assistant.editor import ConfigEditor
 from bot.features.assistant.knowledge import Knowledge
+from bot.features.moderation import Moderation
 from storage import configs
 from storage.db import Database
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ADMINS_ONLY = policy.ADMINS_ONLY
 UNPRICED_WORD = "unpriced"
+SCREENED = frozenset({"instructions", "name"})  # settings whose text the model reads
 # Kept by `/assistant reset`: knowledge is removed file by file with `knowledge remove`.
 # Access lists too: they are changed with `/assistant access`, never as a side effect.
 KEPT_ON_RESET = frozenset({"vector_store_id", "access_allow", "access_block"})
@@ -48,8 +50,10 @@ class AssistantAdmin:
         builtin_functions: frozenset[str] | None = None,
         priced: Callable[[str], bool] = lambda model: True,
         editor: ConfigEditor | None = None,
+        moderation: Moderation | None = None,
     ) -> None:
-        """`builtin_functions`: the function tools channel admins may enable (the rest are
+        """`moderation`: screens the text admins give the model (instructions, name) where
+        moderation is on. `builtin_functions`: the function tools channel admins may enable (the rest are
         plugins, for workspace admins); `priced`: whether the price table knows a model."""
         self._db = db
         self._settings = settings
@@ -58,6 +62,7 @@ class AssistantAdmin:
         self._function_names = function_names
         self._builtins = function_names if builtin_functions is None else builtin_functions
         self._priced = priced
+        self._moderation = moderation
         self._today = today
         self.editor = editor or ConfigEditor(db)
         self.knowledge = Knowledge(db, settings, files, self.editor)
@@ -155,6 +160,9 @@ class AssistantAdmin:
             await self.caps(call.key),
             workspace_wide=command.workspace,
         )
+        screened = spec.name in SCREENED and isinstance(value, str)
+        if screened and self._moderation is not None:
+            await self._screen(call, command.workspace, value, f"That {spec.name} text")
         warning = ""
         if spec.name == "model" and not isinstance(value, args.Inherit):
             warning = await self._check_model(value)
@@ -187,6 +195,13 @@ class AssistantAdmin:
             if spec.attr in channel:
                 text += " This channel has its own value, which still wins here."
         return f"{text}\n{warning}".strip()
+
+    async def _screen(self, call: CommandCall, workspace: bool, text: str, what: str) -> None:
+        """Moderation of text the model will read, where moderation is on."""
+        if self._moderation is not None and (await self._effective(call.key, workspace)).moderation:
+            await self._moderation.screen_text(
+                call.key, call.actor.id, call.event_id, text, what=what
+            )
 
     async def _effective(
         self, key: ConversationKey, workspace_only: bool = False
