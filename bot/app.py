@@ -63,6 +63,7 @@ def make_lanes(settings: Settings) -> Lanes:
         busy_total=settings.busy_queued_total,
         max_total=settings.max_queued_total,
         max_notices=settings.max_queued_total,
+        max_per_owner=settings.max_queued_per_user,
     )
 
 

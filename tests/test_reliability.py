@@ -58,6 +58,7 @@ async def test_fault_soak_every_turn_is_answered_or_told_once(
         SWITCHBOARD_BREAKER_MAX_COOLDOWN=0.5,
         SWITCHBOARD_BUSY_QUEUED_PER_CONVERSATION=100,
         SWITCHBOARD_MAX_CONCURRENCY=4,
+        SWITCHBOARD_MAX_QUEUED_PER_USER=1000,  # one user sends everything here
     )
     bot = await Harness.start(settings)
     try:

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     )
     busy_queued_total: int = Field(default=200, ge=1, alias="SWITCHBOARD_BUSY_QUEUED_TOTAL")
     max_queued_total: int = Field(default=1000, ge=1, alias="SWITCHBOARD_MAX_QUEUED_TOTAL")
+    # Fairness (issue 19): one user's messages and paid commands waiting or running, in all.
+    max_queued_per_user: int = Field(default=20, ge=1, alias="SWITCHBOARD_MAX_QUEUED_PER_USER")
     delivery_retries: int = Field(default=3, ge=0, alias="SWITCHBOARD_DELIVERY_RETRIES")
     delivery_retry_wait: float = Field(default=1.0, ge=0, alias="SWITCHBOARD_DELIVERY_RETRY_WAIT")
     shutdown_grace: float = Field(default=30.0, ge=0, alias="SWITCHBOARD_SHUTDOWN_GRACE")

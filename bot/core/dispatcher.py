@@ -35,6 +35,10 @@ APOLOGY = (
 )
 BUSY = "I'm busy with earlier messages right now; yours is queued and I'll get to it."
 TOO_BUSY = "I'm too busy right now to take this message. Please retry in a minute."
+YOUR_SHARE = (
+    "You already have {n} messages waiting for me; I'll answer those first. Please send this "
+    "one again once they are answered."
+)
 
 
 def busy_text(count: int) -> str:
@@ -140,7 +144,20 @@ class Dispatcher:
         if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
             await self._notify(event, "OpenAI circuit open", lambda n: down, handled=True)
             return True
-        admission = self._lanes.admit(self._lane_key(event), bounded=not self._preempts(event))
+        owner = (event.key.platform, event.key.workspace, event.actor.id)
+        admission = self._lanes.admit(
+            self._lane_key(event), bounded=not self._preempts(event), owner=owner
+        )
+        if admission.level == "share":
+            text = YOUR_SHARE.format(n=self._lanes.owned(owner))
+            log.warning(
+                "event %s at %s: user %s holds their whole share of the queue; told privately",
+                event.event_id,
+                event.key,
+                event.actor.id,
+            )
+            await self._private_notices.tell(event, "share", lambda n: text, handled=True)
+            return True
         if admission.refused:
             await self._notify(event, "queues full, not queued", too_busy_text, handled=True)
             return True
