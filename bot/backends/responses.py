@@ -30,7 +30,7 @@ from openai import AsyncOpenAI
 from bot.backends import common
 from bot.backends.answer_format import answer_format
 from bot.backends.base import InputFile, OnDelta, Step, Turn, TurnResult
-from bot.backends.containers import Containers
+from bot.backends.containers import FILE_MAX_BYTES, MB, Containers, FileTooLarge
 from bot.backends.conversations import ServerConversations
 from bot.backends.retry import RetryPolicy
 from bot.core.errors import UserError
@@ -63,6 +63,7 @@ class _Collected:
     steps: list[Step] = field(default_factory=list)
     files: list[OutFile] = field(default_factory=list)
     citations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown with the answer
     file_searches: int = 0
     web_searches: int = 0
     seen_files: set[str] = field(default_factory=set)
@@ -264,6 +265,7 @@ class ResponsesBackend:
 
         if capped and (calls or not text.strip()):
             notices.append(self._tools.cap_notice)
+        notices.extend(collected.notes)
         notice = ""
         if final.status == "incomplete":
             reason = final.incomplete_details.reason if final.incomplete_details else None
@@ -454,8 +456,16 @@ class ResponsesBackend:
             if note.file_id in into.seen_files or len(into.files) >= MAX_FILES:
                 return
             into.seen_files.add(note.file_id)
-            content = await self._containers.read(note.container_id, note.file_id)
             name = note.filename.rsplit("/", 1)[-1] or note.file_id
+            try:
+                content = await self._containers.read(note.container_id, note.file_id)
+            except FileTooLarge as exc:
+                log.warning("container file %s not posted: %d bytes", note.file_id, exc.size)
+                into.notes.append(
+                    f"({name} is larger than the {FILE_MAX_BYTES // MB} MB I post here, so I "
+                    "left it in code interpreter's container; ask for a smaller file.)"
+                )
+                return
             mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
             into.files.append(OutFile(name, mime, content))
 
