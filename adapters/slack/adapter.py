@@ -34,6 +34,7 @@ from adapters.slack.files import FileLimits, SlackFiles
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.people import SlackPeople
 from bot.core.config import ConfigError, Settings
+from bot.text.mentions import MENTIONS
 
 if TYPE_CHECKING:
     from bot.core.dispatcher import Dispatcher
@@ -219,6 +220,7 @@ class SlackAdapter:
         inbound = normalise.message_event(body, self.identity, self.files.fetcher)
         if inbound is None:
             return
+        MENTIONS.note(inbound.key, inbound.text, inbound.actor.id)  # what the model is shown
         try:
             if not inbound.is_self and not inbound.actor.is_bot:
                 actor = await self.people.actor(inbound.key.workspace, inbound.actor)

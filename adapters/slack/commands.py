@@ -20,6 +20,7 @@ from adapters.slack.errors import describe
 from adapters.slack.people import SlackPeople
 from bot.core.commands import COMMANDS
 from bot.core.types import CommandCall
+from bot.text.mentions import MENTIONS
 
 if TYPE_CHECKING:
     from adapters.slack.files import SlackFiles
@@ -102,6 +103,7 @@ class SlackCommands:
         await self._submit(call)
 
     async def _submit(self, call: CommandCall) -> None:
+        MENTIONS.note(call.key, call.text, call.actor.id)
         try:
             await self._dispatcher.submit(call)
         except Exception as exc:

@@ -13,10 +13,11 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
 from adapters.slack.files import upload_files
-from adapters.slack.stream import SlackStream
+from adapters.slack.stream import NO_UNFURLS, SlackStream
 from adapters.slack.write_allowance import WriteAllowance
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, Reply
+from bot.text.mentions import MENTIONS
 from bot.text.split import SLACK
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ class SlackOutbox:
     async def _send(self, reply: Reply) -> None:
         channel = reply.key.channel
         thread = reply.key.thread or None
-        parts = SLACK.split(reply.text) if reply.text.strip() else []
+        # Ephemeral replies notify nobody; the rest may not ping (`bot.text.mentions`).
+        text = reply.text if reply.ephemeral else MENTIONS.neutralise(reply.key, reply.text)
+        parts = SLACK.split(text) if text.strip() else []
         if reply.ephemeral and reply.actor_id:
             if reply.files:
                 log.warning("slack: an ephemeral reply had files; they were not posted")
@@ -98,7 +101,7 @@ class SlackOutbox:
     async def _post(self, channel: str, thread: str | None, user: str, text: str) -> None:
         try:
             await self.client.chat_postMessage(
-                channel=channel, thread_ts=thread, markdown_text=text
+                channel=channel, thread_ts=thread, markdown_text=text, **NO_UNFURLS
             )
         except SlackApiError as exc:
             if not await self._via_response_url(exc, channel, user, text, "in_channel"):

@@ -40,6 +40,8 @@ from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
 from adapters.slack.write_allowance import APPEND, UPDATE, WriteAllowance
 from adapters.streaming import INTERRUPTED, BufferedStream
+from bot.core.types import ConversationKey
+from bot.text.mentions import MENTIONS
 from bot.text.split import SLACK
 
 if TYPE_CHECKING:
@@ -52,6 +54,9 @@ STREAM_INTERVAL = 1.0  # seconds between appendStream calls
 UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
 FIRST_FLUSH = 0.0  # the first text shows as soon as it arrives
 THINKING = "is thinking…"
+# Model-written posts show no link previews: a prompt-injected link cannot leak data through
+# the preview Slack fetches, nor dress itself up.
+NO_UNFURLS = {"unfurl_links": False, "unfurl_media": False}
 
 
 def display_parts(text: str, *, final: bool) -> list[str]:
@@ -96,6 +101,7 @@ class SlackStream(BufferedStream):
         self._channel = channel
         self._thread = thread_ts or None
         self._team = team
+        self._key = ConversationKey("slack", team, channel)
         self._user = user
         self._streaming = bool(self._thread) and abilities.can_stream(channel)
         self._synced: str | None = None
@@ -175,7 +181,7 @@ class SlackStream(BufferedStream):
 
     async def _sync(self, text: str, *, final: bool) -> None:
         await self._wait_status()  # never let "is thinking…" land after the answer
-        parts = display_parts(text, final=final)
+        parts = display_parts(MENTIONS.neutralise(self._key, text), final=final)
         for index, part in enumerate(parts):
             closed = final or index < len(parts) - 1
             if index < len(self._shown):
@@ -219,7 +225,7 @@ class SlackStream(BufferedStream):
                     updated_at=time.monotonic(),
                 )
         response = await self._client.chat_postMessage(
-            channel=self._channel, thread_ts=self._thread, markdown_text=part
+            channel=self._channel, thread_ts=self._thread, markdown_text=part, **NO_UNFURLS
         )
         return _Shown(ts=str(response["ts"]), text=part, updated_at=time.monotonic())
 
