@@ -151,7 +151,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("reset", "", "Start a new conversation here", preempt=True, control=True),
     CommandSpec("cancel", "", "Stop the answer in progress here", ordered=False, control=True),
-    CommandSpec("steps", "", "What the assistant did for the last answer here (code, tools)"),
+    CommandSpec(
+        "steps",
+        "",
+        "What the assistant did for the last answer here (code, tools)",
+        private=True,  # tool arguments and code output can be private
+    ),
     CommandSpec(
         "assistant",
         "[set [workspace] FIELD VALUE | reset | history | knowledge add/list/remove]",
