@@ -4,8 +4,11 @@ ledger, the features, the command table and the dispatcher. Adapters are handed 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 
 from bot.backends.breaker import CircuitBreaker
@@ -43,10 +46,24 @@ from storage import stats
 from storage.connect import open_database
 from storage.db import Database
 from storage.events import prune_events
+from storage.retention import prune_content
 
 log = logging.getLogger(__name__)
 
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
+HOUSEKEEPING_SECONDS = 3600.0  # how often retention runs while the bot is up
+
+
+async def housekeep(db: Database, settings: Settings) -> None:
+    """Retention: handled events' ids after `EVENT_MEMORY_SECONDS`, message history, answer
+    steps and moderation flags after `SWITCHBOARD_RETENTION_DAYS` (`storage.retention`)."""
+    events = await prune_events(db, EVENT_MEMORY_SECONDS)
+    pruned = 0
+    if settings.retention_days > 0:
+        cutoff = time.time() - settings.retention_days * 86_400
+        pruned = (await prune_content(db, cutoff)).total
+    if events or pruned:
+        log.info("retention: forgot %d handled events and %d stored texts", events, pruned)
 
 
 def make_breaker(settings: Settings) -> CircuitBreaker:
@@ -86,6 +103,7 @@ class App:
     metrics: Metrics
     breaker: CircuitBreaker | None = None
     workers: ToolWorkers | None = None
+    housekeeping: asyncio.Task[None] | None = None
 
     @property
     def function_names(self) -> frozenset[str]:
@@ -107,7 +125,7 @@ class App:
         )
         if stale:
             log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
-        await prune_events(db, EVENT_MEMORY_SECONDS)
+        await housekeep(db, settings)
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
         retry = dataclasses.replace(
@@ -187,7 +205,7 @@ class App:
             admins=admins,
         )
         recovery = Recovery(db, dispatcher, ledger, chat)
-        return cls(
+        app = cls(
             settings,
             db,
             client,
@@ -200,6 +218,19 @@ class App:
             breaker,
             workers,
         )
+        app.housekeeping = asyncio.create_task(app._housekeep_every(HOUSEKEEPING_SECONDS))
+        return app
+
+    async def _housekeep_every(self, seconds: float) -> None:
+        """Retention while the bot runs (it may run for months without a restart)."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await housekeep(self.db, self.settings)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("housekeeping failed: %s", type(exc).__name__)
 
     async def readiness(self) -> str | None:
         """Why the bot is not ready for events (None: ready): a platform not connected, or
@@ -239,6 +270,10 @@ class App:
 
     async def close(self) -> None:
         """Mark unfinished answers interrupted; close the OpenAI client and storage."""
+        if self.housekeeping is not None:
+            self.housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.housekeeping
         await self.ledger.interrupt_unfinished("shut down before the answer finished")
         if self.workers is not None:
             await self.workers.close()

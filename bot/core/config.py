@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     )
     busy_queued_total: int = Field(default=200, ge=1, alias="SWITCHBOARD_BUSY_QUEUED_TOTAL")
     max_queued_total: int = Field(default=1000, ge=1, alias="SWITCHBOARD_MAX_QUEUED_TOTAL")
+    # Retention (issue 19): message history, answer steps and moderation flags are deleted after
+    # this many days (0 = kept); handled events' ids after 7 days, checked every hour.
+    retention_days: float = Field(default=90, ge=0, alias="SWITCHBOARD_RETENTION_DAYS")
     # Fairness (issue 19): one user's messages and paid commands waiting or running, in all.
     max_queued_per_user: int = Field(default=20, ge=1, alias="SWITCHBOARD_MAX_QUEUED_PER_USER")
     delivery_retries: int = Field(default=3, ge=0, alias="SWITCHBOARD_DELIVERY_RETRIES")
