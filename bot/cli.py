@@ -79,6 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Not a traceback on stderr: an exception's text can carry a token or a URL with one.
+        # The whole story (redacted, like every log line) at DEBUG.
+        logging.getLogger("bot").debug("start-up failure", exc_info=exc)
+        detail = redact(str(exc))[:500].replace("\n", " ")
+        print(f"switchboard: unexpected error: {type(exc).__name__}: {detail}", file=sys.stderr)
+        return 1
 
 
 def _adapter_function(platform: str, module_name: str, name: str):  # type: ignore[no-untyped-def]

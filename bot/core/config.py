@@ -249,12 +249,28 @@ class Settings(BaseSettings):
         return self.openai_api_key.get_secret_value()
 
 
+ENV_FILE_VARIABLE = "SWITCHBOARD_ENV_FILE"
+
+
+def env_file() -> str | None:
+    """The one `.env` file read: `SWITCHBOARD_ENV_FILE` (empty: none), else `.env` in the
+    working directory. The container image sets it empty: its working directory is the data
+    volume, and nothing written there may change the configuration."""
+    import os
+
+    path = os.environ.get(ENV_FILE_VARIABLE)
+    if path is None:
+        return ".env"
+    return path.strip() or None
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment (and `.env`); a validation problem becomes one `ConfigError` line."""
+    """Read the environment (and the `.env` file, `env_file`); a validation problem becomes one
+    `ConfigError` line."""
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file(), **overrides)  # type: ignore[arg-type, call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first.get("loc", ())) or "configuration"
