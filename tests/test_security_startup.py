@@ -46,7 +46,7 @@ async def test_no_code_from_the_working_directory_runs(fake: FakeOpenAI, tmp_pat
     site = tmp_path / "site"
     installed_plugin(site)
     env = bot_env(fake, tmp_path, PYTHONPATH=f"{ROOT}:{site}")
-    code, out, err = await run_bot("doctor", env=env, cwd=data)
+    _, out, err = await run_bot("doctor", env=env, cwd=data)
     assert not (data / "PWNED").exists(), out + err
     assert "sb_planted_module" in out + err  # the plugin could not be loaded, and it says so
 
