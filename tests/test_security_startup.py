@@ -78,3 +78,21 @@ async def test_an_unexpected_start_up_error_is_one_redacted_line(
     assert "Traceback" not in err
     assert err.strip().startswith("switchboard: unexpected error: FileNotFoundError")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_image_is_pinned_and_runs_nothing_from_its_data_volume() -> None:
+    """The Dockerfile (no Docker here to build it): every base image pinned by digest, uv by
+    hashes, Python told never to put the working directory (the volume) on sys.path, no .env
+    read from it."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    lines = [line.strip() for line in dockerfile.splitlines()]
+    images = [line.split("=", 1)[1] for line in lines if line.startswith("ARG PYTHON_IMAGE=")]
+    assert len(images) == 1 and "@sha256:" in images[0] and len(images[0].split(":")[-1]) == 64
+    assert all(
+        line.split()[1].startswith("${PYTHON_IMAGE}") for line in lines if line.startswith("FROM ")
+    )
+    assert "--require-hashes" in dockerfile
+    pins = (ROOT / "deploy/docker/uv-requirements.txt").read_text()
+    assert pins.count("--hash=sha256:") >= 2 and "uv==" in pins
+    assert 'ENTRYPOINT ["python", "-P", "-m", "bot"]' in dockerfile
+    assert "PYTHONSAFEPATH=1" in dockerfile and "SWITCHBOARD_ENV_FILE= " in dockerfile
