@@ -135,3 +135,27 @@ async def test_a_tool_that_never_yields_is_killed_and_the_bot_keeps_answering(en
     await until(lambda: sum("tool said" in t for t in env.bot_texts(P.DM_CHANNEL_ID)) == 1, 10)
     shown = env.bot_texts(P.DM_CHANNEL_ID)[-1]
     assert "round() takes at most 1,300 digits either way" in shown
+
+
+async def test_plugins_are_enabled_by_name_by_workspace_admins_only(
+    spinning_plugin: None, tmp_path: Path
+) -> None:
+    from bot.core.types import Actor
+    from testing.fakes.openai_fake import FakeOpenAI
+    from tests.harness import Harness, make_settings
+
+    async with FakeOpenAI() as fake:
+        bot = await Harness.start(make_settings(fake.base_url, tmp_path))
+        try:
+            manager = Actor("UMANAGER", "manager", channel_admin=True)
+            owner = Actor("UOWNER", "owner", is_admin=True)
+            said = await bot.command("assistant", "set tools functions:spin", actor=manager)
+            assert "Only workspace admins" in said and "plugins" in said
+            said = await bot.command(
+                "assistant", "set tools functions:channel_usage", actor=manager
+            )
+            assert "Set tools" in said  # a built-in: the channel admin's call
+            said = await bot.command("assistant", "set tools functions:spin", actor=owner)
+            assert "Set tools" in said
+        finally:
+            await bot.close()
