@@ -76,10 +76,11 @@ def serve(conn: Connection) -> None:
     """The worker's loop: receive a `Call`, run the tool, send back (kind, text)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bot stops its workers itself
     _limit_memory()
-    from bot.tools import build_registry
-    from bot.tools.registry import ToolContext
+    from bot.tools.builtins import BUILTIN_TOOLS
+    from bot.tools.registry import ToolContext, ToolRegistry
 
-    registry = build_registry()
+    registry = ToolRegistry(BUILTIN_TOOLS)  # as `bot.tools.build_registry` does
+    registry.load_plugins()
     while True:
         try:
             call = conn.recv()
