@@ -13,13 +13,20 @@ The control API (JSON over POST, on 127.0.0.1):
   to both: the platforms need the answer to tell the final text).
 - `/limits` `{"discord": bool}`: Discord's per-channel message-write bucket on or off.
 - `/stats`: 429s each platform answered.
+- `/requests` `{"since", "clock"}` (the fake OpenAI): when each generation request (a response
+  or a chat completion) arrived since `since`, in the `clock` ("wall" or "monotonic").
+- `/calls` `{"platform"}`: every API call the fake has answered so far, counted by method
+  (Slack: the Web API method; Discord: verb and route; "openai": verb and path with ids
+  replaced): the bot diffs two readings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +59,7 @@ _VOCABULARY = [
     "why",
     "you",
 ]
+_ID = re.compile(r"/[a-z]+_[A-Za-z0-9]+")  # /conv_ab12, /resp_cd34: an object's id
 DISCORD_MESSAGE_LIMIT = (5, 5.0)  # Discord's shared per-channel message-write bucket
 _DISCORD_WRITES = (
     "/channels/{channel_id}/messages",
@@ -91,6 +99,23 @@ class TimedDiscord(FakeDiscord):
         return response
 
 
+class TimedOpenAI(FakeOpenAI):
+    """Also records when each generation request arrived, in both clocks."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arrivals: list[tuple[float, float]] = []  # (wall, monotonic)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "POST" and request.path in _GENERATIONS:
+            self.arrivals.append((time.time(), time.monotonic()))
+        return await super()._middleware(request, handler)
+
+
+_GENERATIONS = ("/v1/responses", "/v1/chat/completions")
+
+
 class World:
     """The fake model (role "openai") or the fake platforms (role "platforms"): two processes,
     so that neither's event loop delays the other's answers."""
@@ -98,7 +123,7 @@ class World:
     def __init__(self, role: str, channels: int) -> None:
         self.role = role
         self.answer = answer_text(400)
-        self.openai = FakeOpenAI(spec_check=False) if role == "openai" else None
+        self.openai = TimedOpenAI(spec_check=False) if role == "openai" else None
         if self.openai is not None:
             self.openai.paced = True
             self.openai.answer = lambda turn: self.answer
@@ -223,6 +248,22 @@ class World:
         else:
             self.discord.disable_message_rate_limit()
 
+    def calls(self, body: dict[str, Any]) -> dict[str, int]:
+        platform = body["platform"]
+        if platform == "openai":
+            assert self.openai is not None
+            return dict(
+                Counter(f"{r.method} {_ID.sub('/{id}', r.path)}" for r in self.openai.requests)
+            )
+        if platform == "discord":
+            return dict(Counter(f"{c.method} {c.route}" for c in self.discord.calls))
+        return dict(Counter(c.method for c in self.slack.calls))
+
+    def requests(self, body: dict[str, Any]) -> list[float]:
+        assert isinstance(self.openai, TimedOpenAI)
+        column = 0 if body["clock"] == "wall" else 1
+        return [a[column] for a in self.openai.arrivals if a[column] >= body["since"]]
+
     def stats(self) -> dict[str, Any]:
         return {
             "discord_429": self.discord.rate_limited_count,
@@ -248,7 +289,10 @@ def _control_app(world: World) -> web.Application:
             result = world.set_limits(body)
         elif name == "stats":
             result = world.stats()
-
+        elif name == "calls":
+            result = world.calls(body)
+        elif name == "requests":
+            result = world.requests(body)
         else:
             raise web.HTTPNotFound()
         return web.json_response(result)

@@ -21,9 +21,10 @@ from bot.core.commands import CommandTable
 from bot.core.config import Settings
 from bot.core.dispatcher import Dispatcher
 from bot.core.lanes import Lanes
-from bot.core.ledger import RunLedger
+from bot.core.ledger import RunLedger, ending_limit
 from bot.core.presence import Presence
 from bot.core.recovery import Recovery
+from bot.core.replicas import WorkQueue
 from bot.core.running import RunningAnswers
 from bot.features.assistant.admin import AssistantAdmin
 from bot.features.assistant.editor import ConfigEditor
@@ -102,6 +103,7 @@ class App:
     tools: ToolRegistry
     metrics: Metrics
     breaker: CircuitBreaker | None = None
+    queue: WorkQueue | None = None
     workers: ToolWorkers | None = None
     housekeeping: asyncio.Task[None] | None = None
 
@@ -118,13 +120,18 @@ class App:
         metrics = Metrics()
         ledger = RunLedger(db, prices.cost)
         ledger.subscribe(metrics.on_ledger)
-        # The previous process's unfinished runs are over; their events stay in the inbox and
-        # are taken up by `recover` once the adapters are connected.
-        stale = await ledger.interrupt_unfinished(
-            "the previous process stopped before this answer finished"
-        )
-        if stale:
-            log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
+        queue = WorkQueue(db, live_seconds=settings.replica_timeout)
+        await queue.start()
+        # Alone on the database (SQLite), the previous process's unfinished runs are over; their
+        # events stay in the inbox and are taken up by `recover` once the adapters are
+        # connected. Shared (PostgreSQL), other processes' runs go on: recovery closes the
+        # runs of each event it takes over.
+        if not db.shared:
+            stale = await ledger.interrupt_unfinished(
+                "the previous process stopped before this answer finished"
+            )
+            if stale:
+                log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
         await housekeep(db, settings)
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
@@ -203,8 +210,10 @@ class App:
             openai_down=lambda: openai_down_message(breaker),
             job_scope=lambda: retry_window(settings.openai_retry_budget),
             admins=admins,
+            queue=queue,
         )
-        recovery = Recovery(db, dispatcher, ledger, chat)
+        recovery = Recovery(db, dispatcher, ledger, chat, queue)
+        queue.platforms = lambda: dispatcher.platforms
         app = cls(
             settings,
             db,
@@ -216,6 +225,7 @@ class App:
             registry,
             metrics,
             breaker,
+            queue,
             workers,
         )
         app.housekeeping = asyncio.create_task(app._housekeep_every(HOUSEKEEPING_SECONDS))
@@ -250,8 +260,32 @@ class App:
 
     async def recover(self) -> int:
         """Take up the events the previous process left unfinished (after the adapters
-        registered their outboxes)."""
-        return await self.recovery.recover()
+        registered their outboxes); sharing the database, keep taking over those of processes
+        that stop or die."""
+        taken = await self.recovery.recover()
+        await self.check_endings()
+        if self.queue is not None:
+            self.queue.run_sweeps(self.recovery.take_up_quietly)
+        return taken
+
+    async def check_endings(self) -> int:
+        """The ledger's check at start-up: accepted events that have no ending and none coming
+        (logged with a few ids; `/status` shows the same count). Returns how many."""
+        try:
+            found = await self.ledger.check(stale_after=ending_limit(self.settings))
+        except Exception as exc:
+            log.error("the check of event endings failed: %s", type(exc).__name__)
+            return 0
+        if found.without:
+            log.error(
+                "%d accepted events have no ending (answered, told or dropped) and no process "
+                "working on them, e.g. %s",
+                found.without,
+                ", ".join(found.examples),
+            )
+        else:
+            log.info("every accepted event has an ending or a process working on it")
+        return found.without
 
     async def shutdown(self) -> None:
         await self.drain()
@@ -259,7 +293,10 @@ class App:
 
     async def drain(self) -> None:
         """Stop taking work and let answers in flight finish within the grace period (adapters
-        stay connected meanwhile, so those answers are still delivered)."""
+        stay connected meanwhile, so those answers are still delivered). Sharing the database,
+        the events not started yet are handed to the other processes at once."""
+        if self.queue is not None:
+            await self.queue.hand_back_unstarted()
         self.lanes.close()
         finished = await self.lanes.drain(self.settings.shutdown_grace)
         if not finished:
@@ -269,12 +306,16 @@ class App:
             )
 
     async def close(self) -> None:
-        """Mark unfinished answers interrupted; close the OpenAI client and storage."""
+        """Mark unfinished answers interrupted (sharing the database: this process's only) and
+        hand their events back; stop the tool workers; close the OpenAI client and storage."""
         if self.housekeeping is not None:
             self.housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.housekeeping
-        await self.ledger.interrupt_unfinished("shut down before the answer finished")
+        owner = self.queue.id if self.queue is not None and self.db.shared else None
+        await self.ledger.interrupt_unfinished("shut down before the answer finished", owner=owner)
+        if self.queue is not None:
+            await self.queue.stop()
         if self.workers is not None:
             await self.workers.close()
         await self.client.close()

@@ -56,19 +56,23 @@ async def get_active(db: Database, key: ConversationKey, backend: str) -> Conver
 
 
 async def ensure_active(db: Database, key: ConversationKey, backend: str) -> ConversationRecord:
-    """The active conversation for `key`, created when there is none."""
+    """The active conversation for `key`, created when there is none. A new one costs one
+    write (its record is known from the insert), not a transaction with a read."""
     existing = await get_active(db, key, backend)
     if existing is not None:
         return existing
-    async with db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO conversations (platform, workspace, channel, thread, backend, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (*_params(key, backend), time.time()),
-        )
-        row = await tx.fetch_one(_SELECT_ACTIVE, _params(key, backend))
-    assert row is not None
-    record = _record(row)
+    now = time.time()
+    result = await db.execute(
+        "INSERT INTO conversations (platform, workspace, channel, thread, backend, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (*_params(key, backend), now),
+    )
+    if result.last_id is not None:
+        record = ConversationRecord(result.last_id, key, backend, None, now)
+    else:  # created meanwhile by another writer
+        row = await db.fetch_one(_SELECT_ACTIVE, _params(key, backend))
+        assert row is not None
+        record = _record(row)
     db.remember(_memo_key(key, backend), record)
     return record
 

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bot.core.types import Actor, Attachment, CommandCall, ConversationKey, Event, Inbound
 from bot.text.redact import redact
@@ -98,16 +98,57 @@ def _gone(name: str):  # type: ignore[no-untyped-def]
     return fetch
 
 
-_DONE = "UPDATE processed_events SET done_at = ? WHERE platform = ? AND event_id = ? AND done_at IS NULL"
+# How an accepted event ended; exactly one, written once (the first done mark wins).
+Outcome = Literal["answered", "told", "dropped"]
+
+_DONE = (
+    "UPDATE processed_events SET done_at = ?, outcome = ? "
+    "WHERE platform = ? AND event_id = ? AND done_at IS NULL"
+)
 
 
-async def mark_done(db: Database, platform: str, event_id: str) -> None:
-    await db.execute(_DONE, (time.time(), platform, event_id))
+async def mark_done(db: Database, platform: str, event_id: str, outcome: Outcome = "told") -> None:
+    await db.execute(_DONE, (time.time(), outcome, platform, event_id))
 
 
-async def mark_done_with(tx: Transaction, platform: str, event_id: str) -> None:
+async def mark_done_with(
+    tx: Transaction, platform: str, event_id: str, outcome: Outcome = "answered"
+) -> None:
     """`mark_done` inside the caller's transaction (a completed answer's final writes)."""
-    await tx.execute(_DONE, (time.time(), platform, event_id))
+    await tx.execute(_DONE, (time.time(), outcome, platform, event_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Endings:
+    """The ledger's check: how the events accepted since a time ended, and those without an
+    ending coming: no live process owns them (a process died and nobody took them up), or
+    they have waited past the check's limit (none should)."""
+
+    outcomes: dict[str, int]
+    without: int
+    oldest_without: float | None  # when the oldest of them arrived
+    examples: tuple[str, ...]  # a few of their ids, for the log
+
+
+async def endings(db: Database, since: float, stale_before: float) -> Endings:
+    rows = await db.fetch_all(
+        "SELECT coalesce(outcome, 'unrecorded') AS ending, count(*) AS n FROM processed_events "
+        "WHERE payload IS NOT NULL AND done_at IS NOT NULL AND received_at >= ? "
+        "GROUP BY coalesce(outcome, 'unrecorded')",
+        (since,),
+    )
+    stuck = await db.fetch_all(
+        "SELECT platform, event_id, received_at FROM processed_events "
+        "WHERE payload IS NOT NULL AND done_at IS NULL AND (received_at < ? "
+        "OR owner IS NULL OR owner NOT IN (SELECT id FROM replicas)) ORDER BY received_at",
+        (stale_before,),
+    )
+    return Endings(
+        outcomes={str(r["ending"]): int(r["n"]) for r in rows},
+        without=len(stuck),
+        oldest_without=float(stuck[0]["received_at"]) if stuck else None,
+        examples=tuple(f"{r['platform']}:{r['event_id']}" for r in stuck[:5]),
+    )
 
 
 async def pending(db: Database) -> list[PendingEvent]:
@@ -128,5 +169,5 @@ async def pending(db: Database) -> list[PendingEvent]:
                 row["platform"],
                 type(exc).__name__,
             )
-            await mark_done(db, row["platform"], row["event_id"])
+            await mark_done(db, row["platform"], row["event_id"], "dropped")
     return events

@@ -144,21 +144,34 @@ async def test_mention_gets_a_threaded_streamed_answer(env: Env) -> None:
     assert stream.calls[0] == "start" and stream.calls[-1] == "stop"
     assert "append" in stream.calls  # shown progressively, not all at the end
     assert env.bot_texts(P.CHANNEL_ID, mention["ts"]) == [answer]
-    status = env.slack.statuses[0]
-    assert (status["channel_id"], status["thread_ts"], status["status"]) == (
-        P.CHANNEL_ID,
-        mention["ts"],
-        "is thinking…",
-    )
-    assert env.openai.turns[-1].messages[-1] == ("user", "tell me a story")
+    assert env.slack.statuses == []  # the first words came at once: no status flashed first
+    # the model is told who asked, in a text part of its own
+    assert env.openai.turns[-1].messages[-1] == ("user", "alice (<@UALICE>):\ntell me a story")
     assert len(env.slack.calls_to("auth.test")) == 1  # at start only: nothing before the ack
     (event,) = env.submitted
     assert isinstance(event, Inbound)
     assert event.key == ConversationKey("slack", "T1", P.CHANNEL_ID, mention["ts"])
 
 
+async def test_a_slow_first_word_shows_the_thinking_status_first(env: Env) -> None:
+    env.openai.latency = 1.3  # longer than STATUS_AFTER before the first words
+    mention = P.app_mention("think hard")
+    await env.slack.send_event(mention)
+    await env.settle(1)
+    (status,) = env.slack.statuses
+    assert (status["channel_id"], status["thread_ts"], status["status"]) == (
+        P.CHANNEL_ID,
+        mention["ts"],
+        "is thinking…",
+    )
+    status_call = env.slack.calls_to("assistant.threads.setStatus")[0]
+    assert status_call.at < env.slack.calls_to("chat.startStream")[0].at
+    assert env.bot_texts(P.CHANNEL_ID, mention["ts"]) == ["echo: think hard"]
+
+
 async def test_a_thread_follow_up_keeps_its_context_without_a_mention(env: Env) -> None:
-    env.openai.answer = lambda turn: " | ".join(text for role, text in turn.messages)
+    # each message's last line (its words, after the line naming its author)
+    env.openai.answer = lambda turn: " | ".join(text.splitlines()[-1] for _, text in turn.messages)
     mention = P.app_mention("first")
     await env.slack.send_event(mention)
     await env.settle(1)
@@ -294,7 +307,8 @@ async def test_a_10000_character_answer_arrives_whole_and_in_order(env: Env) -> 
 
 async def test_an_answer_broken_midway_keeps_what_was_shown_and_says_why(env: Env) -> None:
     env.openai.answer = lambda turn: "one two three four five six seven eight nine ten"
-    env.openai.fail_next("break")
+    attempts = env.app.settings.openai_max_retries + 1  # a drop is retried (resumed)
+    env.openai.fail_next("break", times=attempts)
     mention = P.app_mention("go")
     await env.slack.send_event(mention)
     await env.settle(1)

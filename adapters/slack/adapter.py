@@ -1,8 +1,9 @@
 """The Slack adapter: a slack-bolt `AsyncApp` on Socket Mode or the HTTP Events API.
 
-Listeners never wait for an answer: events are acknowledged by bolt before the listener runs
-(commands acknowledge first thing), the listener normalises the payload and calls
-`Dispatcher.submit`, which returns at once. The adapter only reports facts (mention, DM, thread):
+Listeners never wait for an answer: the listener normalises the payload and calls
+`Dispatcher.submit`, which returns as soon as the event is on record (or the user was told it
+could not be). Socket Mode acknowledges before the listener runs; the HTTP Events API answers
+Slack's request after it (`process_before_response`), so an acknowledged event is recorded. The adapter only reports facts (mention, DM, thread):
 the core decides which messages it answers. Answers come back through `SlackOutbox`.
 """
 
@@ -31,6 +32,7 @@ from adapters.slack.commands import SlackCommands
 from adapters.slack.delivery_retry import retry_handlers
 from adapters.slack.errors import describe
 from adapters.slack.files import FileLimits, SlackFiles
+from adapters.slack.history import SlackHistory
 from adapters.slack.outbox import SlackOutbox
 from adapters.slack.people import SlackPeople
 from bot.core.config import ConfigError, Settings
@@ -176,6 +178,7 @@ class SlackAdapter:
         self.outbox = SlackOutbox(self.client)
         self.people = SlackPeople(self.client)
         self.identity = normalise.BotIdentity(user_id="")
+        self.history = SlackHistory(self.client, lambda: self.identity, self.files.fetcher)
         bolt_logger = logging.getLogger("adapters.slack.bolt")
         quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
         bolt_logger.addFilter(quiet)  # bolt also reads $SLACK_BOT_TOKEN and warns it is unused
@@ -186,6 +189,10 @@ class SlackAdapter:
                 name="switchboard",
                 logger=bolt_logger,
                 attaching_conversation_kwargs_enabled=False,
+                # HTTP mode: answer Slack's request only after the listener ran, i.e. after the
+                # event is on record in the inbox (Socket Mode acks over the socket first; an
+                # event that cannot be recorded is then answered "please resend" in chat).
+                process_before_response=not self.socket_mode,
             )
         finally:
             bolt_logger.removeFilter(quiet)
@@ -221,6 +228,8 @@ class SlackAdapter:
         if inbound is None:
             return
         MENTIONS.note(inbound.key, inbound.text, inbound.actor.id)  # what the model is shown
+        if not inbound.addressing.direct:  # names and earlier messages, read if the core asks
+            inbound = replace(inbound, context=self.history.fetcher(inbound))
         try:
             if not inbound.is_self and not inbound.actor.is_bot:
                 actor = await self.people.actor(inbound.key.workspace, inbound.actor)

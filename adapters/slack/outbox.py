@@ -13,6 +13,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
 from adapters.slack.files import upload_files
+from adapters.slack.mentions import neutralise
 from adapters.slack.stream import NO_UNFURLS, SlackStream
 from adapters.slack.write_allowance import WriteAllowance
 from bot.core.delivery import DeliveryFailed
@@ -83,9 +84,10 @@ class SlackOutbox:
     async def _send(self, reply: Reply) -> None:
         channel = reply.key.channel
         thread = reply.key.thread or None
-        # Ephemeral replies notify nobody; the rest may not ping (`bot.text.mentions`).
+        # Ephemeral replies notify nobody; the rest may not ping people the conversation has
+        # not shown (`bot.text.mentions`); none may ping a channel (`adapters.slack.mentions`).
         text = reply.text if reply.ephemeral else MENTIONS.neutralise(reply.key, reply.text)
-        parts = SLACK.split(text) if text.strip() else []
+        parts = SLACK.split(neutralise(text)) if text.strip() else []
         if reply.ephemeral and reply.actor_id:
             if reply.files:
                 log.warning("slack: an ephemeral reply had files; they were not posted")

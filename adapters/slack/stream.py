@@ -38,6 +38,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
+from adapters.slack.mentions import neutralise
 from adapters.slack.write_allowance import APPEND, UPDATE, WriteAllowance
 from adapters.streaming import INTERRUPTED, BufferedStream
 from bot.core.types import ConversationKey
@@ -54,6 +55,7 @@ STREAM_INTERVAL = 1.0  # seconds between appendStream calls
 UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
 FIRST_FLUSH = 0.0  # the first text shows as soon as it arrives
 THINKING = "is thinking…"
+STATUS_AFTER = 1.0  # no status call for answers whose text starts sooner than this
 # Model-written posts show no link previews: a prompt-injected link cannot leak data through
 # the preview Slack fetches, nor dress itself up.
 NO_UNFURLS = {"unfurl_links": False, "unfurl_media": False}
@@ -61,8 +63,9 @@ NO_UNFURLS = {"unfurl_links": False, "unfurl_media": False}
 
 def display_parts(text: str, *, final: bool) -> list[str]:
     """What to show for `text`: every part, the last one (still growing unless `final`)
-    shown only up to `SLACK.safe_prefix` so nothing shown ever has to be taken back."""
-    parts = SLACK.split(text)
+    shown only up to `SLACK.safe_prefix` so nothing shown ever has to be taken back; channel-wide
+    mentions neutralised (`adapters.slack.mentions`)."""
+    parts = SLACK.split(neutralise(text))
     if not final and parts:
         parts[-1] = parts[-1][: SLACK.safe_prefix]
         if not parts[-1]:
@@ -93,6 +96,7 @@ class SlackStream(BufferedStream):
         thread_ts: str,
         team: str,
         user: str,
+        status_after: float = STATUS_AFTER,
     ) -> None:
         super().__init__()
         self._client = client
@@ -108,10 +112,9 @@ class SlackStream(BufferedStream):
         self._shown: list[_Shown] = []
         self._warned = False
         self._status: asyncio.Task[bool] | None = None
+        self._status_sent = False  # the status call left (it may still be on its way)
         if self._thread:
-            self._status = asyncio.ensure_future(
-                abilities.set_status(channel, self._thread, THINKING)
-            )
+            self._status = asyncio.ensure_future(self._thinking(status_after))
 
     @property
     def streaming(self) -> bool:
@@ -133,7 +136,7 @@ class SlackStream(BufferedStream):
             await self._sync(INTERRUPTED.strip(), final=True)
         else:
             await self._wait_status()
-            if self._thread and self._status is not None:
+            if self._thread and self._status_sent:
                 await self._abilities.set_status(self._channel, self._thread, "")
 
     def _abort_failed(self, exc: Exception) -> None:
@@ -174,10 +177,25 @@ class SlackStream(BufferedStream):
         """The API method the next progressive write will use."""
         return APPEND if self._streaming and self._shown[-1].streamer is not None else UPDATE
 
+    async def _thinking(self, after: float) -> bool:
+        """ "is thinking…" under the thread once the answer's text has kept the user waiting
+        `after` seconds: an answer whose first words come sooner makes no status call (the
+        status would only flash before them)."""
+        if after > 0:
+            await asyncio.sleep(after)
+        assert self._thread is not None
+        self._status_sent = True
+        return await self._abilities.set_status(self._channel, self._thread, THINKING)
+
     async def _wait_status(self) -> None:
-        if self._status is not None and not self._status.done():
-            with contextlib.suppress(Exception):
-                await self._status
+        """Before any text: a status not sent yet never will be; one on its way is waited for,
+        so "is thinking…" never lands after the answer."""
+        if self._status is None or self._status.done():
+            return
+        if not self._status_sent:
+            self._status.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self._status
 
     async def _sync(self, text: str, *, final: bool) -> None:
         await self._wait_status()  # never let "is thinking…" land after the answer

@@ -62,9 +62,43 @@ async def show_delta(delta: str, parts: list[str], shown: list[str], on_delta: O
     await on_delta(delta)
 
 
+class Replayed:
+    """What the user saw of one round, across the attempts of that round.
+
+    A retried attempt (its stream dropped after text was shown) starts its text again from the
+    beginning: its deltas are passed on only past what earlier attempts already showed, and
+    only while the new text agrees with it. If it does not (a model is free to say it
+    differently), nothing more is streamed and the final text, which is authoritative, replaces
+    what was shown when the answer is finished."""
+
+    def __init__(self, on_delta: OnDelta) -> None:
+        self._on_delta = on_delta
+        self._shown = ""  # passed on to the user so far, this round
+        self._attempt = ""  # this attempt's text so far
+        self._diverged = False
+
+    def restart(self) -> None:
+        """A new attempt begins (from the first word)."""
+        self._attempt = ""
+
+    async def __call__(self, delta: str) -> None:
+        self._attempt += delta
+        if self._diverged:
+            return
+        if len(self._attempt) <= len(self._shown):
+            self._diverged = not self._shown.startswith(self._attempt)
+            return
+        if not self._attempt.startswith(self._shown):
+            self._diverged = True
+            return
+        fresh = self._attempt[len(self._shown) :]
+        self._shown = self._attempt
+        await self._on_delta(fresh)
+
+
 def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
-    """Start an SDK call marked deprecated (the variations and translations endpoints, used
-    only when an operator opts in) without its DeprecationWarning."""
+    """Start an SDK call marked deprecated (the translations endpoint, used only when an
+    operator opts in) without its DeprecationWarning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return call()

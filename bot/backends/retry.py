@@ -3,9 +3,13 @@
 Retried: connection errors and timeouts, 408/409, 429 rate limits, 5xx — with exponential
 backoff and jitter, honouring the server's `retry-after-ms` / `retry-after`, at most `attempts`
 retries and never past the answer's time budget (`retry_window`, else `budget` per call).
-Never retried: 401, `insufficient_quota`, other 4xx, and any call that has already shown text to
-the user (a retry would repeat it). Every attempt goes through the shared `CircuitBreaker`: while
-it is open, calls fail at once with `CircuitOpen`.
+Never retried: 401, `insufficient_quota`, other 4xx. A stream that drops is retried too, also
+after text was shown: a background response is resumed where it broke (`responses.retrieve(id,
+stream=True, starting_after=...)`), any other answer starts again and only words the user has not
+seen yet are shown (`bot.backends.common.Replayed`). Every attempt goes through the shared
+`CircuitBreaker`: while it is open, calls fail at once with `CircuitOpen`. The breaker hears
+of a call once, when it succeeded or gave up (a half-open probe: after its one attempt), so
+faults the retries absorb never add up to an "outage" however many calls run at once.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import httpx2
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from bot.backends.breaker import CircuitBreaker
+from bot.backends.breaker import CircuitBreaker, CircuitOpen
 from bot.core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -159,19 +163,19 @@ class RetryPolicy:
                     self.on_failure(failure_kind(exc))
                 raise
 
+        told = False  # the breaker already heard of the last attempt (a probe)
+
         async def guarded() -> T:
             if breaker is None:
                 return await attempt_once()
+            nonlocal told
             probe = breaker.admit()
+            told = probe
             try:
                 result = await attempt_once()
             except BaseException as exc:
-                if is_retryable(exc):
-                    breaker.failed(probe)
-                elif is_openai_answer(exc):
-                    breaker.succeeded(probe)
-                else:
-                    breaker.released(probe)
+                if probe:  # the half-open probe's one attempt decides at once
+                    _tell(breaker, exc, probe=True)
                 raise
             breaker.succeeded(probe)
             return result
@@ -183,10 +187,28 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await guarded()
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await guarded()
+        except CircuitOpen:
+            raise
+        except BaseException as exc:
+            # The breaker hears of the call once, when it gave up: the faults its retries
+            # absorbed are not an outage (with many calls at once they would add up to one).
+            if breaker is not None and not told:
+                _tell(breaker, exc, probe=False)
+            raise
         raise AssertionError("unreachable")
+
+
+def _tell(breaker: CircuitBreaker, exc: BaseException, *, probe: bool) -> None:
+    if is_retryable(exc):
+        breaker.failed(probe)
+    elif is_openai_answer(exc):
+        breaker.succeeded(probe)
+    else:
+        breaker.released(probe)
 
 
 def retry_policy(settings: Settings, breaker: CircuitBreaker | None = None) -> RetryPolicy:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from bot.core import access, log_context
+from bot.core import access, intake, log_context
 from bot.core.addressing import MessageGate
 from bot.core.admins import AdminList, Admins
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
@@ -21,14 +21,19 @@ from bot.core.ledger import RunLedger
 from bot.core.notices import Notices, Text
 from bot.core.ports import MessageHandler, Screen
 from bot.core.presence import Presence
+from bot.core.replicas import WorkQueue
 from bot.core.running import RunningAnswers
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from bot.spend.quota import Quota
 from storage.db import Database
 from storage.events import claim_event
 from storage.inbox import encode_event
+from storage.work import conversation_of
 
 log = logging.getLogger(__name__)
+# Marks a log line whose news the user was just given as a reply: a console, where both show on
+# one screen, leaves it out (adapters.console.logs).
+TOLD_USER = {"told_user": True}
 
 APOLOGY = (
     "Sorry, something went wrong on my side while answering. It has been logged; please try again."
@@ -83,10 +88,12 @@ class Dispatcher:
         openai_down: Callable[[], str | None] = lambda: None,
         job_scope: Callable[[], AbstractContextManager[object]] = nullcontext,
         admins: Admins | None = None,
+        queue: WorkQueue | None = None,
     ) -> None:
         """`openai_down`: the answer for a new message while OpenAI is known to be down (the
         circuit breaker), else None. `job_scope`: entered around every job (the per-answer
-        retry budget)."""
+        retry budget). `queue`: this process's place in the shared work queue (whose turn it
+        is when several processes share the database)."""
         self._db = db
         self._settings = settings
         self._lanes = lanes
@@ -103,6 +110,7 @@ class Dispatcher:
         self._job_scope = job_scope
         self.admins = admins or Admins(AdminList.parse(settings.admins))
         self._addressing = MessageGate(db, settings, backend_name)
+        self._queue = queue or WorkQueue(db)
         self._notices = Notices(lanes, self._tell, ledger.settle_id)
         self._private_notices = Notices(
             lanes, self._tell_privately, ledger.settle_id, per_actor=True
@@ -119,8 +127,12 @@ class Dispatcher:
         return frozenset(self._outboxes)
 
     async def wait_idle(self) -> None:
-        """Return once every accepted event has been handled."""
+        """Return once every accepted event has been handled (also those waiting for their
+        turn in the shared work queue)."""
         await self._lanes.wait_idle()
+        while self._queue.parked and not self._lanes.closed:
+            await asyncio.sleep(0.01)
+            await self._lanes.wait_idle()
 
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
@@ -135,8 +147,40 @@ class Dispatcher:
         if self._lanes.closed:
             log.info("shutting down; not accepting event %s at %s", event.event_id, event.key)
             return False
-        # One statement dedupes the event and puts it in the durable inbox (storage.inbox).
-        if not await claim_event(self._db, event.key.platform, event.event_id, encode_event(event)):
+        # One statement dedupes the event (also against the other processes sharing the
+        # database) and puts it in the durable inbox, owned by this process (storage.work).
+        lane = self._lane_key(event)
+        self._queue.accepting(event)
+        payload = encode_event(event)
+        try:
+            claimed = await intake.record(
+                event,
+                lambda: claim_event(
+                    self._db,
+                    event.key.platform,
+                    event.event_id,
+                    payload,
+                    owner=self._queue.id,
+                    conversation=None if lane is None else conversation_of(lane),
+                ),
+            )
+        except intake.NotRecorded as exc:
+            self._queue.not_accepted(event)
+            log.error(
+                "event %s at %s could not be recorded (%s); asked the user to send it again",
+                event.event_id,
+                event.key,
+                exc.reason,
+                extra=TOLD_USER,
+            )
+            if self.has_outbox(event.key.platform):
+                await self._tell(event, intake.RESEND)
+            return False
+        except BaseException:
+            self._queue.not_accepted(event)
+            raise
+        if not claimed:
+            self._queue.not_accepted(event)
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
         if await self._refused_access(event):
@@ -223,16 +267,32 @@ class Dispatcher:
 
     async def _notify(self, event: Event, kind: str, text: Text, *, handled: bool) -> None:
         """Tell the user at once (back-pressure and circuit notices), outside the lanes."""
-        log.warning("event %s at %s: %s; told the user at once", event.event_id, event.key, kind)
+        log.warning(
+            "event %s at %s: %s; told the user at once",
+            event.event_id,
+            event.key,
+            kind,
+            extra=TOLD_USER,
+        )
         await self._notices.tell(event, kind, text, handled=handled)
 
     async def _submit_message(self, event: Inbound) -> None:
-        job = await self.message_job(event)
+        try:
+            job = await self.message_job(event)
+        except Exception as exc:  # e.g. storage failing after the event was recorded
+            failure = exc
+
+            async def job() -> None:
+                raise failure  # the error boundary logs it and tells the user
+
         self.run_in_lane(event, job)
 
     def run_in_lane(self, event: Event, job: Job) -> None:
-        """Queue `job` for `event` in its conversation's lane, behind the error boundary."""
-        self._lanes.submit(event.key, lambda: self._guarded(event, job))
+        """Queue `job` for `event` in its conversation's lane, behind the error boundary (with
+        several processes on one database: once its turn has come, see `WorkQueue.park`)."""
+        self._queue.park(
+            event, lambda: self._lanes.submit(event.key, lambda: self._guarded(event, job))
+        )
 
     async def message_job(self, event: Inbound) -> Job:
         """A valid message gets its run row (queued) now, so it is on record while it waits for
@@ -321,17 +381,28 @@ class Dispatcher:
     async def _guarded(self, event: Event, job: Job) -> None:
         """The error boundary: a user error becomes a friendly reply; anything else one log line
         and an apology. Either way the lane moves on to the next event, and the event is settled
-        in the inbox. A cancellation (shutdown) leaves it there, for the next start."""
-        await self._boundary(event, job)
-        await self._ledger.settle(event)
+        in the inbox. A cancellation (shutdown) leaves it there, for the next start.
+
+        With several processes on one database, it first checks the event is still this
+        process's to handle (it may have been taken over, or handed back on stopping)."""
+        if not await self._queue.wait_turn(event, ordered=self._lane_key(event) is not None):
+            self._queue.finished(event)
+            return
+        try:
+            told = await self._boundary(event, job)
+            await self._ledger.settle(event, "told" if told else "answered")
+        finally:
+            self._queue.finished(event)
 
     async def settle(self, event: Event) -> None:
         await self._ledger.settle(event)
 
-    async def _boundary(self, event: Event, job: Job) -> None:
+    async def _boundary(self, event: Event, job: Job) -> bool:
+        """Run `job`; True when it failed and the user was told why instead."""
         try:
             with log_context.about(event.key, event.event_id), self._job_scope():
                 await job()
+            return False
         except asyncio.CancelledError:
             raise
         except UserError as exc:
@@ -341,13 +412,16 @@ class Dispatcher:
                 event.event_id,
                 exc.message,
                 f" ({exc.log_detail})" if exc.log_detail else "",
+                extra=TOLD_USER,
             )
             await self._tell(event, exc.message)
+            return True
         except DeliveryFailed as exc:
             log.error(
                 "reply not delivered key=%s event=%s: %s", event.key, event.event_id, exc.reason
             )
             await self._tell(event, APOLOGY)
+            return True
         except Exception as exc:
             log.error(
                 "unhandled error key=%s event=%s: %s: %s",
@@ -358,6 +432,7 @@ class Dispatcher:
             )
             log.debug("traceback for event %s", event.event_id, exc_info=exc)
             await self._tell(event, APOLOGY)
+            return True
 
     async def _tell_privately(self, event: Event, text: str) -> None:
         await self._tell(event, text, private=True)

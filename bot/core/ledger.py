@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from bot.core import log_context
+from bot.core.config import Settings
 from bot.core.types import ConversationKey, Event, Usage
 from storage import inbox, runs
 from storage.db import Database
@@ -35,6 +36,14 @@ from storage.steps import save_steps
 log = logging.getLogger(__name__)
 
 RunStatus = runs.RunStatus
+
+
+def ending_limit(settings: Settings) -> float:
+    """Seconds after which an accepted event still without an ending is reported by the check
+    even though a live process owns it: twice the longest a run may last."""
+    return 2 * settings.run_timeout
+
+
 CostOf = Callable[[Usage], Decimal | None]
 
 
@@ -211,15 +220,16 @@ class RunLedger:
 
     # -- events -------------------------------------------------------------------------------
 
-    async def settle(self, event: Event) -> None:
-        """The event was handled (answered, refused or told): out of the inbox. Never raises:
+    async def settle(self, event: Event, outcome: inbox.Outcome = "told") -> None:
+        """The event was handled: out of the inbox, with how it ended (its one terminal state:
+        answered, told — refused, failed, interrupted and said so — or dropped). Never raises:
         a failure is logged, and the event is taken up again at the next start."""
         mark = (event.key.platform, event.event_id)
         if mark in self._settled:
             self._settled.discard(mark)
             return
         try:
-            await inbox.mark_done(self._db, *mark)
+            await inbox.mark_done(self._db, *mark, outcome)
         except Exception as exc:
             log.error("could not mark event %s at %s done: %s", event.event_id, event.key, exc)
 
@@ -230,9 +240,22 @@ class RunLedger:
         except Exception as exc:
             log.error("could not mark event %s done: %s", event_id, type(exc).__name__)
 
-    async def interrupt_unfinished(self, reason: str) -> int:
-        """Every run not in a final state becomes `interrupted` (start-up, shutdown)."""
-        return await runs.mark_unfinished(self._db, "interrupted", reason)
+    async def check(self, *, stale_after: float, since: float = 0.0) -> inbox.Endings:
+        """How the events accepted since `since` ended, and the events without an ending
+        (owned by no live process, or waiting longer than `stale_after` seconds)."""
+        now = time.time()
+        return await inbox.endings(self._db, since, now - stale_after)
+
+    async def interrupt_unfinished(self, reason: str, *, owner: str | None = None) -> int:
+        """Every run not in a final state becomes `interrupted` (start-up, shutdown); with
+        `owner`, only those of the events that process owns (others share the database)."""
+        return await runs.mark_unfinished(self._db, "interrupted", reason, owner=owner)
+
+    async def interrupt_for(self, event: Event, reason: str) -> int:
+        """The event's runs not in a final state become `interrupted` (its process died)."""
+        return await runs.close_unfinished_for_event(
+            self._db, event.key.platform, event.event_id, "interrupted", reason
+        )
 
     def _notify(self, run: Run, note: LedgerNote) -> None:
         for listener in self._listeners:

@@ -1,4 +1,6 @@
-"""Optional moderation of incoming messages (per channel), with the configured moderation model.
+"""Optional moderation of incoming messages (per channel), with the configured moderation model:
+the dispatcher screens each message; the media features screen what they send on (`/speak`
+text, `/imagine` and `/edit` prompts, voice-note transcripts) with `screen_text`.
 
 What is screened, when the channel has moderation on: typed messages (`screen`), and the other
 text that reaches the model (`screen_text`): the text of documents attached for code
@@ -41,13 +43,16 @@ class Moderation:
     async def screen_text(
         self,
         key: ConversationKey,
-        actor_id: str,
+        user_id: str,
         event_id: str,
         text: str,
         *,
         what: str = "This message",
+        withheld: str = "was not sent to the assistant",
     ) -> None:
-        """Raise a `UserError` naming `what` when `text` is flagged."""
+        """Raise a `UserError` when `text` is flagged: a message, or what a command or a voice
+        note would send on (`what` names it in the refusal, `withheld` says what did not
+        happen). At most `MAX_SCREENED_CHARS` are screened."""
         if not text.strip():
             return
         model = self._settings.moderation_model
@@ -65,18 +70,17 @@ class Moderation:
             return
         categories = list(verdict.categories)
         await record_flag(
-            self._db, key, actor_id, event_id, categories, redact(text[:EXCERPT_CHARS])
+            self._db, key, user_id, event_id, categories, redact(text[:EXCERPT_CHARS])
         )
         log.warning(
             "moderation flagged key=%s event=%s user=%s: %s",
             key,
             event_id,
-            actor_id,
+            user_id,
             ", ".join(categories),
         )
         raise UserError(
             f"{what} was flagged by moderation ("
             + ", ".join(categories)
-            + ") and was not sent to the assistant. Admins of this workspace can see flagged "
-            "messages."
+            + f") and {withheld}. Admins of this workspace can see flagged messages."
         )

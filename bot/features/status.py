@@ -1,6 +1,7 @@
 """`/status` (admins): the bot's state in one private message — version, uptime, the platforms'
 connections, backend and models (with shutdown dates the endpoint reports), the OpenAI breaker,
-queues, runs of the last hour by status, and today's spend."""
+queues, runs of the last hour by status, how the last hour's events ended with the ledger's
+check (events without an ending), and today's spend."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from urllib.parse import urlsplit
 
 from bot.core.config import Settings
 from bot.core.lanes import Lanes
+from bot.core.ledger import ending_limit
 from bot.core.presence import Presence
 from bot.core.types import CommandCall, Reply
-from storage import stats
+from storage import inbox, stats
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -57,11 +59,12 @@ class StatusCommand:
         await self._presence.refresh()
         now = time.time()
         midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        by_status, spend, oldest, dates = await asyncio.gather(
+        by_status, spend, oldest, dates, endings = await asyncio.gather(
             stats.runs_by_status(self._db, now - 3600),
             stats.spend_since(self._db, midnight.timestamp()),
             stats.oldest_pending_age(self._db),
             self._shutdown_dates(),
+            inbox.endings(self._db, now - 3600, now - ending_limit(self._settings)),
         )
         lines = [
             f"*Switchboard {_version()}* · up {_duration(now - self._started_at)}",
@@ -75,6 +78,7 @@ class StatusCommand:
             + (f"; oldest unhandled {_duration(oldest)} old" if oldest else ""),
             "Runs, last hour: "
             + (", ".join(f"{n} {status}" for status, n in by_status.items()) or "none"),
+            "Events, last hour: " + _endings(endings, now),
             f"Spend today (UTC): ${spend:,.4f}",
         ]
         return Reply(call.key, text="\n".join(lines), ephemeral=True, actor_id=call.actor.id)
@@ -126,6 +130,17 @@ class StatusCommand:
         except Exception as exc:  # TimeoutError included
             log.info("/status: no model list from the endpoint: %s", type(exc).__name__)
             return None
+
+
+def _endings(found: inbox.Endings, now: float) -> str:
+    """How the last hour's events ended, and the ledger's check: events without an ending."""
+    ended = ", ".join(f"{n} {outcome}" for outcome, n in sorted(found.outcomes.items()))
+    if not found.without:
+        return (ended or "none") + "; every event has an ending or is being worked on"
+    oldest = _duration(now - (found.oldest_without or now))
+    return (
+        ended or "none"
+    ) + f"; *{found.without} without an ending* (oldest {oldest} old: see the log)"
 
 
 def _version() -> str:

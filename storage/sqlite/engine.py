@@ -6,7 +6,10 @@ committed data and never waits for the writer.
 
 Every call is ONE trip to aiosqlite's database thread. A transaction records its writes and sends
 them with its next read, or with BEGIN and COMMIT when the block ends: a completed answer's five
-writes cost one trip, not seven.
+writes cost one trip, not seven. Single writes (`execute`) that coroutines make at the same time
+share a trip (group commit): each still commits on its own and returns once it has, but under
+a burst fifty answers' writes no longer queue for fifty trips, each waiting for the thread and
+the GIL.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import aiosqlite
 
 from storage.db import Database, Params, Result, Row, StorageError, Transaction
+from storage.sqlite import lock
 
 # (sql, parameters, many): one `execute`, or one `executemany` over a list of parameter tuples.
 Write = tuple[str, tuple[Any, ...] | list[tuple[Any, ...]], bool]
@@ -35,14 +39,19 @@ class SqliteDatabase(Database):
         reader: aiosqlite.Connection,
         *,
         read_only: bool = False,
+        lock_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.path = path
+        self._lock_file = lock_file
         self._writer = writer
         self._reader = reader
         self._read_only = read_only
         self._write_lock = asyncio.Lock()
         self._closed = False
+        # Single writes waiting for the next trip, and the task that sends them (group commit).
+        self._queued: list[tuple[str, tuple[Any, ...], asyncio.Future[tuple[int, int | None]]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self._reader.execute_fetchall(sql, tuple(params))
@@ -52,9 +61,31 @@ class SqliteDatabase(Database):
         return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Params = ()) -> Result:
-        async with self._write_lock:
-            rowcount, last_id = await self._send(_write_one, sql, tuple(params))
+        future: asyncio.Future[tuple[int, int | None]] = asyncio.get_running_loop().create_future()
+        self._queued.append((sql, tuple(params), future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_queued())
+        rowcount, last_id = await future
         return Result(rowcount, last_id)
+
+    async def _send_queued(self) -> None:
+        """Send every queued single write in one trip, in order, each committed on its own;
+        writes queued during the trip go in the next. A task of its own, so a caller that is
+        cancelled never strands the others' writes."""
+        while self._queued:
+            async with self._write_lock:
+                batch, self._queued = self._queued, []
+                try:
+                    outcomes = await self._send(_write_each, [(sql, p) for sql, p, _ in batch])
+                except BaseException as exc:  # the trip itself failed (closed connection, …)
+                    outcomes = [exc] * len(batch)
+            for (_sql, _params, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
         statements: list[Write] = [(sql, [tuple(row) for row in rows], True)]
@@ -77,13 +108,19 @@ class SqliteDatabase(Database):
         if self._closed:
             return
         self._closed = True
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
         async with self._write_lock:
             if self._read_only:
                 await self._reader.close()
                 return
             await self._reader.close()
-            await self._writer.execute("PRAGMA optimize")
-            await self._writer.close()
+            try:
+                await self._writer.execute("PRAGMA optimize")
+            finally:
+                await self._writer.close()
+                if self._lock_file is not None:
+                    lock.release(self._lock_file)
 
     async def _send(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(connection, *args)` in the writer's thread, after everything queued before.
@@ -176,15 +213,24 @@ def _trip(
     return rows
 
 
-def _write_one(
-    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]
-) -> tuple[int, int | None]:
-    cursor = conn.execute(sql, params)
-    try:
-        # sqlite3 reports the connection's last insert even for a statement that inserted nothing
-        return cursor.rowcount, cursor.lastrowid if cursor.rowcount > 0 else None
-    finally:
-        cursor.close()
+def _write_each(
+    conn: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]
+) -> list[tuple[int, int | None] | Exception]:
+    """Each statement on its own (autocommit): its (rowcount, last id), or the error it raised."""
+    outcomes: list[tuple[int, int | None] | Exception] = []
+    for sql, params in statements:
+        try:
+            cursor = conn.execute(sql, params)
+        except Exception as exc:
+            outcomes.append(exc)
+            continue
+        try:
+            # sqlite3 reports the connection's last insert even for a statement that inserted
+            # nothing
+            outcomes.append((cursor.rowcount, cursor.lastrowid if cursor.rowcount > 0 else None))
+        finally:
+            cursor.close()
+    return outcomes
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -196,18 +242,28 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 async def open_sqlite(path: Path) -> SqliteDatabase:
-    """The database file at `path` (created with its folder when missing), not yet migrated."""
+    """The database file at `path` (created with its folder when missing), not yet migrated,
+    locked to this process (`storage.sqlite.lock.FileInUse` when another one has it)."""
+    lock_file = None
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
-    writer = await _connect(str(path))
+        lock_file = lock.acquire(path)
+    try:
+        writer = await _connect(str(path))
+    except BaseException:
+        if lock_file is not None:
+            lock.release(lock_file)
+        raise
     try:
         await writer.execute_fetchall("PRAGMA journal_mode=WAL")
         reader = await _connect(str(path))
+        await reader.execute("PRAGMA query_only=ON")
     except BaseException:
         await writer.close()
+        if lock_file is not None:
+            lock.release(lock_file)
         raise
-    await reader.execute("PRAGMA query_only=ON")
-    return SqliteDatabase(path, writer, reader)
+    return SqliteDatabase(path, writer, reader, lock_file=lock_file)
 
 
 @asynccontextmanager
@@ -235,12 +291,17 @@ def _has_data(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
+# How long a statement waits for a lock another connection holds before "database is locked"
+# (the caller's bounded retries come on top: `bot.core.intake`). Tests shorten it.
+BUSY_TIMEOUT_MS = 5000
+
+
 async def _connect(database: str, **options: Any) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(database, isolation_level=None, **options)
     try:
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
         await conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         await conn.close()

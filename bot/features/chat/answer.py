@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -15,7 +16,9 @@ from bot.core.errors import UserError
 from bot.core.ledger import Outcome, Run, RunStatus, TextShown
 from bot.core.running import AnswerStopped, RunningAnswer, RunningAnswers, StopCause
 from bot.core.types import Inbound, Reply
+from bot.features.chat.context import ConversationContext, Gathered
 from bot.features.chat.inputs import MessageInputs, MessageMedia
+from bot.features.chat.speakers import group_instructions, is_group
 from storage import conversations
 from storage.containers import get_container, set_container
 from storage.db import Database
@@ -40,6 +43,7 @@ class ChatCapability:
         self._backend = backend
         self._media = media
         self._running = running
+        self._context = ConversationContext(settings)
 
     @property
     def backend_name(self) -> str:
@@ -74,27 +78,39 @@ class ChatCapability:
         self, event: Inbound, run: Run, outbox: Outbox, running: RunningAnswer
     ) -> None:
         config = await resolve_assistant(self._db, self._settings, event.key)
+        # A conversation made by this turn: the bot joins it now (earlier messages are read).
+        fresh = await conversations.get_active(self._db, event.key, self._backend.name) is None
         conversation = await conversations.ensure_active(self._db, event.key, self._backend.name)
         await run.start(
             backend=self._backend.name, model=config.model, conversation_id=conversation.id
         )
         inputs = MessageInputs(event.text)
-        if self._media is not None and event.attachments:
-            try:  # images and voice notes: refused or transcribed before the answer starts
+        try:
+            if self._media is not None and event.attachments:
+                # images and voice notes: refused or transcribed before the answer starts
                 inputs = await running.run(self._media.prepare(event, config))
-            except AnswerStopped as stopped:
-                await self._stopped(event, running, stopped.cause, None, "", outbox)
-                return
-            except BaseException as exc:
-                status: RunStatus = (
-                    "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
-                )
-                await asyncio.shield(run.close(status, describe(exc)))
-                raise
+            gathered = await running.run(self._context.gather(event, config.model, fresh=fresh))
+            earlier_images = await running.run(self._earlier_images(gathered, inputs))
+        except AnswerStopped as stopped:
+            await self._stopped(event, running, stopped.cause, None, "", outbox)
+            return
+        except BaseException as exc:
+            status: RunStatus = (
+                "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
+            )
+            await asyncio.shield(run.close(status, describe(exc)))
+            raise
+        if is_group(event):
+            config = dataclasses.replace(
+                config, instructions=group_instructions(config.instructions, event.key.platform)
+            )
+        kept = _KeptIds(self._db, conversation.id)
         turn = Turn(
             key=event.key,
             user_id=event.actor.id,
             text=inputs.text,
+            speaker=gathered.speaker,
+            context=gathered.context,
             config=config,
             conversation_id=conversation.id,
             backend_conversation_id=conversation.backend_conversation_id,
@@ -103,11 +119,11 @@ class ChatCapability:
                 if "code_interpreter" in config.tools
                 else None
             ),
-            images=inputs.images,
-            image_detail=inputs.detail,
+            images=inputs.images + earlier_images,
+            image_detail=inputs.detail if inputs.images else _detail(config.vision_detail),
             data_files=inputs.data_files,
             emit=run.emit,
-            server_ids=_KeptIds(self._db, conversation.id),
+            server_ids=kept,
         )
         stream = outbox.open_stream(event.key, event.message_id, event.actor)
         shown: list[str] = []
@@ -121,7 +137,8 @@ class ChatCapability:
                 # the mark lands as the text does, without delaying it behind other writes.
                 await run.emit(TextShown())
 
-        shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
+        before = "\n".join(n for n in (gathered.notice, inputs.shown_before) if n)
+        shown_before = f"{before}\n\n" if before else ""
         try:
             if shown_before:
                 await show(shown_before)
@@ -142,6 +159,8 @@ class ChatCapability:
             if friendly is None or friendly is exc:
                 raise
             raise friendly from exc
+        finally:
+            await kept.settled()
 
         answer = compose_answer(result)
         text = shown_before + answer
@@ -159,6 +178,13 @@ class ChatCapability:
                 raise await self._undelivered(run, "files", exc) from exc
         if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
+
+    async def _earlier_images(self, gathered: Gathered, inputs: MessageInputs) -> tuple[str, ...]:
+        """The earlier messages' images, within the images a message may bring."""
+        if self._media is None or not gathered.images:
+            return ()
+        room = self._settings.max_images - len(inputs.images)
+        return await self._media.earlier_images(gathered.images, room)
 
     async def _record(
         self, run: Run, conversation_id: int | None, result: TurnResult, event: Inbound
@@ -286,6 +312,10 @@ def compose_answer(result: TurnResult) -> str:
     return text
 
 
+def _detail(value: str) -> str:
+    return value if value in ("low", "high", "auto") else "auto"
+
+
 def _switched_on(value: object) -> bool:
     """A boolean channel setting, also when an admin stored it as text ("on", "false"…)."""
     if isinstance(value, str):
@@ -296,14 +326,42 @@ def _switched_on(value: object) -> bool:
 class _KeptIds:
     """`bot.backends.base.ServerIds` for one conversation: stores what the backend made at
     once, so a failed or stopped answer still leaves the next turn the same conversation and
-    container."""
+    container. The write starts at once but the model request does not wait for it (it would
+    add a database round trip before every new conversation's first request); `settled`, which
+    the answer awaits when the backend returns or fails, waits for it, so the conversation's
+    next turn (lanes run them one at a time) always finds the ids."""
 
     def __init__(self, db: Database, conversation_id: int) -> None:
         self._db = db
         self._conversation_id = conversation_id
+        self._writes: list[asyncio.Future[None]] = []
 
     async def conversation_created(self, backend_conversation_id: str) -> None:
-        await conversations.set_backend_id(self._db, self._conversation_id, backend_conversation_id)
+        self._writes.append(
+            asyncio.ensure_future(
+                conversations.set_backend_id(
+                    self._db, self._conversation_id, backend_conversation_id
+                )
+            )
+        )
 
     async def container_created(self, container_id: str) -> None:
-        await set_container(self._db, self._conversation_id, container_id)
+        self._writes.append(
+            asyncio.ensure_future(set_container(self._db, self._conversation_id, container_id))
+        )
+
+    async def settled(self) -> None:
+        """Every write started here has finished; one that failed is logged (the next turn
+        then starts a new server-side conversation or container)."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error(
+                    "could not keep the id of a new server-side object of conversation %d: %s",
+                    self._conversation_id,
+                    describe(exc),
+                )
