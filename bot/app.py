@@ -4,8 +4,11 @@ ledger, the features, the command table and the dispatcher. Adapters are handed 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 
 from bot.backends.breaker import CircuitBreaker
@@ -13,6 +16,7 @@ from bot.backends.client import OpenAIClient, make_openai_client
 from bot.backends.errors import openai_down_message
 from bot.backends.factory import make_backends
 from bot.backends.retry import retry_policy, retry_window
+from bot.core.admins import AdminList, Admins
 from bot.core.commands import CommandTable
 from bot.core.config import Settings
 from bot.core.dispatcher import Dispatcher
@@ -22,8 +26,8 @@ from bot.core.presence import Presence
 from bot.core.recovery import Recovery
 from bot.core.replicas import WorkQueue
 from bot.core.running import RunningAnswers
-from bot.core.types import Actor
 from bot.features.assistant.admin import AssistantAdmin
+from bot.features.assistant.editor import ConfigEditor
 from bot.features.audio import AudioCommands
 from bot.features.chat.answer import ChatCapability
 from bot.features.chat.inputs import MessageMedia
@@ -38,14 +42,29 @@ from bot.ops.metrics import Metrics
 from bot.spend.pricing import PriceTable
 from bot.spend.quota import Quota
 from bot.tools import ToolRegistry, build_registry
+from bot.tools.workers import ToolWorkers
 from storage import stats
 from storage.connect import open_database
 from storage.db import Database
 from storage.events import prune_events
+from storage.retention import prune_content
 
 log = logging.getLogger(__name__)
 
 EVENT_MEMORY_SECONDS = 7 * 24 * 3600
+HOUSEKEEPING_SECONDS = 3600.0  # how often retention runs while the bot is up
+
+
+async def housekeep(db: Database, settings: Settings) -> None:
+    """Retention: handled events' ids after `EVENT_MEMORY_SECONDS`, message history, answer
+    steps and moderation flags after `SWITCHBOARD_RETENTION_DAYS` (`storage.retention`)."""
+    events = await prune_events(db, EVENT_MEMORY_SECONDS)
+    pruned = 0
+    if settings.retention_days > 0:
+        cutoff = time.time() - settings.retention_days * 86_400
+        pruned = (await prune_content(db, cutoff)).total
+    if events or pruned:
+        log.info("retention: forgot %d handled events and %d stored texts", events, pruned)
 
 
 def make_breaker(settings: Settings) -> CircuitBreaker:
@@ -62,6 +81,7 @@ def make_lanes(settings: Settings) -> Lanes:
         busy_total=settings.busy_queued_total,
         max_total=settings.max_queued_total,
         max_notices=settings.max_queued_total,
+        max_per_owner=settings.max_queued_per_user,
     )
 
 
@@ -84,6 +104,8 @@ class App:
     metrics: Metrics
     breaker: CircuitBreaker | None = None
     queue: WorkQueue | None = None
+    workers: ToolWorkers | None = None
+    housekeeping: asyncio.Task[None] | None = None
 
     @property
     def function_names(self) -> frozenset[str]:
@@ -110,7 +132,7 @@ class App:
             )
             if stale:
                 log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
-        await prune_events(db, EVENT_MEMORY_SECONDS)
+        await housekeep(db, settings)
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
         retry = dataclasses.replace(
@@ -120,20 +142,22 @@ class App:
             queued=lambda: lanes.total, breaker_open=lambda: breaker.retry_in() is not None
         )
         registry = make_tool_registry()
-        backends = make_backends(settings, client, db, registry, retry)
+        workers = ToolWorkers(settings.tool_workers)
+        backends = make_backends(settings, client, db, registry, retry, workers)
         media = MediaContext.create(db, settings, backends, ledger)
         audio = AudioCommands(media)
         images = ImageCommands(media)
         running = RunningAnswers()
-        chat = ChatCapability(db, settings, backends.chat, running, MessageMedia(media, audio))
+        moderation = Moderation(backends.moderation, db, settings)
+        inputs = MessageMedia(media, audio, moderation)
+        chat = ChatCapability(db, settings, backends.chat, running, inputs)
         conversation = ConversationCommands(db, backends.conversations)
         control = RunCommands(db, running)
-        quota = Quota(db, settings)
+        quota = Quota(db, settings, priced=lambda model: model in prices.models)
 
-        def is_admin(actor: Actor) -> bool:
-            return actor.is_admin or actor.id in settings.admin_ids
-
-        usage = UsageCommands(db, settings, quota, is_admin)
+        admins = Admins(AdminList.parse(settings.admins))
+        editor = ConfigEditor(db)  # one settings writer: /assistant and /usage share its lock
+        usage = UsageCommands(db, settings, quota, admins, editor=editor)
         presence = Presence(on_rate_limited=metrics.on_rate_limited)
         status = StatusCommand(
             db,
@@ -144,7 +168,16 @@ class App:
             backends.models.served,
         )
         assistant = AssistantAdmin(
-            db, settings, backends.models, backends.knowledge, is_admin, registry.names
+            db,
+            settings,
+            backends.models,
+            backends.knowledge,
+            admins,
+            registry.names,
+            builtin_functions=registry.builtin_names,
+            priced=lambda model: model in prices.models,
+            editor=editor,
+            moderation=moderation,
         )
         commands = CommandTable(
             {
@@ -162,7 +195,6 @@ class App:
                 "status": status.status,
             }
         )
-        moderation = Moderation(backends.moderation, db, settings)
         dispatcher = Dispatcher(
             db,
             settings,
@@ -177,11 +209,12 @@ class App:
             backend_name=backends.chat.name,
             openai_down=lambda: openai_down_message(breaker),
             job_scope=lambda: retry_window(settings.openai_retry_budget),
+            admins=admins,
             queue=queue,
         )
         recovery = Recovery(db, dispatcher, ledger, chat, queue)
         queue.platforms = lambda: dispatcher.platforms
-        return cls(
+        app = cls(
             settings,
             db,
             client,
@@ -193,7 +226,21 @@ class App:
             metrics,
             breaker,
             queue,
+            workers,
         )
+        app.housekeeping = asyncio.create_task(app._housekeep_every(HOUSEKEEPING_SECONDS))
+        return app
+
+    async def _housekeep_every(self, seconds: float) -> None:
+        """Retention while the bot runs (it may run for months without a restart)."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await housekeep(self.db, self.settings)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("housekeeping failed: %s", type(exc).__name__)
 
     async def readiness(self) -> str | None:
         """Why the bot is not ready for events (None: ready): a platform not connected, or
@@ -260,10 +307,16 @@ class App:
 
     async def close(self) -> None:
         """Mark unfinished answers interrupted (sharing the database: this process's only) and
-        hand their events back; close the OpenAI client and storage."""
+        hand their events back; stop the tool workers; close the OpenAI client and storage."""
+        if self.housekeeping is not None:
+            self.housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.housekeeping
         owner = self.queue.id if self.queue is not None and self.db.shared else None
         await self.ledger.interrupt_unfinished("shut down before the answer finished", owner=owner)
         if self.queue is not None:
             await self.queue.stop()
+        if self.workers is not None:
+            await self.workers.close()
         await self.client.close()
         await self.db.close()

@@ -15,7 +15,13 @@ import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from bot.core.config import ConfigError, Settings, load_settings, unknown_variable_warnings
+from bot.core.config import (
+    ConfigError,
+    Settings,
+    dotenv_path,
+    load_settings,
+    unknown_variable_warnings,
+)
 from bot.logs import configure_logging
 from bot.ops.heap import freeze_startup_objects
 from bot.text.redact import redact
@@ -70,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.secrets(), settings.log_format)
         command = args.command or "run"
         if command != "doctor":  # the doctor reports them among its checks
-            for warning in unknown_variable_warnings(os.environ):
+            for warning in unknown_variable_warnings(os.environ, dotenv_path()):
                 log.warning("%s", warning)
         if command == "doctor":
             return asyncio.run(_doctor(settings))
@@ -94,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Not a traceback on stderr: an exception's text can carry a token or a URL with one.
+        # The whole story (redacted, like every log line) at DEBUG.
+        logging.getLogger("bot").debug("start-up failure", exc_info=exc)
+        detail = redact(str(exc))[:500].replace("\n", " ")
+        print(f"switchboard: unexpected error: {type(exc).__name__}: {detail}", file=sys.stderr)
+        return 1
 
 
 def _adapter_function(platform: str, module_name: str, name: str):  # type: ignore[no-untyped-def]
@@ -145,7 +158,7 @@ def _export_usage(settings: Settings, since: float, output: str) -> int:
 async def _doctor(settings: Settings) -> int:
     from bot.doctor import run_doctor
 
-    return await run_doctor(settings, sys.stdout)
+    return await run_doctor(settings, sys.stdout, dotenv=dotenv_path())
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

@@ -2,6 +2,11 @@
 handlers, so every record that reaches them is cleaned, whichever library logged it
 (httpx2/httpcore, aiohttp, slack_sdk, discord.py, openai at DEBUG), including its arguments,
 traceback and `stack_info`.
+
+Every record is also made safe to read as one line: its message is capped at `MAX_LOG_CHARS`
+(before redaction too, so a megabyte of attacker-sent text costs nothing to redact) and its
+line breaks are escaped (`\\n`), so no text a user or a request sends can forge a log line;
+a traceback keeps its lines, each indented under the record.
 """
 
 from __future__ import annotations
@@ -16,6 +21,26 @@ from bot.core import log_context
 from bot.text.redact import REDACTED, redact, register_secrets, secrets_of
 
 __all__ = ["REDACTED", "RedactingFilter", "configure_logging", "redact", "secrets_of"]
+
+MAX_LOG_CHARS = 4_000  # of a record's message
+MAX_TRACE_CHARS = 16_000  # of its traceback and stack
+# Redaction sees this much more than is kept, so a secret cut by the cap is still hidden whole.
+_REDACT_MARGIN = 1_024
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` redacted and at most `limit` characters (plus a note of what was left out)."""
+    total = len(text)
+    if total > limit + _REDACT_MARGIN:
+        text = text[: limit + _REDACT_MARGIN]
+    text = redact(text)
+    if total > limit:
+        text = text[:limit] + f"…({total - limit:,} more characters)"
+    return text
+
+
+def one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class RedactingFilter(logging.Filter):
@@ -34,14 +59,18 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # bad %-arguments: still log, still redacted
             message = f"{record.msg!r} % {record.args!r}"
-        parts = [message]
+        trace = []
         if record.exc_info and record.exc_info[0] is not None:
-            parts.append(logging.Formatter().formatException(record.exc_info))
+            trace.append(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
-            parts.append(record.exc_text)
+            trace.append(record.exc_text)
         if record.stack_info:
-            parts.append(record.stack_info)
-        record.msg = redact("\n".join(parts))
+            trace.append(record.stack_info)
+        text = one_line(clip(message, MAX_LOG_CHARS))
+        if trace:
+            lines = clip("\n".join(trace), MAX_TRACE_CHARS).splitlines()
+            text += "".join(f"\n    {line}" for line in lines)
+        record.msg = text
         record.context = {k: redact(str(v)) for k, v in log_context.current().items()}
         record.args = None
         record.exc_info = None

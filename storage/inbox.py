@@ -37,7 +37,14 @@ def encode_event(event: Event) -> str:
     data: dict[str, Any] = {
         "type": "message" if isinstance(event, Inbound) else "command",
         "key": [event.key.platform, event.key.workspace, event.key.channel, event.key.thread],
-        "actor": [event.actor.id, event.actor.name, event.actor.is_bot, event.actor.is_admin],
+        "actor": [
+            event.actor.id,
+            event.actor.name,
+            event.actor.is_bot,
+            event.actor.is_admin,
+            event.actor.channel_admin,
+            list(event.actor.roles),
+        ],
         "event_id": event.event_id,
         "text": redact(event.text),  # a pasted token is not kept on disk
         "received_at": event.received_at,
@@ -54,8 +61,10 @@ def encode_event(event: Event) -> str:
 def decode_event(payload: str) -> Event:
     data = json.loads(payload)
     key = ConversationKey(*data["key"])
-    actor_id, name, is_bot, is_admin = data["actor"]
-    actor = Actor(actor_id, name, bool(is_bot), bool(is_admin))
+    actor_id, name, is_bot, is_admin, *more = data["actor"]  # older rows have four fields
+    channel_admin = bool(more[0]) if more else False
+    roles = tuple(str(r) for r in more[1]) if len(more) > 1 else ()
+    actor = Actor(actor_id, name, bool(is_bot), bool(is_admin), channel_admin, roles)
     attachments = tuple(
         Attachment(kind, mime, name, size, fetch=_gone(name))
         for kind, mime, name, size in data["attachments"]

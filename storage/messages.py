@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.text.redact import redact
 from storage.db import Database, Transaction
 
 
@@ -32,9 +33,11 @@ async def append_messages(
     run_id: int | None,
     messages: Iterable[HistoryMessage],
 ) -> None:
-    """Append inside the caller's transaction, so a turn's messages land with its run status."""
+    """Append inside the caller's transaction, so a turn's messages land with its run status.
+    Secrets and token-shaped strings a user pasted are redacted: the model got them in the turn
+    itself, the history on disk does not keep them."""
     now = time.time()
     await tx.execute_many(
         "INSERT INTO messages (conversation_id, role, content, run_id, created_at) VALUES (?, ?, ?, ?, ?)",
-        [(conversation_id, m.role, m.content, run_id, now) for m in messages],
+        [(conversation_id, m.role, redact(m.content), run_id, now) for m in messages],
     )

@@ -10,16 +10,20 @@ from storage.db import Database, Row
 
 @dataclass(frozen=True, slots=True)
 class UsageScope:
-    """Which runs count: a workspace, optionally narrowed to a channel and/or a user."""
+    """Which runs count: a workspace (None: every workspace of the platform, for a user whose
+    id is the same everywhere), optionally narrowed to a channel and/or a user."""
 
     platform: str
-    workspace: str
+    workspace: str | None
     channel: str | None = None
     user_id: str | None = None
 
     def where(self, since: float) -> tuple[str, list[Any]]:
-        clauses = ["runs.platform = ?", "runs.workspace = ?", "runs.created_at >= ?"]
-        params: list[Any] = [self.platform, self.workspace, since]
+        clauses = ["runs.platform = ?", "runs.created_at >= ?"]
+        params: list[Any] = [self.platform, since]
+        if self.workspace is not None:
+            clauses.append("runs.workspace = ?")
+            params.append(self.workspace)
         if self.channel is not None:
             clauses.append("runs.channel = ?")
             params.append(self.channel)

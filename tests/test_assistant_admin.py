@@ -144,7 +144,10 @@ async def test_model_validation(bot: Harness, fake: FakeOpenAI) -> None:
     )
     gone = await command(bot, "set model gpt-4.1-nano")
     assert "was shut down on 2026-10-23" in gone
-    soon = await command(bot, "set model gpt-5-mini")
+    unpriced = await command(bot, "set model gpt-5-mini")
+    assert "not in the price table" in unpriced and "gpt-5-mini unpriced" in unpriced
+    assert await audit_rows(bot) == []
+    soon = await command(bot, "set model gpt-5-mini unpriced")
     assert "Set model" in soon and "shuts down on 2026-12-11" in soon
     assert [row["new_value"] for row in await audit_rows(bot)] == ['"gpt-5-mini"']
     fake.fail_next("server_error", times=5, endpoint="models")
@@ -223,7 +226,7 @@ async def test_workspace_defaults_are_inherited_and_channel_values_win(bot: Harn
     await command(bot, "set workspace model gpt-6.1-sol")
     assert "model: gpt-6.1-sol (workspace default)" in await command(bot, "", key=OTHER_CHANNEL)
     await command(bot, "set model gpt-6.1-terra")
-    note = await command(bot, "set workspace model gpt-5-mini")
+    note = await command(bot, "set workspace model gpt-5-mini unpriced")
     assert "This channel has its own value" in note
     assert "model: gpt-6.1-terra (set for this channel)" in await command(bot, "")
     assert "model: gpt-5-mini (workspace default)" in await command(bot, "", key=OTHER_CHANNEL)

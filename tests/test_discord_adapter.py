@@ -551,7 +551,9 @@ async def test_admin_status_from_discord_permissions(bot: Bot) -> None:
         await wait_followup(dc, inter)
     calls = {c.actor.id: c for c in bot.events if isinstance(c, CommandCall)}
     admin = {name: calls[user["id"]].actor.is_admin for name, user in people.items()}
-    assert admin == {"admin": True, "member": False, "manager": True, "owner": True}
+    assert admin == {"admin": True, "member": False, "manager": False, "owner": True}
+    manages = {name: calls[user["id"]].actor.channel_admin for name, user in people.items()}
+    assert manages == {"admin": False, "member": False, "manager": True, "owner": True}
     assert all(c.text == "set model x" for c in calls.values())
     # in a DM nobody is a server admin
     inter = await dc.send_interaction("assistant", user=dc.admin, channel_id=dc.dm["id"])

@@ -153,14 +153,26 @@ def test_system_and_malformed_messages_are_ignored_without_raising() -> None:
     assert command_from_interaction(NS(id="x"), "reset") is None
 
 
-def test_admin_from_permissions() -> None:
+def test_admin_scope_from_permissions() -> None:
     assert is_platform_admin(discord.Permissions(manage_guild=True))
-    assert is_platform_admin(discord.Permissions(manage_channels=True))
+    assert not is_platform_admin(discord.Permissions(manage_channels=True))
     assert is_platform_admin(discord.Permissions(administrator=True))
     assert not is_platform_admin(discord.Permissions(send_messages=True, manage_messages=True))
     assert not is_platform_admin(None)
-    admin = message("x", channel=channel(perms=discord.Permissions(manage_guild=True)))
-    assert inbound_from_message(admin, BOT).actor.is_admin  # type: ignore[union-attr]
+    # Server-wide rights come from the member's server permissions, never from a channel's
+    # (an overwrite granting Manage Server on one channel makes nobody a server admin).
+    overwritten = message("x", channel=channel(perms=discord.Permissions(manage_guild=True)))
+    actor = inbound_from_message(overwritten, BOT).actor  # type: ignore[union-attr]
+    assert not actor.is_admin and not actor.channel_admin
+    server_admin = NS(
+        id=7_701, display_name="Sam", bot=False,
+        guild_permissions=discord.Permissions(manage_guild=True),
+    )  # fmt: skip
+    actor = inbound_from_message(message("x", author=server_admin), BOT).actor  # type: ignore[union-attr]
+    assert actor.is_admin
+    manager = message("x", channel=channel(perms=discord.Permissions(manage_channels=True)))
+    actor = inbound_from_message(manager, BOT).actor  # type: ignore[union-attr]
+    assert actor.channel_admin and not actor.is_admin
 
 
 async def test_voice_message_attachment_and_fetch_limits() -> None:
@@ -223,11 +235,13 @@ def test_command_from_interaction() -> None:
     assert call is not None
     assert (call.name, call.event_id, call.text) == ("edit", "cmd-99", "add a hat")
     assert dict(call.options) == {"prompt": "add a hat", "image": "cat.png"}
-    assert call.actor.is_admin and call.attachments[0].kind == "image"
+    assert call.actor.channel_admin and not call.actor.is_admin
+    assert call.attachments[0].kind == "image"
     dm = NS(**{**vars(interaction), "channel": NS(id=5, type=discord.ChannelType.private)})
     dm.guild_id = None
     dm_call = command_from_interaction(dm, "edit")
-    assert dm_call is not None and dm_call.key.workspace == "@dm" and not dm_call.actor.is_admin
+    assert dm_call is not None and dm_call.key.workspace == "@dm"
+    assert not dm_call.actor.is_admin and not dm_call.actor.channel_admin
 
 
 def test_invite_url_from_the_token_without_network() -> None:

@@ -17,7 +17,7 @@ class Msg:
         self.channel = channel
         self.content = content
 
-    async def edit(self, *, content: str) -> Msg:
+    async def edit(self, *, content: str, **flags: Any) -> Msg:
         self.channel.calls.append(("edit", content, time.monotonic()))
         self.content = content
         return self

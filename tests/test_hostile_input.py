@@ -262,7 +262,7 @@ def test_slack_events_never_raise(body: Any) -> None:
 @PROPS
 @given(mutated(SLASH))
 def test_slack_slash_commands_never_raise(payload: Any) -> None:
-    call = sn.command_call(payload, is_admin=True)
+    call = sn.command_call(payload)
     assert call is None or isinstance(call, CommandCall)
     if call is not None:
         check_event(call, "slack")

@@ -94,7 +94,7 @@ async def test_slack_steps_and_reset_in_a_dm(env: Env) -> None:
         await save_steps(tx, run_id, [("code_interpreter_call", "python", "print(6 * 7)")])
     await env.slack.send_slash_command("/steps", "", channel_id=P.DM_CHANNEL_ID)
     await env.settle(2)
-    steps = env.bot_texts(P.DM_CHANNEL_ID)[-1]
+    steps = env.slack.ephemeral[-1]["text"]  # private: tool arguments and outputs
     assert "1. *Ran code*: python" in steps and "```\nprint(6 * 7)\n```" in steps
 
     (server_id,) = env.openai.conversations
@@ -194,8 +194,9 @@ async def test_slack_a_tool_turn_moves_through_requires_action_and_steps_shows_i
 
     await env.slack.send_slash_command("/steps", "", user_id=P.USER_ID)
     await env.settle(2)
-    await until(lambda: env.bot_texts(P.CHANNEL_ID), 5)
-    steps = env.bot_texts(P.CHANNEL_ID)[-1]
+    await until(lambda: env.slack.ephemeral, 5)
+    steps = env.slack.ephemeral[-1]["text"]  # private to whoever asked
+    assert env.slack.ephemeral[-1]["user"] == P.USER_ID
     assert steps.startswith("What I did for the last answer here:")
     assert "*Ran code*" in steps and "print(sum(range(10)))" in steps
     assert '*Called a tool*: calculate({"expression":"6 * 7"})' in steps

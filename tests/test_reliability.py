@@ -64,6 +64,7 @@ async def test_fault_soak_absorbs_transient_faults(
         SWITCHBOARD_OPENAI_TIMEOUT=0.5,  # a "timeout" fault costs this much, not 120 s
         SWITCHBOARD_BUSY_QUEUED_PER_CONVERSATION=100,
         SWITCHBOARD_MAX_CONCURRENCY=32,
+        SWITCHBOARD_MAX_QUEUED_PER_USER=1000,  # one user sends everything here
     )
     bot = await Harness.start(settings)
     try:

@@ -27,6 +27,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         tmp_path,
         SWITCHBOARD_DELIVERY_RETRY_WAIT=0.01,
         SWITCHBOARD_MAX_QUEUED_PER_CONVERSATION=MAX_PER_CONVERSATION,
+        SWITCHBOARD_MAX_QUEUED_PER_USER=1000,  # one user floods: the conversation's bound here
     )
     yield environment
     await stop_env(environment)

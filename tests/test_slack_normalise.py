@@ -11,6 +11,7 @@ import pytest
 from adapters.slack import normalise as N
 from adapters.slack.files import SlackHost
 from adapters.slack.manifest import BOT_SCOPES, manifest, render_manifest
+from adapters.slack.people import user_is_admin
 from adapters.slack.stream import display_parts
 from bot.core.addressing import YES, Verdict, verdict
 from bot.core.commands import COMMANDS
@@ -194,11 +195,11 @@ def test_normalisers_never_raise_on_garbage() -> None:
 
 def test_slash_command_to_call() -> None:
     payload = P.slash_command("/imagine", "  a red fox  ", trigger_id="13345.738.abc")
-    call = N.command_call(payload, is_admin=True)
+    call = N.command_call(payload)
     assert call is not None
     assert call.key == ConversationKey("slack", "T1", P.CHANNEL_ID, "")
     assert (call.name, call.text, call.event_id) == ("imagine", "a red fox", "cmd-13345.738.abc")
-    assert call.actor.is_admin and call.actor.name == P.USER_NAME
+    assert not call.actor.is_admin and call.actor.name == P.USER_NAME  # facts: SlackPeople
     threaded = N.command_call({**payload, "thread_ts": "1700000000.000042"})
     assert threaded is not None and threaded.key.thread == "1700000000.000042"
     assert N.command_call({**payload, "channel_id": ""}) is None
@@ -233,10 +234,15 @@ def test_edit_shortcut_modal_and_submission() -> None:
     assert N.edit_prompt(P.view_submission(N.EDIT_MODAL, {}, private_metadata=meta)) == ""
 
 
-def test_admin_flags() -> None:
-    assert not N.user_is_admin({"is_admin": False})
-    assert N.user_is_admin({"is_owner": True}) and N.user_is_admin({"is_primary_owner": True})
-    assert not N.user_is_admin(None)
+def test_admin_flags_count_only_in_the_users_own_team() -> None:
+    assert not user_is_admin({"is_admin": False, "team_id": "T1"}, "T1")
+    assert user_is_admin({"is_owner": True, "team_id": "T1"}, "T1")
+    assert user_is_admin({"is_primary_owner": True, "team_id": "T1"}, "T1")
+    assert not user_is_admin(None, "T1")
+    # a Slack Connect partner (or a Grid member of another workspace) who is an admin at home
+    assert not user_is_admin({"is_admin": True, "team_id": "T2"}, "T1")
+    # a guest never counts
+    assert not user_is_admin({"is_admin": True, "team_id": "T1", "is_restricted": True}, "T1")
 
 
 # --------------------------------------------------------------------------- splitting

@@ -105,7 +105,7 @@ async def test_parallel_calls_run_concurrently(bot: Harness, fake: FakeOpenAI) -
         return f"met {args['who']}"
 
     schema = {"type": "object", "properties": {"who": {"type": "string"}}, "required": ["who"]}
-    bot.app.tools.add(Tool("meet", "meet someone", schema, meet))
+    bot.app.tools.add(Tool("meet", "meet someone", schema, meet, in_process=True))
     await configure(bot, tools=["functions:meet"])
     fake.answer = calls_then_answer(
         FunctionCall("meet", {"who": "ann"}), FunctionCall("meet", {"who": "bob"})
@@ -139,9 +139,11 @@ async def test_failures_go_back_to_the_model_and_the_turn_goes_on(
     for backend in BACKENDS:
         bot = await start(fake, tmp_path / backend, backend, SWITCHBOARD_TOOL_TIMEOUT_SECONDS=0.2)
         try:
-            bot.app.tools.add(Tool("record", "record n", schema, record))
-            bot.app.tools.add(Tool("hang", "never returns", {"type": "object"}, hang))
-            bot.app.tools.add(Tool("crash", "raises", {"type": "object"}, crash))
+            bot.app.tools.add(Tool("record", "record n", schema, record, in_process=True))
+            bot.app.tools.add(
+                Tool("hang", "never returns", {"type": "object"}, hang, in_process=True)
+            )
+            bot.app.tools.add(Tool("crash", "raises", {"type": "object"}, crash, in_process=True))
             await configure(bot, tools=["functions:record,hang,crash"])
             fake.answer = calls_then_answer(
                 FunctionCall("record", "{not json", "c1"),
@@ -159,7 +161,8 @@ async def test_failures_go_back_to_the_model_and_the_turn_goes_on(
             assert outputs["c2"] == "error: invalid arguments at n: 0 is less than the minimum of 1"
             assert outputs["c3"].startswith("error: invalid arguments at arguments: Additional")
             assert outputs["c4"] == (
-                "error: there is no tool named 'launch_missiles' (tools: crash, hang, record)"
+                "error: there is no tool named 'launch_missiles' (tools: calculate, crash, current_time, "
+                "hang, record)"
             )
             assert outputs["c5"] == "error: the tool did not finish within 0.2 seconds"
             assert outputs["c6"] == "error: the tool failed (RuntimeError)"
@@ -203,11 +206,21 @@ async def test_tool_rounds_are_capped(fake: FakeOpenAI, tmp_path: Path) -> None:
             await bot.close()
 
 
-async def test_a_disabled_function_is_not_offered_nor_run(bot: Harness, fake: FakeOpenAI) -> None:
+async def test_the_safe_builtins_are_offered_by_default_and_can_be_turned_off(
+    bot: Harness, fake: FakeOpenAI
+) -> None:
     fake.answer = calls_then_answer(FunctionCall("calculate", {"expression": "6*7"}, "c1"))
     (answer,) = await ask(bot, "6*7?")
+    assert answer == "42"  # offered in every channel without any setting
+    names = sorted(t.get("name") or t["function"]["name"] for t in tool_requests(fake)[0]["tools"])
+    assert names == ["calculate", "current_time"]  # channel_usage stays opt-in
+
+    await configure(bot, builtins=False)
+    before = len(tool_requests(fake))
+    fake.answer = calls_then_answer(FunctionCall("calculate", {"expression": "6*7"}, "c2"))
+    (answer,) = await ask(bot, "6*7?")
     assert answer == "error: there is no tool named 'calculate' (tools: none)"
-    assert "tools" not in tool_requests(fake)[0]
+    assert "tools" not in tool_requests(fake)[before]
 
 
 async def test_json_mode_pretty_prints_and_flags_invalid_json(

@@ -29,7 +29,14 @@ from testing.fakes.openai_fake import (
 )
 from tests.harness import KEY, USER, Harness
 from tests.media_fixtures import attachment, png
-from tests.test_tools_core import ask, configure, start, tool_requests
+from tests.test_tools_core import ask, start, tool_requests
+from tests.test_tools_core import configure as configure_with_builtins
+
+
+async def configure(bot: Harness, **overrides: Any) -> None:
+    """These tests are about hosted tools: the safe built-in functions are left out."""
+    await configure_with_builtins(bot, builtins=False, **overrides)
+
 
 PLOT = png((32, 24), (200, 30, 30))
 CSV = b"month,sales\njan,10\nfeb,12\n"
@@ -103,7 +110,7 @@ async def test_a_container_expiring_mid_turn_is_replaced(bot: Harness, fake: Fak
         fake.expire_container(container_id)
         return "slept 20 minutes"
 
-    bot.app.tools.add(Tool("slow", "takes long", {"type": "object"}, expire))
+    bot.app.tools.add(Tool("slow", "takes long", {"type": "object"}, expire, in_process=True))
     await configure(bot, tools=["code_interpreter", "functions:slow"])
     fake.answer = lambda turn: (
         ModelOutput(calls=[FunctionCall("slow", {})]) if not turn.tool_outputs else "awake"
@@ -324,7 +331,7 @@ async def test_an_answer_stopped_while_tools_run_leaves_no_call_pending(
         await asyncio.Event().wait()
         return "never"
 
-    bot.app.tools.add(Tool("hang", "never returns", {"type": "object"}, hang))
+    bot.app.tools.add(Tool("hang", "never returns", {"type": "object"}, hang, in_process=True))
     backend = make_backend(bot.app.settings, bot.app.client, bot.app.db, bot.app.tools)
     fake.answer = lambda turn: ModelOutput(calls=[FunctionCall("hang", {}, "call_h")])
     observer = Observer()

@@ -54,6 +54,7 @@ from adapters.discord.voice import silence_voice_warnings
 from bot.core.config import ConfigError, Settings
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, OutFile, Reply
+from bot.text.mentions import MENTIONS
 from bot.text.sanitise import safe_filename
 from bot.text.split import DISCORD
 
@@ -317,6 +318,7 @@ class DiscordAdapter:
             )
             if event is None or arrived_empty(event, message, me):
                 return
+            MENTIONS.note(event.key, event.text, event.actor.id)  # what the model is shown
             if not event.addressing.direct:  # earlier messages, read if the core asks
                 event = dataclasses.replace(event, context=self.history.fetcher(message, me))
             await self._dispatcher.submit(event)
@@ -343,6 +345,7 @@ class DiscordAdapter:
                     "Sorry, I could not read that command.", ephemeral=True
                 )
                 return
+            MENTIONS.note(call.key, call.text, call.actor.id)
             pending = _Pending(interaction, call.event_id, call.key, call.actor.id, ephemeral)
             self._add_pending(pending)
             if not await self._dispatcher.submit(call):
@@ -416,6 +419,7 @@ class DiscordAdapter:
             throttle=self.throttle,
             first_delay=self._first_delay,
             typing_after=self._typing_after,
+            key=key,
         )
 
     async def send(self, reply: Reply) -> None:
@@ -442,13 +446,18 @@ class DiscordAdapter:
             # follow-up can be private.
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
-        messages = _messages(reply.text, notes, files)
+        text = reply.text if reply.ephemeral else MENTIONS.neutralise(reply.key, reply.text)
+        messages = _messages(text, notes, files)
         if not messages:  # nothing to say: do not leave "thinking…" behind
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
             return
         for content, batch in messages:
-            kwargs: dict[str, Any] = {"ephemeral": reply.ephemeral, "allowed_mentions": PEOPLE_ONLY}
+            kwargs: dict[str, Any] = {
+                "ephemeral": reply.ephemeral,
+                "allowed_mentions": PEOPLE_ONLY,
+                "suppress_embeds": True,
+            }
             if content:
                 kwargs["content"] = content
             if batch:
@@ -491,8 +500,9 @@ class DiscordAdapter:
                 channel_id=int(channel.id),
                 fail_if_not_exists=False,
             )
-        for content, batch in _messages(reply.text, notes, files):
-            kwargs: dict[str, Any] = {"allowed_mentions": PEOPLE_ONLY}
+        text = MENTIONS.neutralise(reply.key, reply.text)
+        for content, batch in _messages(text, notes, files):
+            kwargs: dict[str, Any] = {"allowed_mentions": PEOPLE_ONLY, "suppress_embeds": True}
             if content:
                 kwargs["content"] = content
             if batch:

@@ -151,14 +151,44 @@ def strip_mentions(text: str, user_id: int | None, role_id: int | None = None) -
 
 
 def is_platform_admin(permissions: Any) -> bool:
-    """Manage Server, Manage Channels (for the channel at hand) or Administrator."""
+    """Manage Server or Administrator: an admin of the whole server. Read from the member's
+    server-wide permissions (`Member.guild_permissions`), never from a channel's, where an
+    overwrite could grant them for one channel."""
+    if permissions is None:
+        return False
+    return bool(
+        getattr(permissions, "administrator", False) or getattr(permissions, "manage_guild", False)
+    )
+
+
+def is_channel_admin(permissions: Any) -> bool:
+    """Manage Channels (or Administrator) in the channel at hand."""
     if permissions is None:
         return False
     return bool(
         getattr(permissions, "administrator", False)
-        or getattr(permissions, "manage_guild", False)
         or getattr(permissions, "manage_channels", False)
     )
+
+
+def guild_permissions(member: Any) -> Any:
+    """A member's server-wide permissions (roles only; the owner has all), or None for a user
+    outside a server or one whose roles are not known."""
+    try:
+        return getattr(member, "guild_permissions", None)
+    except Exception:
+        return None
+
+
+def member_roles(member: Any) -> tuple[str, ...]:
+    """The ids of a member's roles (not @everyone), for access lists."""
+    try:
+        roles = getattr(member, "roles", None) or ()
+        guild_id = _int(getattr(getattr(member, "guild", None), "id", None))
+        ids = (_int(getattr(role, "id", None)) for role in roles)
+        return tuple(str(i) for i in ids if i is not None and i != guild_id)
+    except Exception:
+        return ()
 
 
 def member_permissions(author: Any, channel: Any) -> Any:
@@ -171,7 +201,9 @@ def member_permissions(author: Any, channel: Any) -> Any:
         return getattr(author, "guild_permissions", None)
 
 
-def actor_from_user(user: Any, permissions: Any = None) -> Actor | None:
+def actor_from_user(user: Any, permissions: Any = None, *, in_guild: bool = False) -> Actor | None:
+    """`permissions`: the user's permissions in the channel at hand; `in_guild`: the event
+    comes from a server (in a DM nobody is an admin of anything)."""
     user_id = _int(getattr(user, "id", None))
     if user_id is None:
         return None
@@ -185,7 +217,9 @@ def actor_from_user(user: Any, permissions: Any = None) -> Actor | None:
         id=str(user_id),
         name=clean_text(name)[:100] if isinstance(name, str) else "",
         is_bot=bool(getattr(user, "bot", False)),
-        is_admin=is_platform_admin(permissions),
+        is_admin=in_guild and is_platform_admin(guild_permissions(user)),
+        channel_admin=in_guild and is_channel_admin(permissions),
+        roles=member_roles(user) if in_guild else (),
         mention=sys.intern(f"<@{user_id}>"),  # one shared string per user
     )
 
@@ -329,7 +363,11 @@ def inbound_from_message(
         channel = getattr(message, "channel", None)
         key = conversation_key(channel, getattr(message, "guild_id", None))
         author = getattr(message, "author", None)
-        actor = actor_from_user(author, member_permissions(author, channel))
+        actor = actor_from_user(
+            author,
+            member_permissions(author, channel),
+            in_guild=key is not None and key.workspace != DM_WORKSPACE,
+        )
         if message_id is None or key is None or actor is None:
             log.warning("discord: dropped a message without a valid id, channel or author")
             return None
@@ -441,7 +479,7 @@ def command_from_interaction(
         permissions = (
             getattr(interaction, "permissions", None) if key.workspace != DM_WORKSPACE else None
         )
-        actor = actor_from_user(user, permissions)
+        actor = actor_from_user(user, permissions, in_guild=key.workspace != DM_WORKSPACE)
         if actor is None:
             log.warning("discord: dropped a command without a valid user")
             return None

@@ -25,6 +25,8 @@ from typing import Any
 import discord
 
 from adapters.streaming import INTERRUPTED, BufferedStream
+from bot.core.types import ConversationKey
+from bot.text.mentions import MENTIONS
 from bot.text.split import DISCORD, Splitter
 
 log = logging.getLogger(__name__)
@@ -131,8 +133,11 @@ class DiscordStream(BufferedStream):
         first_delay: float = FIRST_DELAY,
         typing_after: float = TYPING_AFTER,
         splitter: Splitter = DISCORD,
+        key: ConversationKey | None = None,
     ) -> None:
+        """`key`: the conversation, for the mentions the answer may make (`bot.text.mentions`)."""
         super().__init__()
+        self._key = key
         self._channel = channel
         self._channel_id = int(channel.id)
         self._reference = reference
@@ -152,11 +157,11 @@ class DiscordStream(BufferedStream):
     # -- BufferedStream -----------------------------------------------------------------------
 
     async def _show_final(self, text: str) -> None:
-        await self._sync(self._splitter.split(text) or ["…"])
+        await self._sync(self._parts(text) or ["…"])
 
     async def _show_interrupted(self) -> None:
         if self._text.strip():  # what arrived is shown, even if not flushed yet
-            parts = self._splitter.split(self._text)
+            parts = self._parts(self._text)
             last = parts[-1]
             if len(last) + len(INTERRUPTED) <= self._splitter.limit:
                 parts[-1] = last + INTERRUPTED
@@ -172,6 +177,11 @@ class DiscordStream(BufferedStream):
         self._stop_typing()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _parts(self, text: str) -> list[str]:
+        if self._key is not None:
+            text = MENTIONS.neutralise(self._key, text)
+        return self._splitter.split(text)
 
     def _stop_typing(self) -> None:
         if self._typing is not None:
@@ -199,7 +209,7 @@ class DiscordStream(BufferedStream):
                 async with self._lock:
                     if self._done:
                         return
-                    more = await self._step(self._splitter.split(self._text))
+                    more = await self._step(self._parts(self._text))
                 if not more:
                     await self._wake.wait()
         except asyncio.CancelledError:
@@ -248,7 +258,7 @@ class DiscordStream(BufferedStream):
             self._throttle.note(self._channel_id)
 
     async def _edit(self, index: int, part: str) -> None:
-        await self._messages[index].edit(content=part)
+        await self._messages[index].edit(content=part, suppress=True)  # no link previews
         self._shown[index] = part
 
     async def _append(self, part: str) -> None:
@@ -261,10 +271,13 @@ class DiscordStream(BufferedStream):
         if first and self._reference is not None:
             try:
                 return await self._channel.send(
-                    content, reference=self._reference, allowed_mentions=PEOPLE_ONLY
+                    content,
+                    reference=self._reference,
+                    allowed_mentions=PEOPLE_ONLY,
+                    suppress_embeds=True,  # no previews of links the model wrote
                 )
             except discord.HTTPException as exc:
                 if exc.status >= 500 or exc.status == 429:
                     raise
                 # the message we answer may be gone: answer without the reply link
-        return await self._channel.send(content, allowed_mentions=PEOPLE_ONLY)
+        return await self._channel.send(content, allowed_mentions=PEOPLE_ONLY, suppress_embeds=True)

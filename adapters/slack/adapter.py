@@ -10,6 +10,7 @@ the core decides which messages it answers. Answers come back through `SlackOutb
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -23,16 +24,19 @@ from slack_bolt.middleware.authorization.async_single_team_authorization import 
     AsyncSingleTeamAuthorization,
 )
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
-from adapters.slack.commands import AdminCache, SlackCommands
+from adapters.slack.commands import SlackCommands
 from adapters.slack.delivery_retry import retry_handlers
 from adapters.slack.errors import describe
 from adapters.slack.files import FileLimits, SlackFiles
 from adapters.slack.history import SlackHistory
 from adapters.slack.outbox import SlackOutbox
+from adapters.slack.people import SlackPeople
 from bot.core.config import ConfigError, Settings
+from bot.text.mentions import MENTIONS
 
 if TYPE_CHECKING:
     from bot.core.dispatcher import Dispatcher
@@ -65,6 +69,45 @@ class _DropMessage(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != self._message
+
+
+# slack-bolt logs every request with a bad signature at INFO, with its whole body: an
+# unauthenticated stranger would choose what the bot logs, a megabyte a line. Those records are
+# dropped; `_guard_requests` logs one short line instead.
+_VERIFICATION_LOGGERS = (
+    "slack_bolt.AsyncRequestVerification",
+    "slack_bolt.RequestVerification",
+)
+REFUSAL_LOG_INTERVAL = 60.0  # seconds between two "refused requests" log lines
+
+
+def _quiet_verification_loggers() -> None:
+    for name in _VERIFICATION_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _RefusalLog:
+    """Refused HTTP requests, logged at most once a minute with a count (a flood of forged
+    requests must not become a flood of log lines)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._last = -REFUSAL_LOG_INTERVAL
+
+    def refused(self, why: str) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= REFUSAL_LOG_INTERVAL:
+            log.warning(
+                "slack: refused %d HTTP request(s) not signed by Slack (latest: %s)",
+                self._count,
+                why,
+            )
+            self._count, self._last = 0, now
+
+
+def _valid_timestamp(value: str | None) -> bool:
+    return value is not None and value.isascii() and value.isdigit() and len(value) <= 12
 
 
 def _socket_logger() -> logging.Logger:
@@ -133,7 +176,7 @@ class SlackAdapter:
             session=self._http_session,
         )
         self.outbox = SlackOutbox(self.client)
-        self._admins = AdminCache(self.client)
+        self.people = SlackPeople(self.client)
         self.identity = normalise.BotIdentity(user_id="")
         self.history = SlackHistory(self.client, lambda: self.identity, self.files.fetcher)
         bolt_logger = logging.getLogger("adapters.slack.bolt")
@@ -156,6 +199,8 @@ class SlackAdapter:
         self._register()
         self._handler: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
+        self._refusals = _RefusalLog()
+        self._verifier = SignatureVerifier(secret) if secret else None
         self.http_port: int | None = None
 
     # -- wiring --------------------------------------------------------------------------------
@@ -167,7 +212,8 @@ class SlackAdapter:
         app.event("assistant_thread_started")(self._on_assistant_thread_started)
         app.event("assistant_thread_context_changed")(self._on_ignored)
         app.event("app_home_opened")(self._on_ignored)
-        SlackCommands(self._dispatcher, self.outbox, self.files, self._admins).register(app)
+        app.event("user_change")(self._on_user_change)
+        SlackCommands(self._dispatcher, self.outbox, self.files, self.people).register(app)
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -181,12 +227,13 @@ class SlackAdapter:
         inbound = normalise.message_event(body, self.identity, self.files.fetcher)
         if inbound is None:
             return
+        MENTIONS.note(inbound.key, inbound.text, inbound.actor.id)  # what the model is shown
         if not inbound.addressing.direct:  # names and earlier messages, read if the core asks
             inbound = replace(inbound, context=self.history.fetcher(inbound))
         try:
-            if inbound.text.lstrip().startswith("/"):  # a command spelt in a message
-                admin = await self._admins.is_admin(inbound.actor.id)
-                inbound = replace(inbound, actor=replace(inbound.actor, is_admin=admin))
+            if not inbound.is_self and not inbound.actor.is_bot:
+                actor = await self.people.actor(inbound.key.workspace, inbound.actor)
+                inbound = replace(inbound, actor=actor)
             await self._dispatcher.submit(inbound)
         except Exception as exc:
             log.error(
@@ -208,6 +255,12 @@ class SlackAdapter:
             )
         except SlackApiError as exc:
             log.warning("slack: could not set suggested prompts: %s", describe(exc))
+
+    async def _on_user_change(self, body: dict) -> None:
+        """A user's profile or role changed: forget what was cached about them."""
+        user = (body.get("event") or {}).get("user") or {}
+        if isinstance(user, dict) and user.get("id"):
+            self.people.forget(str(user["id"]))
 
     async def _on_ignored(self, body: dict) -> None:
         return None
@@ -272,7 +325,9 @@ class SlackAdapter:
             ) from None
 
     async def _start_http(self) -> None:
+        _quiet_verification_loggers()
         web_app = self.app.web_app(path=EVENTS_PATH, port=self._settings.slack_port)
+        web_app.middlewares.append(self._guard_requests)
         self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._http_host, self._settings.slack_port)
@@ -285,6 +340,33 @@ class SlackAdapter:
                 f"cannot listen on SLACK_PORT {self._settings.slack_port}: {exc.strerror}"
             ) from None
         self.http_port = self._runner.addresses[0][1]
+
+    @web.middleware
+    async def _guard_requests(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Requests not signed by Slack are refused (401) before bolt sees them: bolt would
+        parse their bodies first (a 500 and a traceback for broken JSON or a malformed
+        timestamp) and log them whole. Refusals are counted in one rate-limited log line."""
+        if request.method == "POST":
+            timestamp = request.headers.get("X-Slack-Request-Timestamp")
+            why = ""
+            if not _valid_timestamp(timestamp):
+                why = "missing or malformed X-Slack-Request-Timestamp"
+            elif not self._signed(await request.read(), timestamp, request):
+                why = "invalid or stale signature"
+            if why:
+                self._refusals.refused(why)
+                return web.json_response({"error": "invalid request"}, status=401)
+        return await handler(request)
+
+    def _signed(self, body: bytes, timestamp: str | None, request: web.Request) -> bool:
+        if self._verifier is None:
+            return False
+        try:
+            return self._verifier.is_valid(
+                body, timestamp, request.headers.get("X-Slack-Signature")
+            )
+        except ValueError:  # a body that is not UTF-8
+            return False
 
     async def _socket_alive(self) -> bool:
         """Whether the Socket Mode connection is open and answering pings."""

@@ -7,8 +7,8 @@ dispatcher, which returns at once; the answer is delivered later through the out
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
@@ -17,8 +17,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise
 from adapters.slack.errors import describe
+from adapters.slack.people import SlackPeople
 from bot.core.commands import COMMANDS
 from bot.core.types import CommandCall
+from bot.text.mentions import MENTIONS
 
 if TYPE_CHECKING:
     from adapters.slack.files import SlackFiles
@@ -27,35 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ADMIN_CACHE_SECONDS = 300.0
 NO_IMAGE = "Use “Edit image” on a message that has an image attached."
 NO_PROMPT = "Say what should change in the image."
-
-
-class AdminCache:
-    """Workspace admins and owners from `users.info`, cached briefly."""
-
-    def __init__(self, client: AsyncWebClient, ttl: float = ADMIN_CACHE_SECONDS) -> None:
-        self._client = client
-        self._ttl = ttl
-        self._cache: dict[str, tuple[bool, float]] = {}
-
-    async def is_admin(self, user_id: str) -> bool:
-        hit = self._cache.get(user_id)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < self._ttl:
-            return hit[0]
-        try:
-            response = await self._client.users_info(user=user_id)
-            admin = normalise.user_is_admin(response.get("user"))
-        except SlackApiError as exc:
-            log.warning("slack: users.info for %s failed: %s", user_id, describe(exc))
-            return False
-        except Exception as exc:
-            log.warning("slack: users.info for %s failed: %s", user_id, type(exc).__name__)
-            return False
-        self._cache[user_id] = (admin, now)
-        return admin
 
 
 class SlackCommands:
@@ -64,12 +39,12 @@ class SlackCommands:
         dispatcher: Dispatcher,
         outbox: SlackOutbox,
         files: SlackFiles,
-        admins: AdminCache,
+        people: SlackPeople,
     ) -> None:
         self._dispatcher = dispatcher
         self._outbox = outbox
         self._files = files
-        self._admins = admins
+        self._people = people
 
     def register(self, app: AsyncApp) -> None:
         for info in COMMANDS:
@@ -79,11 +54,11 @@ class SlackCommands:
 
     async def on_command(self, ack: Callable[..., Awaitable[Any]], body: dict) -> None:
         await ack()
-        user = str(body.get("user_id") or "")
-        call = normalise.command_call(body, is_admin=await self._admins.is_admin(user))
+        call = normalise.command_call(body)
         if call is None:
             log.warning("slack: a slash command payload could not be read")
             return
+        call = replace(call, actor=await self._people.actor(call.key.workspace, call.actor))
         self._outbox.remember_response_url(
             call.key.channel, call.actor.id, str(body.get("response_url") or "")
         )
@@ -120,16 +95,15 @@ class SlackCommands:
             await ack(response_action="errors", errors={normalise.PROMPT_BLOCK: NO_PROMPT})
             return
         await ack()
-        user = str((body.get("user") or {}).get("id") or "")
-        call = normalise.edit_call(
-            body, self._files.fetcher, is_admin=await self._admins.is_admin(user)
-        )
+        call = normalise.edit_call(body, self._files.fetcher)
         if call is None:
             log.warning("slack: an edit-image submission could not be read")
             return
+        call = replace(call, actor=await self._people.actor(call.key.workspace, call.actor))
         await self._submit(call)
 
     async def _submit(self, call: CommandCall) -> None:
+        MENTIONS.note(call.key, call.text, call.actor.id)
         try:
             await self._dispatcher.submit(call)
         except Exception as exc:

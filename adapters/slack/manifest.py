@@ -37,7 +37,8 @@ BOT_SCOPES = (
     "im:read",
     "im:write",
     "mpim:history",  # group DMs (and reading their threads)
-    "users:read",  # users.info: people's names for the model; workspace admins and owners
+    "users:read",  # users.info: people's names for the model; admins and owners; user_change
+    "usergroups:read",  # usergroups.list: user groups in access lists
 )
 BOT_EVENTS = (
     "app_mention",
@@ -47,6 +48,7 @@ BOT_EVENTS = (
     "message.groups",
     "message.im",
     "message.mpim",
+    "user_change",  # an admin demoted: forget the cached admin status at once
 )
 
 
@@ -59,7 +61,7 @@ def manifest(settings: Settings) -> dict[str, Any]:
     for info in COMMANDS:
         command: dict[str, Any] = {
             "command": f"/{info.name}",
-            "description": info.description + (" (admins)" if info.access == "admins" else ""),
+            "description": info.description + (" (admins)" if info.access != "everyone" else ""),
         }
         if info.usage:
             command["usage_hint"] = info.usage

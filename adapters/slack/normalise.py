@@ -405,7 +405,7 @@ def command_name(command: Any) -> str:
     return name if _COMMAND.fullmatch(name) else ""
 
 
-def command_call(payload: Mapping[str, Any], *, is_admin: bool = False) -> CommandCall | None:
+def command_call(payload: Mapping[str, Any]) -> CommandCall | None:
     """A slash-command payload → `CommandCall` keyed by the channel (or by the thread when the
     payload names one), with event id `cmd-<trigger_id>`."""
     try:
@@ -420,7 +420,7 @@ def command_call(payload: Mapping[str, Any], *, is_admin: bool = False) -> Comma
         event_id = "cmd-" + (trigger or f"{channel}-{user}-{name}-{text[:200]}")
         return CommandCall(
             key=ConversationKey(PLATFORM, team_of(payload), channel, _id(payload.get("thread_ts"))),
-            actor=Actor(id=user, name=_str(payload.get("user_name")), is_admin=is_admin),
+            actor=Actor(id=user, name=_str(payload.get("user_name"))),
             name=name,
             event_id=event_id,
             text=text,
@@ -523,8 +523,6 @@ def edit_prompt(payload: Mapping[str, Any]) -> str:
 def edit_call(
     payload: Mapping[str, Any],
     fetch_factory: FetchFactory | None,
-    *,
-    is_admin: bool = False,
 ) -> CommandCall | None:
     """A `view_submission` of the edit modal → `CommandCall("edit", text=prompt,
     attachments=(image[, mask]))`, keyed by the image's thread."""
@@ -558,7 +556,6 @@ def edit_call(
             actor=Actor(
                 id=user_id,
                 name=_str(user.get("username")) or _str(user.get("name")),
-                is_admin=is_admin,
             ),
             name="edit",
             event_id="cmd-" + trigger,
@@ -568,9 +565,3 @@ def edit_call(
     except Exception as exc:
         _dropped("an edit form", exc)
         return None
-
-
-def user_is_admin(user: Any) -> bool:
-    """`users.info` user → workspace admin or owner."""
-    user = _dict(user)
-    return any(user.get(k) is True for k in ("is_admin", "is_owner", "is_primary_owner"))

@@ -14,10 +14,11 @@ from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
 from adapters.slack.files import upload_files
 from adapters.slack.mentions import neutralise
-from adapters.slack.stream import SlackStream
+from adapters.slack.stream import NO_UNFURLS, SlackStream
 from adapters.slack.write_allowance import WriteAllowance
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, Reply
+from bot.text.mentions import MENTIONS
 from bot.text.split import SLACK
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,10 @@ class SlackOutbox:
     async def _send(self, reply: Reply) -> None:
         channel = reply.key.channel
         thread = reply.key.thread or None
-        parts = SLACK.split(neutralise(reply.text)) if reply.text.strip() else []
+        # Ephemeral replies notify nobody; the rest may not ping people the conversation has
+        # not shown (`bot.text.mentions`); none may ping a channel (`adapters.slack.mentions`).
+        text = reply.text if reply.ephemeral else MENTIONS.neutralise(reply.key, reply.text)
+        parts = SLACK.split(neutralise(text)) if text.strip() else []
         if reply.ephemeral and reply.actor_id:
             if reply.files:
                 log.warning("slack: an ephemeral reply had files; they were not posted")
@@ -99,7 +103,7 @@ class SlackOutbox:
     async def _post(self, channel: str, thread: str | None, user: str, text: str) -> None:
         try:
             await self.client.chat_postMessage(
-                channel=channel, thread_ts=thread, markdown_text=text
+                channel=channel, thread_ts=thread, markdown_text=text, **NO_UNFURLS
             )
         except SlackApiError as exc:
             if not await self._via_response_url(exc, channel, user, text, "in_channel"):

@@ -41,6 +41,8 @@ from adapters.slack.errors import describe
 from adapters.slack.mentions import neutralise
 from adapters.slack.write_allowance import APPEND, UPDATE, WriteAllowance
 from adapters.streaming import INTERRUPTED, BufferedStream
+from bot.core.types import ConversationKey
+from bot.text.mentions import MENTIONS
 from bot.text.split import SLACK
 
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ UPDATE_INTERVAL = 1.0  # at most one chat.update per second per message
 FIRST_FLUSH = 0.0  # the first text shows as soon as it arrives
 THINKING = "is thinking…"
 STATUS_AFTER = 1.0  # no status call for answers whose text starts sooner than this
+# Model-written posts show no link previews: a prompt-injected link cannot leak data through
+# the preview Slack fetches, nor dress itself up.
+NO_UNFURLS = {"unfurl_links": False, "unfurl_media": False}
 
 
 def display_parts(text: str, *, final: bool) -> list[str]:
@@ -100,6 +105,7 @@ class SlackStream(BufferedStream):
         self._channel = channel
         self._thread = thread_ts or None
         self._team = team
+        self._key = ConversationKey("slack", team, channel)
         self._user = user
         self._streaming = bool(self._thread) and abilities.can_stream(channel)
         self._synced: str | None = None
@@ -193,7 +199,7 @@ class SlackStream(BufferedStream):
 
     async def _sync(self, text: str, *, final: bool) -> None:
         await self._wait_status()  # never let "is thinking…" land after the answer
-        parts = display_parts(text, final=final)
+        parts = display_parts(MENTIONS.neutralise(self._key, text), final=final)
         for index, part in enumerate(parts):
             closed = final or index < len(parts) - 1
             if index < len(self._shown):
@@ -237,7 +243,7 @@ class SlackStream(BufferedStream):
                     updated_at=time.monotonic(),
                 )
         response = await self._client.chat_postMessage(
-            channel=self._channel, thread_ts=self._thread, markdown_text=part
+            channel=self._channel, thread_ts=self._thread, markdown_text=part, **NO_UNFURLS
         )
         return _Shown(ts=str(response["ts"]), text=part, updated_at=time.monotonic())
 

@@ -134,7 +134,7 @@ class ChatCompletionsBackend:
             params["seed"] = config.seed
         if fmt is not None:
             params["response_format"] = fmt.chat_response_format()
-        offered = self._tools.offered(config.tools)
+        offered = self._tools.offered(config.offered_tools)
         if offered:
             params["tools"] = [
                 {

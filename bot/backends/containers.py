@@ -10,6 +10,16 @@ from bot.backends.common import Upload
 from bot.backends.retry import RetryPolicy
 
 CONTAINER_IDLE_MINUTES = 20
+MB = 1024 * 1024
+FILE_MAX_BYTES = 25 * MB  # a file code interpreter made, downloaded to post in chat
+
+
+class FileTooLarge(Exception):
+    """A container file is larger than `FILE_MAX_BYTES`: not downloaded past that."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
 
 
 class Containers:
@@ -41,10 +51,20 @@ class Containers:
         )
         return made.path
 
-    async def read(self, container_id: str, file_id: str) -> bytes:
-        content = await self._retry.call(
-            lambda: self._client.containers.files.content.retrieve(
-                file_id, container_id=container_id
-            )
-        )
-        return content.content
+    async def read(self, container_id: str, file_id: str, limit: int = FILE_MAX_BYTES) -> bytes:
+        """The file's bytes, streamed: `FileTooLarge` as soon as it passes `limit` (from its
+        declared length, or while reading), so a huge file is never held in memory."""
+        return await self._retry.call(lambda: self._download(container_id, file_id, limit))
+
+    async def _download(self, container_id: str, file_id: str, limit: int) -> bytes:
+        content = self._client.containers.files.content.with_streaming_response
+        async with content.retrieve(file_id, container_id=container_id) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise FileTooLarge(int(declared))
+            data = bytearray()
+            async for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise FileTooLarge(len(data))
+            return bytes(data)

@@ -21,6 +21,7 @@ from bot.backends.retry import RetryPolicy, retry_policy
 from bot.backends.speech import AudioSpeechEngine, SpeechEngine, engine_kind
 from bot.core.config import Settings
 from bot.tools import ToolRegistry, ToolRunner
+from bot.tools.workers import ToolWorkers
 from storage.db import Database
 
 
@@ -57,10 +58,11 @@ def make_backends(
     db: Database,
     registry: ToolRegistry,
     retry: RetryPolicy,
+    workers: ToolWorkers | None = None,
 ) -> Backends:
     """`retry`: the app's shared policy (and so its circuit breaker). `db` only gives function
     tools their context and the chat backend its history: backends write no storage."""
-    chat, completer, conversations = _chat_side(settings, client, db, registry, retry)
+    chat, completer, conversations = _chat_side(settings, client, db, registry, retry, workers)
     return Backends(
         chat=chat,
         completer=completer,
@@ -90,12 +92,14 @@ def _chat_side(
     db: Database,
     registry: ToolRegistry | None,
     retry: RetryPolicy | None,
+    workers: ToolWorkers | None = None,
 ) -> tuple[Backend, Completer, ServerConversations | None]:
     retry = retry or retry_policy(settings)
     tools = ToolRunner(
         registry if registry is not None else ToolRegistry(),
         timeout=settings.tool_timeout_seconds,
         max_rounds=settings.max_tool_rounds,
+        workers=workers,
     )
     if settings.backend == "chat":
         chat = ChatCompletionsBackend(

@@ -32,7 +32,7 @@ from openai import AsyncOpenAI
 from bot.backends import common
 from bot.backends.answer_format import answer_format
 from bot.backends.base import InputFile, OnDelta, Step, Turn, TurnResult
-from bot.backends.containers import Containers
+from bot.backends.containers import FILE_MAX_BYTES, MB, Containers, FileTooLarge
 from bot.backends.context import ContextBudget, estimate_tokens, is_context_error, text_of
 from bot.backends.conversations import ServerConversations
 from bot.backends.retry import RetryPolicy
@@ -83,6 +83,7 @@ class _Collected:
     steps: list[Step] = field(default_factory=list)
     files: list[OutFile] = field(default_factory=list)
     citations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown with the answer
     file_searches: int = 0
     web_searches: int = 0
     seen_files: set[str] = field(default_factory=set)
@@ -285,7 +286,7 @@ class ResponsesBackend:
         fmt = answer_format(config.format)
         hosted, notices, container_id, new_containers = await self._hosted_tools(turn, container)
         uploaded = await self._upload(container_id, turn.data_files) if container_id else []
-        offered = self._tools.offered(config.tools)
+        offered = self._tools.offered(config.offered_tools)
         instructions = config.instructions
         if fmt is not None:
             instructions = fmt.instructions(instructions)
@@ -398,6 +399,7 @@ class ResponsesBackend:
 
         if capped and (calls or not text.strip()):
             notices.append(self._tools.cap_notice)
+        notices.extend(collected.notes)
         notice = ""
         if final.status == "incomplete":
             reason = final.incomplete_details.reason if final.incomplete_details else None
@@ -609,8 +611,16 @@ class ResponsesBackend:
             if note.file_id in into.seen_files or len(into.files) >= MAX_FILES:
                 return
             into.seen_files.add(note.file_id)
-            content = await self._containers.read(note.container_id, note.file_id)
             name = note.filename.rsplit("/", 1)[-1] or note.file_id
+            try:
+                content = await self._containers.read(note.container_id, note.file_id)
+            except FileTooLarge as exc:
+                log.warning("container file %s not posted: %d bytes", note.file_id, exc.size)
+                into.notes.append(
+                    f"({name} is larger than the {FILE_MAX_BYTES // MB} MB I post here, so I "
+                    "left it in code interpreter's container; ask for a smaller file.)"
+                )
+                return
             mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
             into.files.append(OutFile(name, mime, content))
 

@@ -14,6 +14,11 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
+# Function tools offered in every channel unless an admin turns them off (`builtins off`): they
+# run in worker processes with a hard timeout and reveal nothing (`channel_usage`, which shows
+# spending, stays opt-in).
+SAFE_BUILTINS = ("current_time", "calculate")
+
 
 @dataclass(frozen=True, slots=True)
 class AssistantConfig:
@@ -34,11 +39,23 @@ class AssistantConfig:
     # Tools the model may use: "code_interpreter", "file_search", "web_search",
     # "image_generation", and "functions:<name>,<name>" (names from the tool registry).
     tools: tuple[str, ...] = ()
+    # The safe built-in functions (SAFE_BUILTINS), offered besides `tools` unless turned off.
+    builtins: bool = True
     # Answer format: "text", "json" (any JSON object), or a JSON schema given as text.
     format: str = "text"
     seed: int | None = None  # chat backend only (the Responses API has no seed)
     # This channel's knowledge (file search): set by `/assistant knowledge add`, not by `set`.
     vector_store_id: str = ""
+    # Who may use the bot (`bot.core.access`): workspace-wide, set by `/assistant access`.
+    access_allow: tuple[str, ...] = ()
+    access_block: tuple[str, ...] = ()
+
+    @property
+    def offered_tools(self) -> tuple[str, ...]:
+        """`tools`, plus the safe built-ins when they are on."""
+        if not self.builtins:
+            return self.tools
+        return (*self.tools, "functions:" + ",".join(SAFE_BUILTINS))
 
     @classmethod
     def defaults(cls, settings: Settings) -> AssistantConfig:
@@ -54,8 +71,9 @@ class AssistantConfig:
         if unknown:
             log.warning("ignoring unknown assistant settings %s", sorted(unknown))
         values = {k: v for k, v in overrides.items() if k in known}
-        if isinstance(values.get("tools"), list):  # stored as a JSON array
-            values["tools"] = tuple(values["tools"])
+        for name in ("tools", "access_allow", "access_block"):
+            if isinstance(values.get(name), list):  # stored as a JSON array
+                values[name] = tuple(values[name])
         return dataclasses.replace(self, **values)
 
 

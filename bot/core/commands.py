@@ -16,7 +16,8 @@ from typing import Literal
 from bot.core.types import CommandCall, Inbound, Reply
 
 OptionKind = Literal["text", "choice", "count", "file"]
-Access = Literal["everyone", "admins"]
+# `admins`: channel or workspace admins (`bot.core.admins`); `workspace_admins`: only the latter.
+Access = Literal["everyone", "admins", "workspace_admins"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,9 @@ class Option:
 class CommandSpec:
     """One row of the table.
 
-    - `access`: `admins` are checked by the dispatcher before the handler runs; `everyone`
-      commands may still check admin rights for some of their arguments (`/assistant set`).
+    - `access`: `admins` (channel or workspace admins) and `workspace_admins` are checked by the
+      dispatcher before the handler runs; `everyone` commands may still check admin rights for
+      some of their arguments (`/assistant set`).
     - `ordered`: waits its turn in the conversation's lane (it touches the conversation's
       state); unordered commands (image generation, speech) run beside it, under the global
       concurrency limit only.
@@ -149,7 +151,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("reset", "", "Start a new conversation here", preempt=True, control=True),
     CommandSpec("cancel", "", "Stop the answer in progress here", ordered=False, control=True),
-    CommandSpec("steps", "", "What the assistant did for the last answer here (code, tools)"),
+    CommandSpec(
+        "steps",
+        "",
+        "What the assistant did for the last answer here (code, tools)",
+        private=True,  # tool arguments and code output can be private
+    ),
     CommandSpec(
         "assistant",
         "[set [workspace] FIELD VALUE | reset | history | knowledge add/list/remove]",
@@ -206,7 +213,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "status",
         "",
         "The bot's state: adapters, models, breaker, queues, recent runs, today's spend",
-        access="admins",
+        access="workspace_admins",
         ordered=False,
         private=True,
     ),

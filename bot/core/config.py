@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     )
     busy_queued_total: int = Field(default=200, ge=1, alias="SWITCHBOARD_BUSY_QUEUED_TOTAL")
     max_queued_total: int = Field(default=1000, ge=1, alias="SWITCHBOARD_MAX_QUEUED_TOTAL")
+    # Retention (issue 19): message history, answer steps and moderation flags are deleted after
+    # this many days (0 = kept); handled events' ids after 7 days, checked every hour.
+    retention_days: float = Field(default=90, ge=0, alias="SWITCHBOARD_RETENTION_DAYS")
+    # Fairness (issue 19): one user's messages and paid commands waiting or running, in all.
+    max_queued_per_user: int = Field(default=20, ge=1, alias="SWITCHBOARD_MAX_QUEUED_PER_USER")
     delivery_retries: int = Field(default=3, ge=0, alias="SWITCHBOARD_DELIVERY_RETRIES")
     delivery_retry_wait: float = Field(default=1.0, ge=0, alias="SWITCHBOARD_DELIVERY_RETRY_WAIT")
     shutdown_grace: float = Field(default=30.0, ge=0, alias="SWITCHBOARD_SHUTDOWN_GRACE")
@@ -198,6 +203,8 @@ class Settings(BaseSettings):
         default=20.0, gt=0, alias="SWITCHBOARD_TOOL_TIMEOUT_SECONDS"
     )
     max_tool_rounds: int = Field(default=5, ge=1, le=50, alias="SWITCHBOARD_MAX_TOOL_ROUNDS")
+    # Worker processes function tools run in (issue 19: off the event loop, hard timeout).
+    tool_workers: int = Field(default=2, ge=1, le=32, alias="SWITCHBOARD_TOOL_WORKERS")
     document_max_mb: float = Field(default=50.0, gt=0, alias="SWITCHBOARD_DOCUMENT_MAX_MB")
     background: bool = Field(default=True, alias="SWITCHBOARD_BACKGROUND")
 
@@ -237,7 +244,10 @@ class Settings(BaseSettings):
 
     @property
     def admin_ids(self) -> frozenset[str]:
-        return frozenset(part.strip() for part in self.admins.split(",") if part.strip())
+        """The user ids listed in `SWITCHBOARD_ADMINS` (workspace prefixes `T123:` left off)."""
+        return frozenset(
+            part.strip().rpartition(":")[2] for part in self.admins.split(",") if part.strip()
+        )
 
     @property
     def models(self) -> dict[ModelRole, str]:
@@ -306,6 +316,27 @@ class Settings(BaseSettings):
         return self.openai_api_key.get_secret_value()
 
 
+ENV_FILE_VARIABLE = "SWITCHBOARD_ENV_FILE"
+
+
+def env_file() -> str | None:
+    """The one `.env` file read: `SWITCHBOARD_ENV_FILE` (empty: none), else `.env` in the
+    working directory. The container image sets it empty: its working directory is the data
+    volume, and nothing written there may change the configuration."""
+    import os
+
+    path = os.environ.get(ENV_FILE_VARIABLE)
+    if path is None:
+        return ".env"
+    return path.strip() or None
+
+
+def dotenv_path() -> Path | None:
+    """The `.env` file `env_file` names, as a path (None: none is read)."""
+    path = env_file()
+    return Path(path) if path else None
+
+
 def _url_password(url: str) -> str | None:
     """The password of a `scheme://user:password@host/…` URL (`DATABASE_URL`), for redaction."""
     from urllib.parse import unquote, urlsplit
@@ -340,11 +371,12 @@ def _longest_prefix(table: dict[str, int], model: str) -> int | None:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment (and `.env`); a validation problem becomes one `ConfigError` line."""
+    """Read the environment (and the `.env` file, `env_file`); a validation problem becomes one
+    `ConfigError` line."""
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file(), **overrides)  # type: ignore[arg-type, call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first.get("loc", ())) or "configuration"
@@ -392,7 +424,7 @@ def settings_variables() -> frozenset[str]:
 
 def known_variables() -> frozenset[str]:
     """Every watched variable something in Switchboard reads."""
-    return settings_variables() | ADAPTER_VARIABLES | SDK_VARIABLES
+    return settings_variables() | ADAPTER_VARIABLES | SDK_VARIABLES | {ENV_FILE_VARIABLE}
 
 
 def dotenv_names(path: Path) -> list[str]:

@@ -7,8 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from bot.core import intake, log_context
+from bot.core import access, intake, log_context
 from bot.core.addressing import MessageGate
+from bot.core.admins import AdminList, Admins
 from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.commands import SPECS, CommandTable, message_command
 from bot.core.config import Settings
@@ -39,6 +40,10 @@ APOLOGY = (
 )
 BUSY = "I'm busy with earlier messages right now; yours is queued and I'll get to it."
 TOO_BUSY = "I'm too busy right now to take this message. Please retry in a minute."
+YOUR_SHARE = (
+    "You already have {n} messages waiting for me; I'll answer those first. Please send this "
+    "one again once they are answered."
+)
 
 
 def busy_text(count: int) -> str:
@@ -82,6 +87,7 @@ class Dispatcher:
         backend_name: str = "",
         openai_down: Callable[[], str | None] = lambda: None,
         job_scope: Callable[[], AbstractContextManager[object]] = nullcontext,
+        admins: Admins | None = None,
         queue: WorkQueue | None = None,
     ) -> None:
         """`openai_down`: the answer for a new message while OpenAI is known to be down (the
@@ -102,9 +108,13 @@ class Dispatcher:
         self.presence = presence or Presence()
         self._openai_down = openai_down
         self._job_scope = job_scope
+        self.admins = admins or Admins(AdminList.parse(settings.admins))
         self._addressing = MessageGate(db, settings, backend_name)
         self._queue = queue or WorkQueue(db)
         self._notices = Notices(lanes, self._tell, ledger.settle_id)
+        self._private_notices = Notices(
+            lanes, self._tell_privately, ledger.settle_id, per_actor=True
+        )
         self._outboxes: dict[str, Outbox] = {}
 
     @property
@@ -126,9 +136,6 @@ class Dispatcher:
 
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
-
-    def is_admin(self, actor_id: str, platform_admin: bool) -> bool:
-        return platform_admin or actor_id in self._settings.admin_ids
 
     async def submit(self, event: Event) -> bool:
         """Accept an event: guards, dedupe, then queue it. Returns at once; False when the event
@@ -176,10 +183,25 @@ class Dispatcher:
             self._queue.not_accepted(event)
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
+        if await self._refused_access(event):
+            return True
         if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
             await self._notify(event, "OpenAI circuit open", lambda n: down, handled=True)
             return True
-        admission = self._lanes.admit(self._lane_key(event), bounded=not self._preempts(event))
+        owner = (event.key.platform, event.key.workspace, event.actor.id)
+        admission = self._lanes.admit(
+            self._lane_key(event), bounded=not self._preempts(event), owner=owner
+        )
+        if admission.level == "share":
+            text = YOUR_SHARE.format(n=self._lanes.owned(owner))
+            log.warning(
+                "event %s at %s: user %s holds their whole share of the queue; told privately",
+                event.event_id,
+                event.key,
+                event.actor.id,
+            )
+            await self._private_notices.tell(event, "share", lambda n: text, handled=True)
+            return True
         if admission.refused:
             await self._notify(event, "queues full, not queued", too_busy_text, handled=True)
             return True
@@ -198,6 +220,35 @@ class Dispatcher:
             await self._submit_message(event)
         else:
             self._submit_command(event)
+
+    async def _refused_access(self, event: Event) -> bool:
+        """The workspace's access lists (`bot.core.access`): a refused event is recorded (a run
+        of kind `access`) and gets one private notice; nothing else happens with it."""
+        if self.admins.workspace_admin(event.actor, event.key):
+            return False
+        config = await resolve_assistant(self._db, self._settings, event.key)
+        if not (config.access_allow or config.access_block):
+            return False
+        why = access.refusal(event.actor, event.key, config.access_allow, config.access_block)
+        if not why:
+            return False
+        log.warning(
+            "access refused key=%s event=%s user=%s: %s",
+            event.key,
+            event.event_id,
+            event.actor.id,
+            why,
+        )
+        run = await self._ledger.open(
+            event.key,
+            user_id=event.actor.id,
+            event_id=event.event_id,
+            kind="access",
+            received_at=event.received_at,
+        )
+        await run.close("failed", f"access refused: {why}")
+        await self._private_notices.tell(event, "access", lambda n: access.REFUSED, handled=True)
+        return True
 
     def _preempts(self, event: Event) -> bool:
         """Control commands are never refused for load: they are how a user gets out of it."""
@@ -265,6 +316,12 @@ class Dispatcher:
         )
 
         async def job() -> None:
+            # Again now that it is its turn: what ran meanwhile may have used the budget up.
+            try:
+                await self._check_quota(event, rate=False)
+            except UserError as refusal:
+                await run.close("failed", refusal.log_detail or "budget used up")
+                raise
             if config.moderation and self._moderation is not None:
                 try:
                     await self._moderation.screen(event)
@@ -286,10 +343,11 @@ class Dispatcher:
                     )
                 known = ", ".join(f"/{name}" for name in sorted(self._commands.names))
                 raise UserError(f"I don't know /{call.name}. Commands here: {known}.")
-            if command.spec.access == "admins" and not self.is_admin(
-                call.actor.id, call.actor.is_admin
-            ):
+            scope = self.admins.scope(call.actor, call.key)
+            if command.spec.access == "workspace_admins" and scope != "workspace":
                 raise UserError(f"/{call.name} is for admins of this workspace or server only.")
+            if command.spec.access == "admins" and not scope:
+                raise UserError(f"/{call.name} is for admins only.")
             if command.spec.metered:
                 await self._check_quota(call)
             reply = await command.handler(call)
@@ -305,9 +363,13 @@ class Dispatcher:
         else:
             self.run_in_lane(call, job)
 
-    async def _check_quota(self, event: Event) -> AssistantConfig:
+    async def _check_quota(self, event: Event, *, rate: bool = True) -> AssistantConfig:
+        """Rate limit and budgets; a message also needs a priced model where budgets apply."""
         config = await resolve_assistant(self._db, self._settings, event.key)
-        await self._quota.check(event.key, event.actor.id, config.budget_monthly_usd)
+        model = config.model if isinstance(event, Inbound) else None
+        await self._quota.check(
+            event.key, event.actor.id, config.budget_monthly_usd, model=model, rate=rate
+        )
         return config
 
     def has_outbox(self, platform: str) -> bool:
@@ -372,13 +434,16 @@ class Dispatcher:
             await self._tell(event, APOLOGY)
             return True
 
-    async def _tell(self, event: Event, text: str) -> None:
+    async def _tell_privately(self, event: Event, text: str) -> None:
+        await self._tell(event, text, private=True)
+
+    async def _tell(self, event: Event, text: str, *, private: bool = False) -> None:
         in_reply_to = event.message_id if isinstance(event, Inbound) else ""
         reply = Reply(
             key=event.key,
             text=text,
             in_reply_to=in_reply_to,
-            ephemeral=isinstance(event, CommandCall),
+            ephemeral=private or isinstance(event, CommandCall),
             actor_id=event.actor.id,
         )
         try:

@@ -10,6 +10,11 @@ caller should say "busy"; past a hard bound (`max_per_key`, `max_total`) it must
 An admitted event holds its place (a reservation) until the caller submits its job, so events
 admitted concurrently cannot overshoot the bounds while they are being recorded. `notify` runs
 short jobs (the notices themselves) at once, outside lanes and the concurrency limit.
+
+Fairness: an event may name its `owner` (the user who sent it). One owner holds at most
+`max_per_owner` jobs (reserved, queued or running) in all lanes together; past that their new
+event is refused (`share`) while everyone else's still gets in, so one user cannot fill the
+queues and have every other user told "too busy".
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Literal
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
-Level = Literal["accept", "busy", "refuse"]
+Level = Literal["accept", "busy", "refuse", "share"]
 
 
 class LanesClosed(Exception):
@@ -36,15 +41,19 @@ class Admission:
     manager around the code that submits the event's job: the first `submit` for the same key
     inside it takes the reservation; leaving without submitting gives the place back."""
 
-    def __init__(self, lanes: Lanes, key: Hashable | None, level: Level) -> None:
+    def __init__(
+        self, lanes: Lanes, key: Hashable | None, level: Level, owner: Hashable | None = None
+    ) -> None:
         self._lanes = lanes
         self.key = key
         self.level: Level = level
-        self.held = level != "refuse"
+        self.owner = owner
+        self.held = level not in ("refuse", "share")
 
     @property
     def refused(self) -> bool:
-        return self.level == "refuse"
+        """Not queued: the queues are full (`refuse`) or its owner's share is (`share`)."""
+        return self.level in ("refuse", "share")
 
     @property
     def busy(self) -> bool:
@@ -59,6 +68,7 @@ class Admission:
         if self.held:
             self.held = False
             self._lanes._release(self.key)
+            self._lanes._disown(self.owner)
 
 
 _current: ContextVar[Admission | None] = ContextVar("lanes_admission", default=None)
@@ -74,6 +84,7 @@ class Lanes:
         busy_total: int | None = None,
         max_total: int | None = None,
         max_notices: int = 200,
+        max_per_owner: int | None = None,
     ) -> None:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._queues: dict[Hashable, deque[Job]] = {}
@@ -87,6 +98,8 @@ class Lanes:
         self.busy_total = busy_total
         self.max_total = max_total
         self.max_notices = max_notices
+        self.max_per_owner = max_per_owner
+        self._owned: dict[Hashable, int] = {}  # jobs per owner: reserved, queued or running
         self._total = 0  # jobs reserved, queued or running (lanes and unordered)
         self._notices = 0
         self.high_water = 0  # the most jobs ever held at once
@@ -112,27 +125,37 @@ class Lanes:
         """Jobs of `key` reserved, queued or running."""
         return self._reserved.get(key, 0) + len(self._queues.get(key, ()))
 
-    def admit(self, key: Hashable | None, *, bounded: bool = True) -> Admission:
+    def owned(self, owner: Hashable) -> int:
+        """Jobs of `owner` reserved, queued or running."""
+        return self._owned.get(owner, 0)
+
+    def admit(
+        self, key: Hashable | None, *, bounded: bool = True, owner: Hashable | None = None
+    ) -> Admission:
         """Size up one more job for `key` (None: a job outside lanes, bounded by the totals
         only) and reserve its place unless refused. `bounded=False`: always accepted (a few
-        control commands must get through a full queue)."""
+        control commands must get through a full queue). `owner`: who it is for (fairness)."""
         ahead = self.queued(key) if key is not None else 0
         level: Level = "accept"
         if not bounded:
             pass
+        elif owner is not None and _over(self.owned(owner), self.max_per_owner):
+            return Admission(self, key, "share", owner)
         elif _over(ahead, self.max_per_key) or _over(self._total, self.max_total):
-            return Admission(self, key, "refuse")
+            return Admission(self, key, "refuse", owner)
         elif _over(ahead, self.busy_per_key) or _over(self._total, self.busy_total):
             level = "busy"
         self._reserved[key] = self._reserved.get(key, 0) + 1
         self._grow()
-        return Admission(self, key, level)
+        if owner is not None:
+            self._owned[owner] = self._owned.get(owner, 0) + 1
+        return Admission(self, key, level, owner)
 
     def submit(self, key: Hashable, job: Job) -> None:
         """Queue `job` behind the earlier jobs of `key`."""
         if self._closed:
             raise LanesClosed
-        self._take(key)
+        job = self._owned_job(self._take(key), job)
         queue = self._queues.get(key)
         if queue is not None:
             queue.append(job)
@@ -145,7 +168,7 @@ class Lanes:
         `key`: the admission it was reserved under, if any."""
         if self._closed:
             raise LanesClosed
-        self._take(key)
+        job = self._owned_job(self._take(key), job)
         self._spawn(self._run_unordered(job))
 
     def notify(self, job: Job) -> bool:
@@ -157,14 +180,38 @@ class Lanes:
         self._spawn(self._run_notice(job))
         return True
 
-    def _take(self, key: Hashable | None) -> None:
-        """Count a job about to be queued: it uses the caller's reservation when there is one."""
+    def _take(self, key: Hashable | None) -> Hashable | None:
+        """Count a job about to be queued: it uses the caller's reservation when there is one.
+        Returns the reservation's owner (whose count the job now holds), if any."""
         admission = _current.get()
         if admission is not None and admission.held and admission.key == key:
             admission.held = False
             self._unreserve(key)
+            return admission.owner
+        self._grow()
+        return None
+
+    def _owned_job(self, owner: Hashable | None, job: Job) -> Job:
+        """`job`, giving its owner's place back when it ends."""
+        if owner is None:
+            return job
+
+        async def owned() -> None:
+            try:
+                await job()
+            finally:
+                self._disown(owner)
+
+        return owned
+
+    def _disown(self, owner: Hashable | None) -> None:
+        if owner is None:
+            return
+        left = self._owned.get(owner, 0) - 1
+        if left > 0:
+            self._owned[owner] = left
         else:
-            self._grow()
+            self._owned.pop(owner, None)
 
     def _grow(self) -> None:
         self._total += 1

@@ -48,7 +48,12 @@ class Notices:
         lanes: Lanes,
         send: Callable[[Event, str], Awaitable[None]],
         done: Callable[[str, str], Awaitable[None]],
+        *,
+        per_actor: bool = False,
     ) -> None:
+        """`per_actor`: every notice is for its actor alone (private), so messages are batched
+        per actor too."""
+        self._per_actor = per_actor
         self._lanes = lanes
         self._send = send
         self._done = done
@@ -65,7 +70,8 @@ class Notices:
         """Tell the user about `event` at once (or in the follow-up of the notice being posted
         in its conversation). `handled`: the notice is all the event gets; it is marked done
         once told, so a restart before that tells the user after all."""
-        actor = event.actor.id if isinstance(event, CommandCall) else ""
+        private = self._per_actor or isinstance(event, CommandCall)
+        actor = event.actor.id if private else ""
         slot = (event.key, kind, actor)
         if slot in self._posting:
             batch = self._posting[slot]

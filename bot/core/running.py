@@ -112,5 +112,14 @@ class RunningAnswers:
             return mine[-1]
         return here[0] if len(here) == 1 else None
 
+    def of_actor(self, key: ConversationKey, actor_id: str) -> list[RunningAnswer]:
+        """The answers in progress for `actor_id` in the channel of `key` (its top level and
+        its threads), oldest first."""
+        return [
+            r
+            for r in self._by_key.values()
+            if r.key.channel_key == key.channel_key and r.actor.id == actor_id
+        ]
+
     def __len__(self) -> int:
         return len(self._by_key)

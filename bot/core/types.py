@@ -27,16 +27,30 @@ class ConversationKey:
         return ConversationKey(self.platform, self.workspace, self.channel)
 
 
+AdminScope = Literal["", "channel", "workspace"]
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who sent an event. The adapter sets `is_admin` from platform permissions, `name` to the
-    display name when the payload carries one, and `mention` to the platform's own way of
-    mentioning this person (`<@U123>` on Slack, `<@123>` on Discord)."""
+    """Who sent an event, with the platform's facts about them (set by the adapter):
+
+    - `is_admin`: an admin of the whole workspace or server: Slack admins and owners of the
+      event's own team (never a Slack Connect or Enterprise Grid guest from another team),
+      Discord Manage Server or Administrator (server-wide, not from a channel's overwrites);
+    - `channel_admin`: may manage the channel at hand (Discord Manage Channels there);
+    - `roles`: the Discord roles or Slack user groups the user belongs to (access lists);
+    - `name`: the display name when the payload carries one;
+    - `mention`: the platform's own way of mentioning this person (`<@U123>` on Slack, `<@123>`
+      on Discord).
+
+    What each scope may change is decided in the core and the features (`bot.core.admins`)."""
 
     id: str
     name: str = ""
     is_bot: bool = False
     is_admin: bool = False
+    channel_admin: bool = False
+    roles: tuple[str, ...] = ()
     mention: str = ""
 
 

@@ -36,8 +36,23 @@ class RunCommands:
 
     async def cancel(self, call: CommandCall) -> Reply:
         """Stop the answer in progress here. Registered unordered: it must not wait in the lane
-        behind the very answer it stops."""
-        running = self._running.find(call.key, call.actor.id)
+        behind the very answer it stops. Sent at channel level (no thread), it stops only the
+        caller's own answer, and asks which when they have several running."""
+        running = None
+        if call.key.thread:
+            running = self._running.find(call.key, call.actor.id)
+        else:
+            mine = self._running.of_actor(call.key, call.actor.id)
+            if len(mine) > 1:
+                text = (
+                    f"You have {len(mine)} answers in progress in this channel's threads; send "
+                    "/cancel in the thread of the one to stop."
+                )
+                return Reply(key=call.key, text=text, actor_id=call.actor.id, ephemeral=True)
+            running = mine[0] if mine else None
+            if running is None and self._running.find(call.key, call.actor.id) is not None:
+                text = "The answer in progress here is for someone else; only they can cancel it."
+                return Reply(key=call.key, text=text, actor_id=call.actor.id, ephemeral=True)
         if running is None or not running.stop("cancelled", by=actor_label(call)):
             text = "Nothing is being answered here right now, so there is nothing to cancel."
         else:
@@ -52,7 +67,7 @@ class RunCommands:
             text = "I haven't answered anything here yet, so there are no steps to show."
         else:
             text = render_steps(run.status, await load_steps(self._db, run.id))
-        return Reply(key=call.key, text=text, actor_id=call.actor.id)
+        return Reply(key=call.key, text=text, actor_id=call.actor.id, ephemeral=True)
 
 
 def render_steps(status: str, steps: list[StepRow]) -> str:

@@ -2,10 +2,14 @@
 the dispatcher screens each message; the media features screen what they send on (`/speak`
 text, `/imagine` and `/edit` prompts, voice-note transcripts) with `screen_text`.
 
-A flagged message is refused with a clear reply, logged, and recorded in `moderation_flags` for
-admins (counted in `/usage channel|workspace`). If the moderation call itself fails, the message
-goes through (fail open) and a warning is logged: an outage of moderation should not silence
-the bot.
+What is screened, when the channel has moderation on: typed messages (`screen`), and the other
+text that reaches the model (`screen_text`): the text of documents attached for code
+interpreter, and the instructions and name admins set with `/assistant set`.
+
+A flagged text is refused with a clear reply, logged, and recorded in `moderation_flags` for
+admins (counted in `/usage channel|workspace`; the excerpt kept is redacted of secrets). If the
+moderation call itself fails, the text goes through (fail open) and a warning is logged: an
+outage of moderation should not silence the bot.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from bot.backends.moderation import ModerationBackend
 from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.types import ConversationKey, Inbound
+from bot.text.redact import redact
 from storage.db import Database
 from storage.moderation import record_flag
 
 log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 200
+MAX_SCREENED_CHARS = 32_000  # of one document or setting
 
 
 class Moderation:
@@ -46,15 +52,15 @@ class Moderation:
     ) -> None:
         """Raise a `UserError` when `text` is flagged: a message, or what a command or a voice
         note would send on (`what` names it in the refusal, `withheld` says what did not
-        happen)."""
+        happen). At most `MAX_SCREENED_CHARS` are screened."""
         if not text.strip():
             return
         model = self._settings.moderation_model
         try:
-            verdict = await self._backend.check(text, model=model)
+            verdict = await self._backend.check(text[:MAX_SCREENED_CHARS], model=model)
         except Exception as exc:
             log.warning(
-                "moderation unavailable (%s) key=%s event=%s: message let through",
+                "moderation unavailable (%s) key=%s event=%s: text let through",
                 type(exc).__name__,
                 key,
                 event_id,
@@ -64,12 +70,7 @@ class Moderation:
             return
         categories = list(verdict.categories)
         await record_flag(
-            self._db,
-            key,
-            user_id,
-            event_id,
-            categories,
-            text[:EXCERPT_CHARS],
+            self._db, key, user_id, event_id, categories, redact(text[:EXCERPT_CHARS])
         )
         log.warning(
             "moderation flagged key=%s event=%s user=%s: %s",

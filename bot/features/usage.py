@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from bot.core.assistant_config import resolve_assistant
+from bot.core.admins import Admins
+from bot.core.assistant_config import AssistantConfig, resolve_assistant
 from bot.core.config import Settings
 from bot.core.errors import UserError
-from bot.core.types import Actor, CommandCall, Reply
+from bot.core.types import CommandCall, Reply
+from bot.features.assistant import args, policy
+from bot.features.assistant.editor import ConfigEditor
 from bot.spend.quota import Quota, day_start, describe_reset
 from bot.text.sanitise import shorten
 from storage import configs
@@ -82,14 +85,17 @@ class UsageCommands:
         db: Database,
         settings: Settings,
         quota: Quota,
-        is_admin: Callable[[Actor], bool],
+        admins: Admins,
         clock: Callable[[], float] = time.time,
+        editor: ConfigEditor | None = None,
     ) -> None:
+        """`editor`: the one settings writer shared with `/assistant` (its lock and audit)."""
         self._db = db
         self._settings = settings
         self._quota = quota
-        self._is_admin = is_admin
+        self._admins = admins
         self._clock = clock
+        self._editor = editor or ConfigEditor(db)
 
     async def usage(self, call: CommandCall) -> Reply:
         first = (call.text.split() or [call.options.get("scope", "")])[0].lower()
@@ -98,8 +104,14 @@ class UsageCommands:
         if first == "moderation":
             return await self._moderation(call)
         scope_name, period = parse_usage_args(call)
-        if scope_name != "me" and not self._is_admin(call.actor):
-            raise UserError(f"/usage {scope_name} is for admins; try /usage me.")
+        admin = self._admins.scope(call.actor, call.key)
+        if scope_name == "channel" and not admin:
+            raise UserError("/usage channel is for admins; try /usage me.")
+        if scope_name == "workspace" and admin != "workspace":
+            raise UserError(
+                f"/usage workspace is for {policy.WORKSPACE_ADMINS}; try /usage me"
+                + (" or /usage channel." if admin else ".")
+            )
         key = call.key
         scope = {
             "me": UsageScope(key.platform, key.workspace, user_id=call.actor.id),
@@ -135,9 +147,9 @@ class UsageCommands:
             [call.options["amount"]] if call.options.get("amount") else []
         )
         if words:
-            if not self._is_admin(call.actor):
+            if not self._admins.any_admin(call.actor, call.key):
                 raise UserError("Only admins can change this channel's budget.")
-            await self._set_channel_budget(call, words[0])
+            await self._set_channel_field(call, "budget_monthly_usd", parse_budget(words[0]))
         return Reply(
             key=call.key,
             text=await self._describe_budgets(call),
@@ -148,15 +160,13 @@ class UsageCommands:
     async def _moderation(self, call: CommandCall) -> Reply:
         words = call.text.lower().split()[1:]
         if words:
-            if not self._is_admin(call.actor):
+            if not self._admins.any_admin(call.actor, call.key):
                 raise UserError("Only admins can turn moderation on or off for this channel.")
             if words[0] not in ("on", "off", "default"):
                 said = shorten(words[0], 20).replace("`", "'")
                 raise UserError(f"`{said}`: say on, off or default. {USAGE_HELP}")
             value = None if words[0] == "default" else words[0] == "on"
-            await configs.set_channel_field(
-                self._db, call.key, "moderation", value, updated_by=call.actor.id
-            )
+            await self._set_channel_field(call, "moderation", value)
         config = await resolve_assistant(self._db, self._settings, call.key)
         state = "on" if config.moderation else "off"
         return Reply(
@@ -166,11 +176,18 @@ class UsageCommands:
             ephemeral=True,
         )
 
-    async def _set_channel_budget(self, call: CommandCall, value: str) -> None:
-        amount = parse_budget(value)
-        await configs.set_channel_field(
-            self._db, call.key, "budget_monthly_usd", amount, updated_by=call.actor.id
+    async def _set_channel_field(self, call: CommandCall, attr: str, value: object) -> None:
+        """One channel setting, checked against the caps the workspace set and written like
+        `/assistant set` (the same lock, an audit row); None returns it to the default."""
+        update = args.INHERIT if value is None else value
+        workspace, _ = await configs.load_overrides(self._db, call.key)
+        caps = policy.Caps(
+            AssistantConfig.defaults(self._settings).merged(workspace),
+            self._settings.budget_channel_monthly_usd,
+            frozenset(),
         )
+        policy.check_change(self._admins.scope(call.actor, call.key), attr, update, caps)
+        await self._editor.edit(call.key, call.actor.id, {attr: update})
 
     async def _describe_budgets(self, call: CommandCall) -> str:
         config = await resolve_assistant(self._db, self._settings, call.key)

@@ -1,12 +1,26 @@
 """Pillow helpers: images made acceptable for vision and for edits, masks validated or
-converted, data URLs."""
+converted, data URLs.
+
+Decoding is where a small file can cost a lot (a 258 KiB PNG can hold 64 megapixels), so:
+
+- only the formats the bot reads are opened (`FORMATS`: no PSD, EPS, ICO, PCX, … parsers);
+- at most `MAX_PIXELS` are ever decoded (16.8 MP, already twice what vision or edits use), checked
+  from the header before any pixel is decoded; a JPEG larger than that (a phone's 48 MP photo)
+  is decoded at a reduced size by the JPEG decoder itself (`draft`), up to `MAX_JPEG_PIXELS`;
+- at most `MAX_DECODES` images are decoded or re-encoded at once in the whole process (the
+  helpers run in worker threads; the others wait their turn).
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -18,9 +32,28 @@ EDIT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 MASK_MAX_BYTES = 4 * MB
 EDIT_MAX_BYTES = 50 * MB
 
-MAX_PIXELS = 64_000_000  # ~8000×8000: far above what vision or edits take
+MAX_PIXELS = 4096 * 4096  # decoded: vision and edits scale anything larger down anyway
+MAX_JPEG_PIXELS = 64_000_000  # a JPEG header may say this much: it is decoded reduced
 MAX_FRAMES = 1_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard, for any other caller
+MAX_DECODES = 2  # images decoded at once in the process
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # what `supported` lets in
+# Pillow's own guard, for any other caller (it raises past twice this).
+Image.MAX_IMAGE_PIXELS = MAX_JPEG_PIXELS
+
+_decoding = threading.BoundedSemaphore(MAX_DECODES)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def bounded(work: Callable[P, R]) -> Callable[P, R]:
+    """Run `work` holding one of the process's `MAX_DECODES` decoding slots."""
+
+    @functools.wraps(work)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _decoding:
+            return work(*args, **kwargs)
+
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +68,17 @@ class PreparedImage:
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode()}"
 
 
-def open_image(data: bytes, name: str) -> Image.Image:
+def open_image(data: bytes, name: str, *, max_side: int | None = None) -> Image.Image:
     """Decode fully (so corruption shows here, not later) or explain. The pixel count (width ×
     height × frames) is read from the header and checked before anything is decoded, so a small
-    file that would expand to gigabytes (a decompression bomb) is refused cheaply."""
+    file that would expand to gigabytes (a decompression bomb) is refused cheaply. A JPEG is
+    decoded at the smallest size the decoder offers that still covers `max_side` (and never
+    more than `MAX_PIXELS`)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            _reduce_jpeg(image, name, max_side)
             _check_pixels(image, name)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -54,6 +90,25 @@ def open_image(data: bytes, name: str) -> Image.Image:
             log_detail=f"image decode failed: {type(exc).__name__}",
         ) from None
     return image
+
+
+def _reduce_jpeg(image: Image.Image, name: str, max_side: int | None) -> None:
+    """Let the JPEG decoder scale down by 2, 4 or 8 while decoding, so what is not needed is
+    never decoded: below `MAX_PIXELS` always, and no larger than `max_side` needs."""
+    if image.format != "JPEG":
+        return
+    width, height = image.size
+    if width * height > MAX_JPEG_PIXELS:
+        raise _too_many_pixels(name, (width, height))
+    fit = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    scale = 1
+    while scale < 8:
+        too_many = (width // scale) * (height // scale) > MAX_PIXELS
+        if not (too_many or 1 / (scale * 2) >= fit):
+            break
+        scale *= 2
+    if scale > 1:
+        image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
 
 
 def _check_pixels(image: Image.Image, name: str) -> None:
@@ -97,12 +152,13 @@ def _renamed(name: str, ext: str) -> str:
     return f"{stem}.{ext}"
 
 
+@bounded
 def prepare_for_vision(
     data: bytes, name: str, *, max_side: int = 2048, max_bytes: int = 20 * MB
 ) -> PreparedImage:
     """Pass a png/jpeg/webp (or still gif) that is small enough through unchanged; re-encode
     anything else (other formats, animated, too many pixels, too many bytes)."""
-    image = open_image(data, name)
+    image = open_image(data, name, max_side=max_side)
     fmt = image.format or ""
     animated = getattr(image, "n_frames", 1) > 1
     allowed = dict(VISION_FORMATS)
@@ -124,12 +180,14 @@ def prepare_for_vision(
     return PreparedImage(encoded, mime, _renamed(name, ext), *image.size)
 
 
+@bounded
 def prepare_for_edit(data: bytes, name: str) -> PreparedImage:
     """The source of an edit: png/webp/jpg under 50 MB as is, anything else converted to PNG."""
     image = open_image(data, name)
     fmt = image.format or ""
     animated = getattr(image, "n_frames", 1) > 1
-    if fmt in EDIT_FORMATS and not animated and len(data) <= EDIT_MAX_BYTES:
+    reduced = fmt == "JPEG" and image.size != _header_size(data)
+    if fmt in EDIT_FORMATS and not animated and not reduced and len(data) <= EDIT_MAX_BYTES:
         return PreparedImage(data, EDIT_FORMATS[fmt], name, *image.size)
     encoded, mime, ext = _encode(image, prefer_png=True)
     if len(encoded) > EDIT_MAX_BYTES:
@@ -137,6 +195,12 @@ def prepare_for_edit(data: bytes, name: str) -> PreparedImage:
     return PreparedImage(encoded, mime, _renamed(name, ext), *image.size)
 
 
+def _header_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+        return image.size
+
+
+@bounded
 def prepare_mask(data: bytes, name: str, size: tuple[int, int]) -> PreparedImage:
     """A mask for an edit: a PNG with an alpha channel, the same size as the image, where
     transparent = the area to change. A mask without transparency is read as black-and-white:

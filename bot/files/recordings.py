@@ -1,5 +1,11 @@
 """PyAV helpers: audio made acceptable for the transcription endpoint (container and size),
-split into parts when long, and test tones."""
+split into parts when long, and test tones.
+
+FFmpeg trusts content: a "voice note" can be a playlist (ffconcat, HLS) that makes the demuxer
+open local files or URLs. So every input is opened with a whitelist of the demuxers the bot
+needs (`DEMUXERS`) and no protocol at all for nested opens (`protocol_whitelist`), and what is
+decoded is capped: at most `MAX_SECONDS` of sound and `MAX_OUTPUT_BYTES` of converted audio.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,16 @@ UPLOAD_LIMIT = 25 * MB  # the transcription endpoint's per-file limit
 TARGET_RATE = 16_000
 TARGET_BITRATE = 32_000  # mono mp3: ~240 KB a minute, 25 MB ≈ 100 minutes
 SEGMENT_SECONDS = 20 * 60  # parts of ~4.8 MB each when a recording must be split
+MAX_SECONDS = 4 * 3600  # of sound decoded from one file
+MAX_OUTPUT_BYTES = 128 * MB  # of converted audio from one file
+# FFmpeg's demuxer names for the containers `supported.AUDIO_TYPES`/`AUDIO_CONVERT` accept.
+DEMUXERS = ",".join(
+    (
+        "ogg", "mp3", "wav", "flac", "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "aac",
+        "aiff", "caf", "mpeg", "w64",
+    )
+)  # fmt: skip
+OPEN_OPTIONS = {"format_whitelist": DEMUXERS, "protocol_whitelist": "none"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +44,7 @@ class AudioPart:
 
 def _open(data: bytes, name: str) -> av.container.InputContainer:
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        container = av.open(io.BytesIO(data), mode="r", container_options=OPEN_OPTIONS)
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise UserError(
             f"I couldn't read “{name}” as audio: the file looks damaged or is in a format I "
@@ -46,19 +62,29 @@ def duration_seconds(data: bytes, name: str = "audio") -> float:
     container = _open(data, name)
     try:
         if container.duration:
-            return container.duration / av.time_base
+            return _capped(container.duration / av.time_base, name)
         stream = container.streams.audio[0]
         if stream.duration and stream.time_base:
-            return float(stream.duration * stream.time_base)
+            return _capped(float(stream.duration * stream.time_base), name)
         samples = 0
         rate = stream.rate or 1
         for frame in container.decode(stream):
             samples += frame.samples
+            _capped(samples / rate, name)
         return samples / rate
     except av.FFmpegError:
         raise UserError(f"I couldn't read “{name}”: the audio looks damaged.") from None
     finally:
         container.close()
+
+
+def _capped(seconds: float, name: str) -> float:
+    if seconds > MAX_SECONDS:
+        raise UserError(
+            f"“{name}” is longer than I take ({MAX_SECONDS // 3600} hours of sound at most).",
+            log_detail=f"audio refused: {seconds:.0f} s",
+        )
+    return seconds
 
 
 def _stem(name: str) -> str:
@@ -75,9 +101,11 @@ def transcode(data: bytes, name: str, *, segment_seconds: float = SEGMENT_SECOND
     output = None
     stream = None
     written = 0
+    decoded = 0.0  # seconds of sound read, whatever the container's header claims
+    stored = 0  # bytes of finished parts
 
     def close_part() -> None:
-        nonlocal output, out, stream
+        nonlocal output, out, stream, stored
         if output is None or out is None or stream is None:
             return
         for packet in stream.encode(None):
@@ -85,6 +113,9 @@ def transcode(data: bytes, name: str, *, segment_seconds: float = SEGMENT_SECOND
         output.close()
         parts.append(out.getvalue())
         output, out, stream = None, None, None
+        stored += len(parts[-1])
+        if stored > MAX_OUTPUT_BYTES:
+            raise UserError(f"“{name}” converts to more audio than I take.")
 
     def encode(frame: av.AudioFrame) -> None:
         nonlocal output, out, stream, written
@@ -103,6 +134,8 @@ def transcode(data: bytes, name: str, *, segment_seconds: float = SEGMENT_SECOND
 
     try:
         for frame in container.decode(container.streams.audio[0]):
+            decoded += frame.samples / (frame.sample_rate or TARGET_RATE)
+            _capped(decoded, name)
             frame.pts = None
             for converted in resampler.resample(frame):
                 encode(converted)

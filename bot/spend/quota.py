@@ -2,8 +2,15 @@
 and workspace per calendar month).
 
 A request is refused when a limit is already reached, with a message naming the limit and when
-it resets. Runs still in flight are not counted until they finish, so concurrent requests can
-overshoot a budget by at most the cost of the runs already in flight.
+it resets. Budgets are checked when the request arrives and again when its run starts (a message
+queued behind others is refused if they used the budget up meanwhile). Runs still in flight are
+not counted until they finish, so concurrent requests can overshoot a budget by at most the cost
+of the runs already in flight. A model missing from the price table would count $0: where a
+budget applies, a message for such a model is refused.
+
+A user's daily limit is per workspace on Slack; on Discord, where a user's id is the same
+everywhere, it counts their spending in every server and in DMs together (a DM is no way
+around it).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from storage.db import Database
 from storage.usage import UsageScope, spent
 
 UTC = dt.UTC
+# Platforms whose user ids are global (one person, one id in every workspace).
+GLOBAL_USER_IDS = frozenset({"discord"})
 
 
 def day_start(now: float) -> float:
@@ -112,11 +121,17 @@ class Budget:
 
 class Quota:
     def __init__(
-        self, db: Database, settings: Settings, clock: Callable[[], float] = time.time
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        priced: Callable[[str], bool] = lambda model: True,
     ) -> None:
+        """`priced`: whether the price table knows a model."""
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._priced = priced
         per_minute = settings.rate_limit_per_minute
         self._rate: RateLimiter | None = None
         self._shared_rate: SharedRateLimiter | None = None
@@ -133,9 +148,10 @@ class Quota:
         channel_limit = (
             channel_budget if channel_budget is not None else s.budget_channel_monthly_usd
         )
+        user_workspace = None if key.platform in GLOBAL_USER_IDS else key.workspace
         candidates = [
             ("your daily limit", s.budget_user_daily_usd,
-             UsageScope(key.platform, key.workspace, user_id=actor_id), day_start(now), next_day(now)),
+             UsageScope(key.platform, user_workspace, user_id=actor_id), day_start(now), next_day(now)),
             ("this channel's monthly limit", channel_limit,
              UsageScope(key.platform, key.workspace, channel=key.channel), month_start(now), next_month(now)),
             ("this workspace's monthly limit", s.budget_workspace_monthly_usd,
@@ -145,22 +161,38 @@ class Quota:
                 for label, limit, scope, since, resets in candidates if limit]  # fmt: skip
 
     async def check(
-        self, key: ConversationKey, actor_id: str, channel_budget: float | None
+        self,
+        key: ConversationKey,
+        actor_id: str,
+        channel_budget: float | None,
+        *,
+        model: str | None = None,
+        rate: bool = True,
     ) -> None:
-        """Raise a `UserError` when the actor is over the rate limit or a budget is used up."""
-        scope = (key.platform, key.workspace, actor_id)
-        wait = 0.0
-        if self._rate is not None:
-            wait = self._rate.hit(scope)
-        elif self._shared_rate is not None:
-            wait = await self._shared_rate.hit(scope)
-        if wait:
+        """Raise a `UserError` when the actor is over the rate limit (`rate`: count this
+        request) or a budget is used up, or when a budget applies and `model` has no price."""
+        budgets = self.budgets(key, actor_id, channel_budget)
+        if model and budgets and not self._priced(model):
             raise UserError(
-                f"You're sending requests faster than {self._settings.rate_limit_per_minute} "
-                f"a minute. Please try again in {max(1, round(wait))} s."
+                f"This request is refused: the model `{model}` is not in the price table, so "
+                "what it spends could not be counted against the spending limits here. An "
+                "admin can add its prices (SWITCHBOARD_PRICES) or choose a priced model.",
+                log_detail=f"unpriced model {model} under a budget",
             )
+        if rate:
+            scope = (key.platform, key.workspace, actor_id)
+            wait = 0.0
+            if self._rate is not None:
+                wait = self._rate.hit(scope)
+            elif self._shared_rate is not None:
+                wait = await self._shared_rate.hit(scope)
+            if wait:
+                raise UserError(
+                    f"You're sending requests faster than {self._settings.rate_limit_per_minute} "
+                    f"a minute. Please try again in {max(1, round(wait))} s."
+                )
         now = self._clock()
-        for budget in self.budgets(key, actor_id, channel_budget):
+        for budget in budgets:
             used = await spent(self._db, budget.scope, budget.since)
             if used >= budget.limit:
                 raise UserError(

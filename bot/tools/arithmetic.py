@@ -17,6 +17,7 @@ MAX_CHARS = 500
 MAX_NODES = 200
 MAX_BITS = 4096  # about 1,233 decimal digits
 MAX_EXPONENT = 10_000
+MAX_NDIGITS = 1_300  # round(x, n): past the largest allowed number's digits n changes nothing
 
 Number = int | float
 
@@ -32,9 +33,22 @@ _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.UAdd: operator.pos,
     ast.USub: operator.neg,
 }
+
+
+def _round(value: Number, ndigits: Number | None = None) -> Number:
+    """`round`, with the digits bounded: `round(1, -10**9)` would compute 10**(10**9)."""
+    if ndigits is None:
+        return round(value)
+    if not isinstance(ndigits, int) or isinstance(ndigits, bool):
+        raise ToolError("round() takes a whole number of digits")
+    if abs(ndigits) > MAX_NDIGITS:
+        raise ToolError(f"round() takes at most {MAX_NDIGITS:,} digits either way")
+    return round(value, ndigits)
+
+
 _FUNCTIONS: dict[str, Callable[..., Number]] = {
     "abs": abs,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
     "sqrt": math.sqrt,

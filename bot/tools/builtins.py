@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.features.usage import PERIODS, format_totals, since
 from bot.tools.arithmetic import calculate, format_number
 from bot.tools.errors import ToolError
 from bot.tools.registry import Tool, ToolContext
-from storage.usage import UsageScope, totals
+
+USAGE_PERIODS = ("today", "7d", "30d", "all")  # bot.features.usage.PERIODS
 
 
 async def current_time(args: dict[str, Any], context: ToolContext) -> str:
@@ -33,6 +33,12 @@ async def arithmetic(args: dict[str, Any], context: ToolContext) -> str:
 async def channel_usage(args: dict[str, Any], context: ToolContext) -> str:
     period = str(args.get("period") or "30d")
     key = context.key
+    if context.db is None:
+        raise ToolError("channel usage is not available here")
+    # Imported here: tool worker processes load this module and need none of it.
+    from bot.features.usage import PERIODS, format_totals, since
+    from storage.usage import UsageScope, totals
+
     scope = UsageScope(key.platform, key.workspace, channel=key.channel)
     found = await totals(context.db, scope, since(period, time.time()))
     return f"Usage of this channel, {PERIODS[period]}:\n{format_totals(found)}"
@@ -76,9 +82,10 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (
         description="How much this chat channel used the assistant: runs, tokens and cost.",
         parameters={
             "type": "object",
-            "properties": {"period": {"type": "string", "enum": list(PERIODS)}},
+            "properties": {"period": {"type": "string", "enum": list(USAGE_PERIODS)}},
             "additionalProperties": False,
         },
         run=channel_usage,
+        in_process=True,  # it reads the bot's database (async I/O only)
     ),
 )

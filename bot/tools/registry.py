@@ -8,6 +8,7 @@ package never stops the bot.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -29,11 +30,12 @@ NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """Where and for whom a tool runs (a tool must not reach beyond this channel)."""
+    """Where and for whom a tool runs (a tool must not reach beyond this channel). `db` is the
+    bot's database for `in_process` built-ins only; in a worker process it is None."""
 
     key: ConversationKey
     user_id: str
-    db: Database
+    db: Database | None
 
 
 ToolFunction = Callable[[dict[str, Any], ToolContext], Awaitable[str]]
@@ -42,12 +44,17 @@ ToolFunction = Callable[[dict[str, Any], ToolContext], Awaitable[str]]
 @dataclass(frozen=True, slots=True)
 class Tool:
     """One function the model may call. `parameters` is the JSON schema of its arguments (an
-    object schema); arguments are validated against it before `run` is called."""
+    object schema); arguments are validated against it before `run` is called.
+
+    Tools run in a worker process with a hard timeout (`bot.tools.workers`), found there by
+    name. `in_process`: run on the bot's event loop instead, with the database at hand; for
+    built-ins that only await I/O (a plugin's setting is ignored: plugins always run apart)."""
 
     name: str
     description: str
     parameters: Mapping[str, Any]
     run: ToolFunction = field(repr=False)
+    in_process: bool = False
 
     def problems(self) -> list[str]:
         """Why this tool cannot be offered to a model (empty when it can)."""
@@ -73,6 +80,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._origins: dict[str, str] = {}
         self._validators: dict[str, Draft202012Validator] = {}
         self.skipped: list[str] = []  # why tools were left out, for `python -m bot doctor`
         for tool in tools:
@@ -87,13 +95,21 @@ class ToolRegistry:
             self.skipped.append(f"tool from {origin} skipped: {'; '.join(problems)}")
             log.error("%s", self.skipped[-1])
             return False
+        if origin != "built-in" and tool.in_process:
+            tool = dataclasses.replace(tool, in_process=False)  # plugins always run apart
         self._tools[tool.name] = tool
+        self._origins[tool.name] = origin
         self._validators[tool.name] = Draft202012Validator(dict(tool.parameters))
         return True
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self._tools)
+
+    @property
+    def builtin_names(self) -> frozenset[str]:
+        """The tools shipped with the bot (the rest come from plugins)."""
+        return frozenset(n for n, origin in self._origins.items() if origin == "built-in")
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)

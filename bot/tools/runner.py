@@ -17,6 +17,7 @@ from jsonschema.exceptions import best_match
 from bot.backends.base import Step
 from bot.tools.errors import ToolError
 from bot.tools.registry import Tool, ToolContext, ToolRegistry, function_names
+from bot.tools.workers import Call, ToolWorkers, WorkerFailed
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,11 @@ class ToolRunner:
         timeout: float = 20.0,
         max_rounds: int = 5,
         max_output_chars: int = 16_000,
+        workers: ToolWorkers | None = None,
     ) -> None:
+        """`workers`: the processes tools run in (`bot.tools.workers`); one pool per runner
+        unless the caller shares one (and closes it)."""
+        self.workers = workers or ToolWorkers()
         self.registry = registry
         self.timeout = timeout
         self.max_rounds = max_rounds
@@ -114,11 +119,18 @@ class ToolRunner:
             return self._failed(call, f"invalid arguments at {where}: {violation.message}")
         started = time.monotonic()
         try:
-            output = await asyncio.wait_for(tool.run(args, context), self.timeout)
+            if tool.in_process:
+                output = await asyncio.wait_for(tool.run(args, context), self.timeout)
+            else:
+                job = Call(tool.name, args, context.key, context.user_id)
+                output = await self.workers.run(job, self.timeout)
         except ToolError as exc:
             return self._failed(call, exc.message)
         except TimeoutError:
             return self._failed(call, f"the tool did not finish within {self.timeout:g} seconds")
+        except WorkerFailed as exc:
+            log.error("tool %s failed in its worker process: %s", call.name, exc)
+            return self._failed(call, f"the tool failed ({exc})")
         except asyncio.CancelledError:
             raise
         except Exception as exc:

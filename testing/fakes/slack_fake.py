@@ -342,6 +342,7 @@ class FakeSlack:
         self.view_calls: list[dict] = []
         self.response_url_posts: list[dict] = []
         self.users: dict[str, dict] = {}
+        self.usergroups: dict[str, dict] = {}
         self.channels: dict[str, dict] = {}
         self.revoked_scopes: set[str] = set()  # see `revoke_scope`
         self.replies_pages = 0  # conversations.replies pages served
@@ -502,6 +503,30 @@ class FakeSlack:
         }
         self.users[user_id] = user
         return user
+
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> dict:
+        """A user group (usergroups.list) with these members."""
+        group = {
+            "id": group_id,
+            "team_id": self.team_id,
+            "is_usergroup": True,
+            "name": handle.title(),
+            "handle": handle,
+            "description": "",
+            "is_external": False,
+            "date_create": 1_700_000_000,
+            "date_update": 1_700_000_000,
+            "date_delete": 0,
+            "auto_type": None,
+            "created_by": "USLACKBOT",
+            "updated_by": "USLACKBOT",
+            "deleted_by": None,
+            "prefs": {"channels": [], "groups": []},
+            "users": list(users),
+            "user_count": len(users),
+        }
+        self.usergroups[group_id] = group
+        return group
 
     def add_channel(
         self,
@@ -746,6 +771,7 @@ class FakeSlack:
             "assistant.threads.setSuggestedPrompts": (self._assistant_set_prompts, "bot"),
             "assistant.threads.setTitle": (self._assistant_set_title, "bot"),
             "users.info": (self._users_info, "bot"),
+            "usergroups.list": (self._usergroups_list, "bot"),
             "conversations.info": (self._conversations_info, "bot"),
             "conversations.replies": (self._conversations_replies, "bot"),
             "files.getUploadURLExternal": (self._files_get_upload_url, "bot"),
@@ -1280,6 +1306,16 @@ class FakeSlack:
         if user is None:
             raise SlackError("user_not_found")
         return {"ok": True, "user": user}
+
+    def _usergroups_list(self, args: dict[str, Any]) -> dict:
+        with_users = str(args.get("include_users", "")).lower() in ("1", "true")
+        groups = []
+        for group in self.usergroups.values():
+            shown = dict(group)
+            if not with_users:
+                shown.pop("users", None)
+            groups.append(shown)
+        return {"ok": True, "usergroups": groups}
 
     def _conversations_info(self, args: dict[str, Any]) -> dict:
         return {"ok": True, "channel": self._channel(args.get("channel"))}

@@ -20,6 +20,7 @@ from bot.backends.answer_format import SCHEMA_NAME, check_schema, is_wrapper
 from bot.backends.common import HOSTED_TOOLS
 from bot.backends.speech import VOICES
 from bot.core.errors import UserError
+from bot.features.assistant.access import AccessCommand, parse_access
 
 FUNCTIONS_PREFIX: Final = "functions:"
 MAX_NAME_CHARS: Final = 80
@@ -36,7 +37,8 @@ ASSISTANT_HELP: Final = (
     "Usage: `/assistant` shows this channel's assistant. Admins: `/assistant set FIELD VALUE`, "
     "`/assistant set workspace FIELD VALUE` (the default every channel inherits), "
     "`/assistant set FIELD default` (inherit again), `/assistant reset [workspace]`, "
-    "`/assistant history`, `/assistant knowledge add` (with files) | `list` | `remove NAME`."
+    "`/assistant history`, `/assistant knowledge add` (with files) | `list` | `remove NAME`; "
+    "workspace admins: `/assistant access …` (who may use the assistant)."
 )
 
 
@@ -110,7 +112,14 @@ class KnowledgeRemove:
 
 
 AssistantCommand = (
-    Show | SetField | Reset | History | KnowledgeAdd | KnowledgeList | KnowledgeRemove
+    Show
+    | SetField
+    | Reset
+    | History
+    | KnowledgeAdd
+    | KnowledgeList
+    | KnowledgeRemove
+    | AccessCommand
 )
 
 
@@ -144,6 +153,8 @@ def parse_command(text: str) -> AssistantCommand:
         return History(_history_limit(rest))
     if verb in ("knowledge", "files", "kb"):
         return _knowledge(rest)
+    if verb == "access":
+        return parse_access(rest)
     raise UserError(f"I don't know `/assistant {_shorten(head)}`. {ASSISTANT_HELP}")
 
 
@@ -471,6 +482,12 @@ FIELDS: Final[dict[str, FieldSpec]] = {
             _tools,
         ),
         FieldSpec(
+            "builtins",
+            "builtins",
+            "`on` or `off` (the safe built-in functions current_time and calculate)",
+            _switch,
+        ),
+        FieldSpec(
             "format",
             "format",
             "`text`, `json`, or a JSON object schema (text or a .json file)",
@@ -520,7 +537,7 @@ def display(spec: FieldSpec, value: Any, *, voice_default: str = "") -> str:
     """A stored value as admins would type it."""
     if value is None or isinstance(value, Inherit):
         return "model default" if spec.name in ("temperature", "max_output_tokens") else "none"
-    if spec.name in ("voice_replies", "moderation"):
+    if spec.name in ("voice_replies", "moderation", "builtins"):
         return "on" if _truthy(value) else "off"
     if spec.name == "tools":
         return ", ".join(_as_list(value)) or "none"

@@ -13,12 +13,25 @@ from bot.core.errors import UserError
 from bot.core.types import Attachment, Inbound, OutFile
 from bot.features.audio import AudioCommands, quote
 from bot.features.media import MediaContext
+from bot.features.moderation import Moderation
 from bot.files import pictures
-from bot.files.supported import MB, check_attachment, check_document, fetch_checked, fetch_document
+from bot.files.supported import (
+    MB,
+    check_attachment,
+    check_document,
+    extension,
+    fetch_checked,
+    fetch_document,
+)
 
 log = logging.getLogger(__name__)
 
 DETAILS = ("low", "high", "auto")
+# Documents whose bytes are text: screened by moderation (when on) before the model gets them.
+TEXT_DOCUMENTS = frozenset(
+    {"csv", "tsv", "json", "jsonl", "xml", "txt", "md", "html", "py", "ipynb", "sql", "yaml",
+     "yml", "log", "tex"}
+)  # fmt: skip
 DOCUMENTS_NEED_A_TOOL = (
     "(I did not read {names}: documents need an admin to enable code interpreter here "
     "(`/assistant set tools code_interpreter`) or to add them as knowledge "
@@ -36,9 +49,12 @@ class MessageInputs:
 
 
 class MessageMedia:
-    def __init__(self, media: MediaContext, audio: AudioCommands) -> None:
+    def __init__(
+        self, media: MediaContext, audio: AudioCommands, moderation: Moderation | None = None
+    ) -> None:
         self._media = media
         self._audio = audio
+        self._moderation = moderation
 
     async def prepare(self, event: Inbound, config: AssistantConfig) -> MessageInputs:
         if not event.attachments:
@@ -52,7 +68,7 @@ class MessageMedia:
             kind = check_attachment(attachment, None, limits)
             (images if kind == "image" else audio).append(attachment)
         notes: list[str] = []
-        data_files = await self._documents(documents, config, notes)
+        data_files = await self._documents(documents, config, notes, event)
         most = self._media.settings.max_images
         if len(images) > most:
             notes.append(f"(I looked at the first {most} of your {len(images)} images.)")
@@ -124,7 +140,11 @@ class MessageMedia:
         return tuple(urls)
 
     async def _documents(
-        self, documents: list[Attachment], config: AssistantConfig, notes: list[str]
+        self,
+        documents: list[Attachment],
+        config: AssistantConfig,
+        notes: list[str],
+        event: Inbound,
     ) -> tuple[InputFile, ...]:
         """Documents for code interpreter when the channel has it; otherwise a note saying
         what would make them readable."""
@@ -140,6 +160,15 @@ class MessageMedia:
         files = []
         for document in documents:
             data = await fetch_document(document, limit)
+            textual = extension(document.name) in TEXT_DOCUMENTS
+            if config.moderation and self._moderation is not None and textual:
+                await self._moderation.screen_text(
+                    event.key,
+                    event.actor.id,
+                    event.event_id,
+                    data.decode("utf-8", "replace"),
+                    what=f"The document “{document.name}”",
+                )
             files.append(
                 InputFile(document.name, document.mime or "application/octet-stream", data)
             )
