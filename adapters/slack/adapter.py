@@ -178,7 +178,9 @@ class SlackAdapter:
         self.outbox = SlackOutbox(self.client)
         self.people = SlackPeople(self.client)
         self.identity = normalise.BotIdentity(user_id="")
-        self.history = SlackHistory(self.client, lambda: self.identity, self.files.fetcher)
+        self.history = SlackHistory(
+            self.client, lambda: self.identity, self.files.fetcher, lookup=self.people.user
+        )
         bolt_logger = logging.getLogger("adapters.slack.bolt")
         quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
         bolt_logger.addFilter(quiet)  # bolt also reads $SLACK_BOT_TOKEN and warns it is unused

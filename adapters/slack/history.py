@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -68,8 +68,12 @@ class SlackHistory:
         fetch_factory: normalise.FetchFactory | None = None,
         *,
         replies_per_minute: float = REPLIES_PER_MINUTE,
+        lookup: Callable[[str], Awaitable[Mapping[str, Any] | None]] | None = None,
     ) -> None:
+        """`lookup`: a cached `users.info` (`SlackPeople.user`), so a person's name and admin
+        status cost one call between them."""
         self._client = client
+        self._lookup = lookup
         self._identity = identity
         self._fetch_factory = fetch_factory
         self._allowance = WriteAllowance({REPLIES: (replies_per_minute, 0.0)})
@@ -182,8 +186,11 @@ class SlackHistory:
         if cached is not None and time.monotonic() - cached[1] < NAME_TTL:
             return cached[0]
         try:
-            response = await self._client.users_info(user=user)
-            name = normalise.user_name(response.get("user"))
+            if self._lookup is not None:
+                name = normalise.user_name(await self._lookup(user))
+            else:
+                response = await self._client.users_info(user=user)
+                name = normalise.user_name(response.get("user"))
         except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.info("slack: no name for %s: %s", user, describe(exc))
             name = ""

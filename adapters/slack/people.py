@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300.0
 MAX_GROUPS = 1_000
+MAX_USERS = 10_000
 
 
 def user_is_admin(user: Any, team: str) -> bool:
@@ -50,7 +51,7 @@ class SlackPeople:
     def __init__(self, client: AsyncWebClient, ttl: float = CACHE_SECONDS) -> None:
         self._client = client
         self._ttl = ttl
-        self._admins: dict[tuple[str, str], _Entry] = {}
+        self._users: dict[str, _Entry] = {}
         self._groups: dict[str, _Entry] = {}
         self._groups_warned = False
 
@@ -62,26 +63,34 @@ class SlackPeople:
 
     def forget(self, user_id: str) -> None:
         """A user changed (`user_change`): look them up afresh next time."""
-        for key in [k for k in self._admins if k[1] == user_id]:
-            del self._admins[key]
+        self._users.pop(user_id, None)
         self._groups.clear()
 
     async def is_admin(self, team: str, user_id: str) -> bool:
-        hit = self._admins.get((team, user_id))
+        return user_is_admin(await self.user(user_id), team)
+
+    async def user(self, user_id: str) -> Mapping[str, Any] | None:
+        """`users.info`'s user, cached (one lookup serves the admin check and the name the
+        model sees); None when Slack will not say (not cached: asked again next time)."""
+        hit = self._users.get(user_id)
         now = time.monotonic()
         if hit is not None and now - hit.at < self._ttl:
-            return bool(hit.value)
+            return hit.value  # type: ignore[no-any-return]
         try:
             response = await self._client.users_info(user=user_id)
-            admin = user_is_admin(response.get("user"), team)
         except SlackApiError as exc:
             log.warning("slack: users.info for %s failed: %s", user_id, describe(exc))
-            return False
+            return None
         except Exception as exc:
             log.warning("slack: users.info for %s failed: %s", user_id, type(exc).__name__)
-            return False
-        self._admins[(team, user_id)] = _Entry(admin, now)
-        return admin
+            return None
+        found = response.get("user")
+        if not isinstance(found, Mapping):
+            return None
+        if len(self._users) >= MAX_USERS:
+            self._users.clear()
+        self._users[user_id] = _Entry(found, now)
+        return found
 
     async def groups_of(self, team: str, user_id: str) -> tuple[str, ...]:
         members = await self._team_groups(team)
