@@ -20,6 +20,7 @@ from bot.core.lanes import Lanes
 from bot.core.ledger import RunLedger
 from bot.core.presence import Presence
 from bot.core.recovery import Recovery
+from bot.core.replicas import WorkQueue
 from bot.core.running import RunningAnswers
 from bot.core.types import Actor
 from bot.features.assistant.admin import AssistantAdmin
@@ -82,6 +83,7 @@ class App:
     tools: ToolRegistry
     metrics: Metrics
     breaker: CircuitBreaker | None = None
+    queue: WorkQueue | None = None
 
     @property
     def function_names(self) -> frozenset[str]:
@@ -96,13 +98,18 @@ class App:
         metrics = Metrics()
         ledger = RunLedger(db, prices.cost)
         ledger.subscribe(metrics.on_ledger)
-        # The previous process's unfinished runs are over; their events stay in the inbox and
-        # are taken up by `recover` once the adapters are connected.
-        stale = await ledger.interrupt_unfinished(
-            "the previous process stopped before this answer finished"
-        )
-        if stale:
-            log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
+        queue = WorkQueue(db, live_seconds=settings.replica_timeout)
+        await queue.start()
+        # Alone on the database (SQLite), the previous process's unfinished runs are over; their
+        # events stay in the inbox and are taken up by `recover` once the adapters are
+        # connected. Shared (PostgreSQL), other processes' runs go on: recovery closes the
+        # runs of each event it takes over.
+        if not db.shared:
+            stale = await ledger.interrupt_unfinished(
+                "the previous process stopped before this answer finished"
+            )
+            if stale:
+                log.warning("%d answers were interrupted by the previous shutdown or crash", stale)
         await prune_events(db, EVENT_MEMORY_SECONDS)
         lanes = make_lanes(settings)
         breaker = make_breaker(settings)
@@ -170,10 +177,22 @@ class App:
             backend_name=backends.chat.name,
             openai_down=lambda: openai_down_message(breaker),
             job_scope=lambda: retry_window(settings.openai_retry_budget),
+            queue=queue,
         )
-        recovery = Recovery(db, dispatcher, ledger, chat)
+        recovery = Recovery(db, dispatcher, ledger, chat, queue)
+        queue.platforms = lambda: dispatcher.platforms
         return cls(
-            settings, db, client, lanes, ledger, dispatcher, recovery, registry, metrics, breaker
+            settings,
+            db,
+            client,
+            lanes,
+            ledger,
+            dispatcher,
+            recovery,
+            registry,
+            metrics,
+            breaker,
+            queue,
         )
 
     async def readiness(self) -> str | None:
@@ -194,8 +213,12 @@ class App:
 
     async def recover(self) -> int:
         """Take up the events the previous process left unfinished (after the adapters
-        registered their outboxes)."""
-        return await self.recovery.recover()
+        registered their outboxes); sharing the database, keep taking over those of processes
+        that stop or die."""
+        taken = await self.recovery.recover()
+        if self.queue is not None:
+            self.queue.run_sweeps(self.recovery.take_up_quietly)
+        return taken
 
     async def shutdown(self) -> None:
         await self.drain()
@@ -203,7 +226,10 @@ class App:
 
     async def drain(self) -> None:
         """Stop taking work and let answers in flight finish within the grace period (adapters
-        stay connected meanwhile, so those answers are still delivered)."""
+        stay connected meanwhile, so those answers are still delivered). Sharing the database,
+        the events not started yet are handed to the other processes at once."""
+        if self.queue is not None:
+            await self.queue.hand_back_unstarted()
         self.lanes.close()
         finished = await self.lanes.drain(self.settings.shutdown_grace)
         if not finished:
@@ -213,7 +239,11 @@ class App:
             )
 
     async def close(self) -> None:
-        """Mark unfinished answers interrupted; close the OpenAI client and storage."""
-        await self.ledger.interrupt_unfinished("shut down before the answer finished")
+        """Mark unfinished answers interrupted (sharing the database: this process's only) and
+        hand their events back; close the OpenAI client and storage."""
+        owner = self.queue.id if self.queue is not None and self.db.shared else None
+        await self.ledger.interrupt_unfinished("shut down before the answer finished", owner=owner)
+        if self.queue is not None:
+            await self.queue.stop()
         await self.client.close()
         await self.db.close()

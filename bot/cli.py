@@ -1,16 +1,21 @@
-"""`python -m bot [run|console|doctor]`."""
+"""`python -m bot [run|console|doctor|manifest|invite|usage]` (`scripts/run …` in a checkout).
+
+Exit status: 0 done; 1 a piped console where some line got no answer; 2 a configuration
+problem, said in one line on stderr naming the variable; 130 interrupted before start-up ended.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from bot.core.config import ConfigError, Settings, load_settings
+from bot.core.config import ConfigError, Settings, load_settings, unknown_variable_warnings
 from bot.logs import configure_logging
 from bot.ops.heap import freeze_startup_objects
 from bot.text.redact import redact
@@ -20,7 +25,7 @@ log = logging.getLogger("bot")
 PLATFORM_HINT = (
     "no chat platform is configured. Set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN or "
     "SLACK_SIGNING_SECRET) for Slack, or DISCORD_TOKEN for Discord; or try "
-    "`python -m bot console` to chat from this terminal."
+    "the `console` command (`scripts/run console`) to chat from this terminal."
 )
 
 
@@ -32,8 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check configuration, OpenAI reachability and models")
     manifest = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
     manifest.add_argument("platform", choices=["slack"])
-    invite = sub.add_parser("invite", help="print the Discord invite URL")
+    invite = sub.add_parser("invite", help="print the Discord invite URL (no network call)")
     invite.add_argument("platform", choices=["discord"])
+    invite.add_argument(
+        "--client-id",
+        type=int,
+        help="the application id (Developer Portal → General Information), if DISCORD_TOKEN "
+        "is not set or belongs to an application made before 2016",
+    )
     usage = sub.add_parser("usage", help="usage reports")
     usage_sub = usage.add_subparsers(dest="usage_command", required=True)
     export = usage_sub.add_parser("export", help="write every run since DATE as CSV")
@@ -58,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings.log_level, settings.secrets(), settings.log_format)
         command = args.command or "run"
+        if command != "doctor":  # the doctor reports them among its checks
+            for warning in unknown_variable_warnings(os.environ):
+                log.warning("%s", warning)
         if command == "doctor":
             return asyncio.run(_doctor(settings))
         if command == "console":
@@ -72,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "invite":
             invite_url = _adapter_function("Discord", "adapters.discord.invite", "invite_url")
-            print(asyncio.run(invite_url(settings)))
+            print(invite_url(settings, args.client_id))
             return 0
         return asyncio.run(_run(settings))
     except ConfigError as exc:
@@ -94,10 +108,10 @@ def _adapter_function(platform: str, module_name: str, name: str):  # type: igno
 
 
 async def _usage_rows(settings: Settings, since: float) -> list:  # type: ignore[type-arg]
-    from storage.connect import open_database
+    from storage.connect import is_postgres, open_database
     from storage.usage import export_rows
 
-    if not settings.database_path.exists():
+    if not is_postgres(settings.database_url) and not settings.database_path.exists():
         raise ConfigError(f"no database at {settings.database_path} (DATABASE_URL)")
     db = await open_database(settings.database_url)
     try:
@@ -140,15 +154,48 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def startup_line(settings: Settings) -> str:
+    """Which endpoint, backend and model are in use (the first line of `run` and `console`)."""
+    endpoint = urlsplit(settings.openai_base_url)
+    where = endpoint.netloc + endpoint.path.rstrip("/") or settings.openai_base_url
+    return (
+        f"Switchboard: chat model {settings.chat_model}, backend {settings.backend}, "
+        f"OpenAI endpoint {where}"
+    )
+
+
+async def _check_backend(settings: Settings) -> None:
+    """The `responses` backend on a server without the Conversations API would fail every
+    message: stop now, in one line, pointing at the backend that works there."""
+    from bot.backends.endpoint import conversations_missing
+
+    missing = await conversations_missing(settings)
+    if missing is not None:
+        raise ConfigError(
+            f"OPENAI_BASE_URL serves no {missing}, which SWITCHBOARD_BACKEND=responses needs: "
+            "set SWITCHBOARD_BACKEND=chat for this endpoint (`scripts/run doctor` shows what "
+            "it serves)"
+        )
+
+
 async def _console(settings: Settings) -> int:
     from adapters.console.adapter import ConsoleAdapter
+    from adapters.console.logs import LogGate
     from bot.app import App
 
+    settings.require_openai()
+    await _check_backend(settings)
     app = await App.create(settings)
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    console = ConsoleAdapter(app.dispatcher, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
+    logs = LogGate().install()
+    interactive = sys.stdin.isatty()
+    console = ConsoleAdapter(
+        app.dispatcher, sys.stdin, sys.stdout, interactive=interactive, stderr=sys.stderr, logs=logs
+    )
+    app.ledger.subscribe(console.on_ledger)
     try:
+        console.banner(startup_line(settings))
         await app.recover()
         freeze_startup_objects()
         await console.run(stop)
@@ -159,7 +206,14 @@ async def _console(settings: Settings) -> int:
             idle.cancel()
             halt.cancel()
     finally:
+        logs.uninstall()
         await app.shutdown()
+    if console.failures and not interactive and not stop.is_set():
+        print(
+            f"switchboard: {console.failures} line(s) got no answer (the reason is shown above)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -171,13 +225,9 @@ async def _run(settings: Settings) -> int:
     if not configured_platforms(settings):
         raise ConfigError(PLATFORM_HINT)
     settings.require_openai()
+    await _check_backend(settings)
     app = await App.create(settings)
-    log.info(
-        "switchboard: OpenAI endpoint %s, backend %s, chat model %s",
-        urlsplit(settings.openai_base_url).netloc or settings.openai_base_url,
-        settings.backend,
-        settings.chat_model,
-    )
+    log.info("%s", startup_line(settings))
     stop = asyncio.Event()
     _stop_on_signals(stop)
     started = []

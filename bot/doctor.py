@@ -1,22 +1,34 @@
-"""`python -m bot doctor`: configuration and reachability checks, printed one line each."""
+"""`python -m bot doctor`: configuration and reachability checks, printed one line each.
+
+Exit status 0 when nothing is wrong, 1 with warnings, 2 with errors. `info` lines never count:
+they say what is not configured (a platform left unset) or what will need attention later
+without any setting being wrong (a shipped default model's announced shutdown).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
-from bot.backends.models import check_endpoint
-from bot.core.config import ConfigError, Settings
+from bot.backends.endpoint import probe_features, working_backends
+from bot.backends.models import EndpointCheck, check_endpoint
+from bot.backends.speech import engine_kind
+from bot.core.config import ConfigError, Settings, unknown_variable_warnings
 from bot.spend.pricing import PriceTable
 from bot.text.redact import redact
 from bot.tools import build_registry, function_names
 from storage.configs import all_overrides
-from storage.connect import check, open_existing
+from storage.connect import check, describe, open_existing
 from storage.db import StorageError
 
 SHUTDOWN_WARNING_DAYS = 60
+# Endpoints (not models) that shut down: a setting that still uses one gets a warning.
+TRANSLATIONS_SHUTDOWN = dt.date(2027, 2, 26)  # POST /v1/audio/translations
+PRICED_ROLES = ("chat", "image", "transcribe", "speech", "translation")
 
 
 class Report:
@@ -28,6 +40,9 @@ class Report:
     def ok(self, text: str) -> None:
         self._out.write(f"ok    {redact(text)}\n")
 
+    def info(self, text: str) -> None:
+        self._out.write(f"info  {redact(text)}\n")
+
     def warn(self, text: str) -> None:
         self.warnings += 1
         self._out.write(f"WARN  {redact(text)}\n")
@@ -38,10 +53,15 @@ class Report:
 
 
 def model_warnings(
-    configured: dict[str, str], served: dict[str, str | None], today: dt.date
+    configured: dict[str, str],
+    served: dict[str, str | None],
+    today: dt.date,
+    defaults: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Warnings for configured models: unknown to the endpoint, shut down, or shutting down soon.
-    `served` maps each model id the endpoint lists to its `shutdown_date` (or None)."""
+    `served` maps each model id the endpoint lists to its `shutdown_date` (or None). Roles in
+    `defaults` use the shipped default: their coming shutdown is not a warning (no setting is
+    wrong; see `default_model_notes`)."""
     warnings: list[str] = []
     for role, model in configured.items():
         if model not in served:
@@ -60,11 +80,65 @@ def model_warnings(
         days = (date - today).days
         if days < 0:
             warnings.append(f"{role} model {model} was shut down on {date}: choose another")
-        elif days <= SHUTDOWN_WARNING_DAYS:
+        elif days <= SHUTDOWN_WARNING_DAYS and role not in defaults:
             warnings.append(
                 f"{role} model {model} shuts down on {date} (in {days} days): choose a successor"
             )
     return warnings
+
+
+def audio_findings(settings: Settings, today: dt.date) -> tuple[list[str], list[str]]:
+    """(ok lines, warnings) about speech and translation: which engine speaks, and the opt-ins
+    that lead to retired endpoints."""
+    engine = engine_kind(settings.speech_engine, settings.speech_model)
+    where = "the Realtime API" if engine == "realtime" else "/audio/speech"
+    oks = [f"speech: {settings.speech_model} through {where}"]
+    warnings: list[str] = []
+    if settings.translation == "endpoint":
+        days = (TRANSLATIONS_SHUTDOWN - today).days
+        when = (
+            f"was shut down on {TRANSLATIONS_SHUTDOWN}"
+            if days < 0
+            else f"shuts down on {TRANSLATIONS_SHUTDOWN} (in {days} days)"
+        )
+        warnings.append(
+            "SWITCHBOARD_TRANSLATION=endpoint: /translate uses /audio/translations, which "
+            f"{when}; unset it to transcribe with {settings.transcribe_model} and translate "
+            "with the chat model"
+        )
+    if os.environ.get("SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT"):
+        warnings.append(
+            "SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT is no longer read: /variation always edits "
+            "with the image model (the variations endpoint is retired)"
+        )
+    return oks, warnings
+
+
+def default_model_notes(
+    configured: dict[str, str],
+    served: dict[str, str | None],
+    today: dt.date,
+    defaults: frozenset[str],
+) -> list[str]:
+    """Shipped default models whose shutdown is announced within the warning window."""
+    notes = []
+    for role in sorted(defaults):
+        model = configured.get(role)
+        shutdown = served.get(model or "") if model else None
+        if not shutdown:
+            continue
+        try:
+            date = dt.date.fromisoformat(shutdown[:10])
+        except ValueError:
+            continue
+        days = (date - today).days
+        if 0 <= days <= SHUTDOWN_WARNING_DAYS:
+            setting = f"SWITCHBOARD_{role.upper()}_MODEL"
+            notes.append(
+                f"the shipped default {role} model {model} shuts down on {date} (in {days} "
+                f"days): update Switchboard before then, or choose another with {setting}"
+            )
+    return notes
 
 
 async def channel_settings(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
@@ -116,26 +190,24 @@ async def check_tools(settings: Settings, report: Report) -> None:
 
 
 async def run_doctor(
-    settings: Settings, out: TextIO, *, today: Callable[[], dt.date] = dt.date.today
+    settings: Settings,
+    out: TextIO,
+    *,
+    today: Callable[[], dt.date] = dt.date.today,
+    environ: Mapping[str, str] | None = None,
+    dotenv: Path | None = Path(".env"),
 ) -> int:
     """Print the checks; exit status 0 when nothing is wrong, 1 with warnings, 2 with errors."""
     report = Report(out)
     report.ok(f"backend {settings.backend}, OpenAI endpoint {settings.openai_base_url}")
+    for warning in unknown_variable_warnings(os.environ if environ is None else environ, dotenv):
+        report.warn(warning)
     problem = await check(settings.database_url)
     if problem is None:
-        report.ok(f"database {settings.database_path}")
+        report.ok(f"database {describe(settings.database_url)}")
     else:
         report.error(problem)
-    for name, secret in (
-        ("OPENAI_API_KEY", settings.openai_api_key),
-        ("SLACK_BOT_TOKEN", settings.slack_bot_token),
-        ("SLACK_APP_TOKEN", settings.slack_app_token),
-        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
-        ("DISCORD_TOKEN", settings.discord_token),
-    ):
-        report.ok(f"{name} is {'set' if secret and secret.get_secret_value() else 'not set'}")
-    if not (settings.slack_bot_token or settings.discord_token):
-        report.warn("no chat platform configured: set SLACK_BOT_TOKEN or DISCORD_TOKEN")
+    check_credentials(settings, report)
     for module_name in ("adapters.slack.doctor", "adapters.discord.doctor"):
         try:
             module = importlib.import_module(module_name)
@@ -153,33 +225,121 @@ async def run_doctor(
     except ConfigError as exc:
         report.error(str(exc))
 
-    try:
-        endpoint = await check_endpoint(settings)
-    except ConfigError as exc:
-        report.error(str(exc))
-        return _status(report)
+    if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value().strip():
+        return _status(report)  # said above; nothing to ask OpenAI without a key
+    endpoint = await check_endpoint(settings)
     served = endpoint.served
     if served is None:
-        if endpoint.problem == "key":
-            report.error("OpenAI rejected OPENAI_API_KEY (401): check the key")
-        elif endpoint.problem == "unreachable":
-            report.error(f"cannot reach OpenAI at {settings.openai_base_url}")
-        else:
-            report.error(f"GET /models failed with HTTP {endpoint.status_code}")
+        report.error(_endpoint_problem(settings, endpoint))
         return _status(report)
     report.ok(f"OpenAI reachable, {len(served)} models listed")
+    await check_backends(settings, report)
 
     configured: dict[str, str] = dict(settings.models)
+    defaults = frozenset(
+        role for role in configured if f"{role}_model" not in settings.model_fields_set
+    )
     configured.update(await channel_models(settings))
-    for warning in model_warnings(configured, served, today()):
+    date = today()
+    for warning in model_warnings(configured, served, date, defaults):
         report.warn(warning)
+    oks, warnings = audio_findings(settings, date)
+    for line in oks:
+        report.ok(line)
+    for warning in warnings:
+        report.warn(warning)
+    for note in default_model_notes(configured, served, date, defaults):
+        report.info(note)
     if prices is not None:
         for role, model in configured.items():
-            if role in ("chat", "image", "transcribe") and model not in prices.models:
+            if role in PRICED_ROLES and model not in prices.models:
                 report.warn(
                     f"{role} model {model} has no price: its cost will be recorded as unknown"
                 )
     return _status(report)
+
+
+def check_credentials(settings: Settings, report: Report) -> None:
+    """Which credentials are set (never their values), and what is missing for what."""
+    key = settings.openai_api_key
+    if key is None or not key.get_secret_value().strip():
+        report.error("OPENAI_API_KEY is not set: set it in the environment or in .env")
+    else:
+        report.ok("OPENAI_API_KEY is set")
+    slack_extras = [
+        name
+        for name, value in (
+            ("SLACK_APP_TOKEN", settings.slack_app_token),
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+        )
+        if value is not None
+    ]
+    if settings.slack_bot_token is None:
+        if slack_extras:
+            report.warn(
+                f"{' and '.join(slack_extras)} set but SLACK_BOT_TOKEN is not: Slack will not "
+                "start (set SLACK_BOT_TOKEN, the xoxb- token from OAuth & Permissions)"
+            )
+        else:
+            report.info("Slack is not configured (SLACK_BOT_TOKEN and SLACK_APP_TOKEN are not set)")
+    else:
+        report.ok(f"SLACK_BOT_TOKEN is set, with {' and '.join(slack_extras) or 'nothing else'}")
+    if settings.discord_token is None:
+        report.info("Discord is not configured (DISCORD_TOKEN is not set)")
+    else:
+        report.ok("DISCORD_TOKEN is set")
+    if settings.slack_bot_token is None and settings.discord_token is None:
+        report.warn(
+            "no chat platform configured: `scripts/run` needs SLACK_BOT_TOKEN or DISCORD_TOKEN "
+            "(`scripts/run console` works without)"
+        )
+
+
+async def check_backends(settings: Settings, report: Report) -> None:
+    """What the endpoint serves, and whether the configured backend works with it."""
+    probes = await probe_features(settings)
+    served = [p.path for p in probes if p.served]
+    missing = [p.path for p in probes if p.served is False]
+    unknown = [f"{p.path} ({p.why})" for p in probes if p.served is None]
+    parts = []
+    if served:
+        parts.append(f"serves {', '.join(served)}")
+    if missing:
+        parts.append(f"not {', '.join(missing)}")
+    if unknown:
+        parts.append(f"could not tell for {', '.join(unknown)}")
+    report.ok(f"the endpoint {'; '.join(parts)}")
+    verdicts = working_backends(probes)
+    works = [name for name, ok in verdicts.items() if ok]
+    mine = verdicts.get(settings.backend)
+    if mine is True:
+        report.ok(f"SWITCHBOARD_BACKEND={settings.backend} works with this endpoint")
+    elif mine is False:
+        lacking = [p.path for p in probes if p.served is False]
+        fix = (
+            f": set SWITCHBOARD_BACKEND={works[0]}, which works with it"
+            if works
+            else ": check OPENAI_BASE_URL"
+        )
+        report.error(
+            f"SWITCHBOARD_BACKEND={settings.backend} needs {', '.join(lacking)}, which this "
+            f"endpoint does not serve{fix}"
+        )
+    else:
+        report.warn(f"could not tell whether SWITCHBOARD_BACKEND={settings.backend} works here")
+
+
+def _endpoint_problem(settings: Settings, endpoint: EndpointCheck) -> str:
+    said = f": {endpoint.message}" if endpoint.message else ""
+    if endpoint.problem == "key":
+        status = f"HTTP {endpoint.status_code}" if endpoint.status_code else "refused"
+        return f"OpenAI rejected OPENAI_API_KEY ({status}{said}): check the key"
+    if endpoint.problem == "unreachable":
+        return f"cannot reach OpenAI at {settings.openai_base_url}: check OPENAI_BASE_URL"
+    hint = ""
+    if endpoint.status_code == 404 and not settings.openai_base_url.rstrip("/").endswith("/v1"):
+        hint = " (OPENAI_BASE_URL usually ends in /v1)"
+    return f"GET /models failed with HTTP {endpoint.status_code}{said}{hint}"
 
 
 def _status(report: Report) -> int:

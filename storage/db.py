@@ -79,9 +79,16 @@ class Transaction(ABC):
 class Database(ABC):
     """One open database: reads of committed data, single writes, transactions.
 
-    Writes are serialised in the process (one writer), so a transaction never sees another
-    coroutine's half-done work.
+    A transaction never sees another coroutine's half-done work (SQLite: one writer in the
+    process; PostgreSQL: each transaction on its own connection).
+
+    `shared`: other processes may use the same database at the same time (PostgreSQL). Then
+    nothing read may be kept in the process (`memo` stays empty: another process may change
+    it), and work is coordinated through the database (`storage.work`).
     """
+
+    shared: bool = False
+    dialect: str = "sqlite"  # which DDL the migrations use: "sqlite" or "postgresql"
 
     def __init__(self) -> None:
         # Process-local copies of rarely written rows (channel settings, active conversations),
@@ -90,7 +97,10 @@ class Database(ABC):
 
     def remember(self, key: object, value: object) -> None:
         """Keep `value` in `memo`; the memo is emptied when it grows past `MEMO_LIMIT` entries,
-        so memory stays bounded however many conversations the bot has seen."""
+        so memory stays bounded however many conversations the bot has seen. A shared database
+        keeps nothing: every read sees what any process wrote last."""
+        if self.shared:
+            return
         if len(self.memo) >= MEMO_LIMIT:
             self.memo.clear()
         self.memo[key] = value
@@ -115,6 +125,11 @@ class Database(ABC):
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """`async with db.transaction() as tx:` groups writes (and the reads they depend on)
         into one all-or-nothing transaction."""
+
+    async def lock(self, tx: Transaction, name: str) -> None:
+        """Hold the lock `name` until `tx` ends, against other processes too (migrations at
+        start). SQLite needs nothing: a transaction there holds the one write lock."""
+        return None
 
     @abstractmethod
     async def close(self) -> None:

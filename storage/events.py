@@ -9,15 +9,23 @@ from storage.db import Database
 
 
 async def claim_event(
-    db: Database, platform: str, event_id: str, payload: str | None = None
+    db: Database,
+    platform: str,
+    event_id: str,
+    payload: str | None = None,
+    *,
+    owner: str | None = None,
+    conversation: str | None = None,
 ) -> bool:
-    """Record an event id; False when it was already recorded (a redelivery). With `payload`
+    """Record an event id; False when it was already recorded (a redelivery, also one that
+    landed on another process sharing the database). With `payload`
     (`storage.inbox.encode_event`), the same statement puts the event in the durable inbox, so
-    an event is never accepted without being on record."""
+    an event is never accepted without being on record; `owner` (the accepting process) and
+    `conversation` (its lane) make it an item of the shared work queue (`storage.work`)."""
     result = await db.execute(
-        "INSERT INTO processed_events (platform, event_id, received_at, payload) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (platform, event_id, time.time(), payload),
+        "INSERT INTO processed_events (platform, event_id, received_at, payload, owner, "
+        "conversation) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (platform, event_id, time.time(), payload, owner, conversation),
     )
     return result.rowcount == 1
 

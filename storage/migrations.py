@@ -1,8 +1,16 @@
 """Append-only, named schema migrations, recorded in `schema_migrations`, applied through the
 `storage.db` interface when a database is opened.
 
-Never edit or reorder a migration that has shipped: add a new one at the end. The DDL is SQLite's
-(`INTEGER PRIMARY KEY` ids, `REAL` timestamps); a second engine gives each name its own DDL.
+Never edit or reorder a migration that has shipped: add a new one at the end, under one name for
+both engines: `MIGRATIONS` holds SQLite's DDL (`INTEGER PRIMARY KEY` ids, `REAL` timestamps),
+`storage.postgres.schema.MIGRATIONS` PostgreSQL's for the same names (identity ids, `DOUBLE
+PRECISION` timestamps, and an explicit `rowid` where the repositories read insertion order).
+tests/test_migrations.py checks that both lists name the same migrations and build the same
+tables and columns.
+
+Two processes starting at once on a fresh database: each migration runs in a transaction that
+first takes the migration lock (`Database.lock`) and then checks again whether another process
+applied it meanwhile, so exactly one applies it and the other goes on.
 """
 
 from __future__ import annotations
@@ -189,20 +197,64 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "006_work_queue",
+        """
+        -- Several processes (PostgreSQL) share the inbox as their work queue: the process
+        -- working on an event (`owner`, a replica id), and the conversation whose order it
+        -- keeps (`conversation`; NULL for events outside any conversation's lane).
+        ALTER TABLE processed_events ADD COLUMN conversation TEXT;
+        ALTER TABLE processed_events ADD COLUMN owner TEXT;
+        CREATE INDEX processed_events_by_conversation ON processed_events (conversation)
+            WHERE payload IS NOT NULL AND done_at IS NULL;
+
+        -- The processes alive now: each renews `seen_at`; one that stops renewing is dead and
+        -- its events are taken over (storage.work).
+        CREATE TABLE replicas (
+            id         TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            seen_at    REAL NOT NULL
+        );
+
+        -- Per-user request times of the last minute, shared by every process (JSON list).
+        CREATE TABLE rate_limits (
+            scope TEXT PRIMARY KEY,
+            hits  TEXT NOT NULL DEFAULT '[]'
+        );
+        """,
+    ),
 ]
+
+MIGRATION_LOCK = "switchboard-migrations"
+
+
+def migrations_for(db: Database) -> list[tuple[str, str]]:
+    """The migrations in `db`'s dialect."""
+    if db.dialect == "postgresql":
+        from storage.postgres.schema import MIGRATIONS as POSTGRES
+
+        return POSTGRES
+    return MIGRATIONS
 
 
 async def apply_migrations(db: Database) -> list[str]:
-    """Apply every migration not yet recorded, each in its own transaction; return their names."""
-    await db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
+    """Apply every migration not yet recorded, each in its own transaction under the migration
+    lock; return the names this call applied."""
+    async with db.transaction() as tx:
+        await db.lock(tx, MIGRATION_LOCK)
+        await tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
     done = await applied_migrations(db)
     applied: list[str] = []
-    for name, sql in MIGRATIONS:
+    for name, sql in migrations_for(db):
         if name in done:
             continue
         async with db.transaction() as tx:
+            await db.lock(tx, MIGRATION_LOCK)
+            if await tx.fetch_one("SELECT name FROM schema_migrations WHERE name = ?", (name,)):
+                continue  # another process applied it while this one waited for the lock
             for statement in _statements(sql):
                 await tx.execute(statement)
             await tx.execute(

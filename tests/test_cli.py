@@ -89,16 +89,22 @@ async def test_piped_console_keeps_the_conversation(fake: FakeOpenAI, tmp_path: 
 async def test_console_faults_are_explained_and_the_next_line_answered(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    fake.fail_next("unauthorized")
+    fake.fail_next("unauthorized", endpoint="responses")
     code, out, err = await run_bot(
         "console", env=bot_env(fake, tmp_path), stdin=b"first\n\nthird\n", cwd=tmp_path
     )
-    assert code == 0
     lines = out.splitlines()
     assert "OPENAI_API_KEY" in lines[0]
     assert "empty message" in lines[1]
     assert lines[2] == "echo: third"
     assert SECRET not in out + err
+    # Piped, a line without an answer makes the exit status 1; each error is shown once (as
+    # the answer, not again as a log line), and one summary line says so.
+    assert code == 1, err
+    assert "OPENAI_API_KEY" not in err and "empty message" not in err
+    assert err.strip().splitlines()[-1] == (
+        "switchboard: 2 line(s) got no answer (the reason is shown above)"
+    )
 
 
 async def test_run_without_a_platform_says_what_to_set(fake: FakeOpenAI, tmp_path: Path) -> None:
@@ -222,7 +228,10 @@ async def test_interactive_console_streams_with_a_prompt(fake: FakeOpenAI, tmp_p
         os.close(master)
     assert proc.returncode == 0, err.decode()
     text = (shown + rest).decode()
-    assert text.startswith("you> assistant> echo: hi there\nyou> ")
+    banner, rest_of_it = text.split("\n", 1)
+    assert banner.startswith("Switchboard: chat model gpt-6.1-terra, backend responses")
+    assert banner.endswith("/help lists the commands; Ctrl-D quits.")
+    assert rest_of_it.startswith("you> assistant> echo: hi there\nyou> ")
 
 
 def test_log_lines_never_show_secrets(capsys: pytest.CaptureFixture[str]) -> None:

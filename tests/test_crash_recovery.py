@@ -29,7 +29,7 @@ LONG_WORDS = 200  # a "long" answer streams for ~10 s at the first process's pac
 
 
 def answer_for(turn: FakeTurn) -> str:
-    text = turn.messages[-1][1]
+    text = turn.user_text
     tail = " ".join(f"w{n}" for n in range(LONG_WORDS)) if "long" in text else "done"
     return f"answer to {text.split()[0]} {tail}"
 

@@ -665,6 +665,20 @@ async def test_sharded_client_when_configured(
     assert ("GET", "/gateway/bot") in [(c.method, c.route) for c in dc.calls]
 
 
+async def test_this_process_runs_only_its_shards(
+    discord_seams: None,
+    openai_fake: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shards spread over processes: this one identifies as shard 1 of 2 and nothing else."""
+    monkeypatch.setenv("SWITCHBOARD_DISCORD_SHARDS", "2")
+    monkeypatch.setenv("SWITCHBOARD_DISCORD_SHARD_IDS", "1")
+    async with fake_discord() as dc, running_bot(dc, openai_fake, tmp_path) as bot:
+        assert isinstance(bot.adapter.client, discord.AutoShardedClient)
+        assert [p["shard"] for p in dc.identify_payloads] == [[1, 2]]
+
+
 async def test_command_reply_files_go_to_the_followup(bot: Bot) -> None:
 
     dc = bot.dc
@@ -741,6 +755,9 @@ async def test_python_m_bot_runs_the_discord_adapter(
         logs = out.decode() + err.decode()
         assert "discord: connected as switchboard#0 in 1 servers" in logs
         assert dc.token not in logs and dc.token.split(".")[-1] not in logs
+        # The bot never uses voice: discord.py's missing-voice-library warnings are silenced.
+        assert "PyNaCl" not in logs and "davey" not in logs
+        assert "Switchboard: chat model" in logs  # the start-up line
 
 
 async def test_a_rejected_token_is_one_config_error_line(
@@ -770,21 +787,23 @@ async def test_a_rejected_token_is_one_config_error_line(
         assert dc.identify_count == 0
 
 
-async def test_invite_url_asks_discord_when_the_token_has_no_id(
-    discord_seams: None, tmp_path: Path
-) -> None:
+async def test_invite_url_never_asks_discord(discord_seams: None, tmp_path: Path) -> None:
     from adapters.discord.invite import invite_url
+    from bot.core.config import ConfigError
 
     async with fake_discord() as dc:
-        dc.token = "opaque-token-without-an-id"
         settings = make_settings(
             "http://127.0.0.1:9/v1",
             tmp_path,
-            DISCORD_TOKEN=dc.token,
+            DISCORD_TOKEN="opaque-token-without-an-id",
             DISCORD_API_URL=dc.api_url,
             DISCORD_GATEWAY_URL=dc.gateway_url,
         )
-        url = await invite_url(settings)
+        with pytest.raises(ConfigError) as info:
+            invite_url(settings)
+        url = invite_url(settings, int(dc.application_id))
+        assert dc.calls == []
+    assert "--client-id" in str(info.value) and "opaque-token" not in str(info.value)
     assert f"client_id={dc.application_id}" in url
     assert "scope=bot+applications.commands" in url
 

@@ -14,7 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 import pytest
 
-from adapters.discord.adapter import message_content_granted, shard_setting, wanted_intents
+from adapters.discord.adapter import (
+    message_content_granted,
+    shard_ids_setting,
+    shard_setting,
+    wanted_intents,
+)
 from adapters.discord.files import DiscordCdn
 from adapters.discord.invite import PERMISSIONS, build_invite_url, client_id_from_token
 from adapters.discord.normalise import (
@@ -288,3 +293,17 @@ async def test_throttle_is_per_channel() -> None:
     assert time.monotonic() - start < 0.05
     await throttle.wait(1)  # the same channel: waits its turn
     assert time.monotonic() - start >= 0.09
+
+
+def test_shard_ids_spread_the_gateway_over_processes() -> None:
+    assert shard_ids_setting("", 4) is None and shard_ids_setting(None, None) is None
+    assert shard_ids_setting("0,1", 4) == [0, 1]
+    assert shard_ids_setting("2-3", 4) == [2, 3] and shard_ids_setting(" 3, 0-1 ", 4) == [0, 1, 3]
+    for bad, count, words in (
+        ("0", None, "total number of shards"),
+        ("0", False, "total number of shards"),
+        ("4", 4, "from 0 to 3"),
+        ("one", 4, "like 0,1"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            shard_ids_setting(bad, count)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.core.types import Attachment, CommandCall, Reply
+from bot.files.recordings import duration_seconds
 from storage import runs
 from testing.fakes.openai_fake import FakeOpenAI
 from tests.harness import KEY, USER, Harness, make_settings
@@ -115,22 +116,18 @@ async def test_edit_converts_a_black_and_white_mask_and_refuses_a_wrong_size(
         await h.close()
 
 
-async def test_variation_is_an_edit_unless_the_endpoint_is_enabled(
-    fake: FakeOpenAI, tmp_path: Path
-) -> None:
-    h = await harness(fake, tmp_path)
+async def test_variation_is_always_an_edit_and_is_priced(fake: FakeOpenAI, tmp_path: Path) -> None:
+    """The retired variations endpoint is never called, even with the old opt-in set; the run
+    is priced from the edit's token usage (it used to be recorded at $0)."""
+    h = await harness(fake, tmp_path, SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT="true")
     try:
         source = attachment("cat.jpg", png((40, 40)), "image/jpeg")
         reply = await command(h, "variation", "count=2", attachments=(source,))
         assert len(reply.files) == 2 and "2 variations" in reply.text
         assert [r.path for r in fake.requests if "images" in r.path] == ["/v1/images/edits"]
-    finally:
-        await h.close()
-    h = await harness(fake, tmp_path / "v", SWITCHBOARD_IMAGE_VARIATIONS_ENDPOINT="true")
-    try:
-        reply = await command(h, "variation", attachments=(source,))
-        assert len(reply.files) == 1
-        assert fake.requests[-1].path == "/v1/images/variations"
+        (run,) = await media_runs(h)
+        assert (run["kind"], run["status"], run["images"]) == ("variation", "completed", 2)
+        assert run["image_output_tokens"] == 544 and run["cost_usd"] > 0
     finally:
         await h.close()
 
@@ -152,15 +149,14 @@ async def test_transcribe_translate_and_speak(fake: FakeOpenAI, tmp_path: Path) 
         )
         assert "Translate the user's text into English" in fake.turns[-1].instructions
 
-        spoken = await command(h, "speak", "Good morning voice=nova")
+        spoken = await command(h, "speak", "Good morning voice=coral")
         (audio,) = spoken.files
-        assert (audio.name, audio.mime, audio.data) == (
-            "speech.mp3",
-            "audio/mpeg",
-            fake.speech_audio,
+        assert (audio.name, audio.mime) == ("speech.mp3", "audio/mpeg")
+        assert duration_seconds(audio.data, audio.name) == pytest.approx(
+            len("Good morning") * 0.06, abs=0.1
         )
-        assert fake.requests[-1].json["voice"] == "nova"
-        assert fake.requests[-1].json["input"] == "Good morning"
+        session = fake.realtime.connections[-1]  # the default speech model: the Realtime API
+        assert (session.voice, session.texts) == ("coral", ["Good morning"])
         unknown = await command(h, "speak", "hi voice=robot")
         assert "Unknown voice “robot”" in unknown.text
         exe = await command(
@@ -253,7 +249,8 @@ async def test_voice_replies_add_an_audio_file(fake: FakeOpenAI, tmp_path: Path)
         assert h.outbox.streams[-1].final == "echo: hello"
         voice_reply = h.outbox.replies[-1]
         assert voice_reply.files[0].name == "speech.mp3"
-        assert fake.requests[-1].json["voice"] == "sage"
+        session = fake.realtime.connections[-1]
+        assert (session.voice, session.texts) == ("sage", ["echo: hello"])
     finally:
         await h.close()
 

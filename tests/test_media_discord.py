@@ -179,11 +179,11 @@ async def test_channel_settings_vision_detail_and_voice_replies(
     )
     assert (await bot.answer_to(incoming))["content"] == "echo: explain"
     parts = next(r for r in openai_fake.requests if r.path == "/v1/responses").json["input"]
-    assert parts[0]["content"][1]["detail"] == "high"
+    assert parts[0]["content"][-1]["detail"] == "high"
     await dc.wait_for(
         lambda: any(m.get("attachments") for m in bot.bot_messages(cid)), 5, "the voice reply"
     )
     voice = next(m for m in bot.bot_messages(cid) if m.get("attachments"))
     assert [a["filename"] for a in voice["attachments"]] == ["speech.mp3"]
-    speech = next(r for r in openai_fake.requests if r.path == "/v1/audio/speech")
-    assert speech.json["voice"] == "verse" and speech.json["input"] == "echo: explain"
+    (session,) = openai_fake.realtime.connections
+    assert (session.voice, session.texts) == ("verse", ["echo: explain"])

@@ -35,7 +35,7 @@ async def test_an_image_on_a_mention_goes_to_the_model_as_a_data_url(env: Env) -
     assert await answer_in_thread(env, mention, 1) == ["echo: what is this?"]
     (turn,) = env.openai.turns
     assert turn.images[0].startswith("data:image/png;base64,")  # never Slack's private URL
-    part = env.openai.requests[-1].json["input"][0]["content"][1]
+    part = env.openai.requests[-1].json["input"][0]["content"][-1]
     assert part["type"] == "input_image" and part["detail"] == "auto"
 
 
@@ -80,7 +80,7 @@ async def test_imagine_and_speak_post_files(env: Env) -> None:
     assert (body["size"], body["quality"], body["n"]) == ("1536x1024", "high", 2)
     assert any("Revised prompt: A fluffy cat" in t for t in env.bot_texts(P.CHANNEL_ID))
 
-    await env.slack.send_slash_command("/speak", "Good morning voice=nova")
+    await env.slack.send_slash_command("/speak", "Good morning voice=coral")
     await env.settle(2)
     await until(lambda: len(env.slack.uploads) == 3)
     assert env.slack.uploads[-1].filename == "speech.mp3"

@@ -1,9 +1,13 @@
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
 
 from storage.connect import check, open_database
+from storage.db import Database
 from storage.migrations import MIGRATIONS, applied_migrations, apply_migrations
+from storage.postgres.schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from testing.postgres import PostgresServer
 
 
 def _tables(path: Path) -> set[str]:
@@ -51,11 +55,11 @@ async def test_a_database_of_an_earlier_version_gets_the_newer_migrations(tmp_pa
         for name, sql in earlier:
             conn.executescript(sql)
             conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
-    assert "run_steps" not in _tables(path)
+    assert "replicas" not in _tables(path)
     db = await open_database(path)
     try:
         assert last in await applied_migrations(db)
-        assert "run_steps" in _tables(path)
+        assert "replicas" in _tables(path)
     finally:
         await db.close()
 
@@ -114,3 +118,54 @@ async def test_a_transaction_is_all_or_nothing(tmp_path: Path) -> None:
         assert len(await db.fetch_all("SELECT * FROM processed_events")) == 2
     finally:
         await db.close()
+
+
+async def _columns(db: Database) -> dict[str, set[str]]:
+    """Every table's columns, read through the engine's own catalogue."""
+    if db.dialect == "postgresql":
+        rows = await db.fetch_all(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
+        )
+        found: dict[str, set[str]] = {}
+        for table, column in rows:
+            found.setdefault(table, set()).add(column)
+        return found
+    tables = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {
+        t["name"]: {c["name"] for c in await db.fetch_all(f"PRAGMA table_info({t['name']})")}
+        for t in tables
+    }
+
+
+async def test_both_engines_have_the_same_migrations_tables_and_columns(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    assert [n for n, _ in POSTGRES_MIGRATIONS] == [n for n, _ in MIGRATIONS]
+    lite = await open_database(tmp_path / "db.sqlite")
+    pg = await open_database(postgres.create_database())
+    try:
+        lite_columns, pg_columns = await _columns(lite), await _columns(pg)
+        # PostgreSQL declares the rowid SQLite has implicitly (the inbox's insertion order)
+        pg_columns["processed_events"].discard("rowid")
+        assert pg_columns == lite_columns
+        assert await applied_migrations(pg) == {n for n, _ in MIGRATIONS}
+        assert await apply_migrations(pg) == []
+    finally:
+        await lite.close()
+        await pg.close()
+
+
+async def test_processes_starting_at_once_on_a_fresh_postgres_database_migrate_it_once(
+    postgres: PostgresServer,
+) -> None:
+    """Five processes' worth of pools open one fresh database at the same moment: the migration
+    lock lets one apply each migration; the others wait, see it applied and go on."""
+    url = postgres.create_database()
+    dbs = await asyncio.gather(*(open_database(url) for _ in range(5)))
+    try:
+        row = await dbs[0].fetch_one("SELECT count(*) FROM schema_migrations")
+        assert row is not None and row[0] == len(MIGRATIONS)
+    finally:
+        for db in dbs:
+            await db.close()

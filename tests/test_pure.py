@@ -7,8 +7,9 @@ import httpx2
 import openai
 import pytest
 
+from bot.backends.context import estimate_tokens
 from bot.backends.errors import explain_error
-from bot.backends.history import estimate_tokens, trim_history
+from bot.backends.history import fit
 from bot.backends.retry import is_retryable, retry_after_seconds
 from bot.core.config import MODEL_DEFAULTS, ConfigError, load_settings
 from bot.core.errors import UserError
@@ -63,34 +64,24 @@ def test_price_table_override_and_bad_file(tmp_path: Path) -> None:
         PriceTable.load(tmp_path / "missing.toml")
 
 
-def test_trim_keeps_instructions_and_newest_messages() -> None:
+def test_fit_keeps_the_newest_messages() -> None:
     history = [
         HistoryMessage("user" if i % 2 == 0 else "assistant", f"m{i} " + "x" * 396)
         for i in range(20)
     ]
-    budget = (
-        estimate_tokens("sys") + estimate_tokens("now") + 4 * estimate_tokens(history[0].content)
-    )
-    messages = trim_history("sys", history, "now", budget)
-    assert messages[0] == {"role": "system", "content": "sys"}
-    assert messages[-1] == {"role": "user", "content": "now"}
-    kept = [m["content"][:3] for m in messages[1:-1]]
-    assert kept == ["m16", "m17", "m18", "m19"]
+    kept, dropped = fit(history, 4 * estimate_tokens(history[0].content))
+    assert [m.content[:3] for m in kept] == ["m16", "m17", "m18", "m19"]
+    assert dropped == history[:16]
 
 
-def test_trim_never_starts_on_an_orphan_answer() -> None:
+def test_fit_never_starts_on_an_orphan_answer() -> None:
     history = [HistoryMessage("user", "q" * 400), HistoryMessage("assistant", "a" * 40)]
-    budget = estimate_tokens("sys") + estimate_tokens("now") + estimate_tokens("a" * 40) + 1
-    messages = trim_history("sys", history, "now", budget)
-    assert [m["role"] for m in messages] == ["system", "user"]
+    kept, dropped = fit(history, estimate_tokens("a" * 40) + 1)
+    assert kept == [] and dropped == history
 
 
-def test_trim_keeps_an_oversized_user_message() -> None:
-    messages = trim_history("sys", [HistoryMessage("user", "old")], "y" * 10_000, budget=100)
-    assert messages == [
-        {"role": "system", "content": "sys"},
-        {"role": "user", "content": "y" * 10_000},
-    ]
+def test_fit_with_no_room_keeps_nothing() -> None:
+    assert fit([HistoryMessage("user", "old")], -5) == ([], [HistoryMessage("user", "old")])
 
 
 def _status_error(cls: type[openai.APIStatusError], status: int, code: str, headers=None):  # type: ignore[no-untyped-def]

@@ -31,14 +31,19 @@ def _status_error(cls: type[openai.APIStatusError], status: int, code: str, **bo
     return cls("boom", response=response, body={"code": code, "message": "boom", **body})
 
 
-def test_breaker_opens_after_consecutive_failures_and_a_probe_closes_it() -> None:
+def test_breaker_opens_on_a_sustained_failure_rate_and_a_probe_closes_it() -> None:
     clock = Clock()
     breaker = CircuitBreaker(3, cooldown=10, max_cooldown=40, clock=clock)
     for _ in range(2):
         assert breaker.admit() is False
         breaker.failed(False)
+    for _ in range(4):  # successes among them: 3 failures of 7 calls is not "down"
+        breaker.admit()
+        breaker.succeeded(False)
     breaker.admit()
-    breaker.succeeded(False)  # a success in between resets the count
+    breaker.failed(False)
+    assert breaker.state == "closed"
+    clock.now += 31  # those are out of the window now: three failures in a row are
     for _ in range(3):
         breaker.admit()
         breaker.failed(False)
@@ -53,6 +58,20 @@ def test_breaker_opens_after_consecutive_failures_and_a_probe_closes_it() -> Non
         breaker.admit()
     breaker.succeeded(True)
     assert breaker.state == "closed" and breaker.admit() is False
+
+
+def test_transient_faults_among_many_concurrent_calls_never_open_the_breaker() -> None:
+    """One call in five failing (what retries absorb) is not an outage, however many calls."""
+    clock = Clock()
+    breaker = CircuitBreaker(5, cooldown=10, max_cooldown=40, clock=clock)
+    for n in range(1_000):
+        breaker.admit()
+        if n % 5 == 0:
+            breaker.failed(False)
+        else:
+            breaker.succeeded(False)
+        clock.now += 0.01
+    assert breaker.state == "closed" and breaker.times_opened == 0
 
 
 def test_a_failed_probe_doubles_the_cooldown_up_to_the_maximum() -> None:

@@ -145,7 +145,8 @@ async def test_mention_gets_a_threaded_streamed_answer(env: Env) -> None:
     assert "append" in stream.calls  # shown progressively, not all at the end
     assert env.bot_texts(P.CHANNEL_ID, mention["ts"]) == [answer]
     assert env.slack.statuses == []  # the first words came at once: no status flashed first
-    assert env.openai.turns[-1].messages[-1] == ("user", "tell me a story")
+    # the model is told who asked, in a text part of its own
+    assert env.openai.turns[-1].messages[-1] == ("user", "alice (<@UALICE>):\ntell me a story")
     assert len(env.slack.calls_to("auth.test")) == 1  # at start only: nothing before the ack
     (event,) = env.submitted
     assert isinstance(event, Inbound)
@@ -165,11 +166,13 @@ async def test_a_slow_first_word_shows_the_thinking_status_first(env: Env) -> No
     )
     status_call = env.slack.calls_to("assistant.threads.setStatus")[0]
     assert status_call.at < env.slack.calls_to("chat.startStream")[0].at
-    assert env.bot_texts(P.CHANNEL_ID, mention["ts"]) == ["echo: think hard"]
+    (answer,) = env.bot_texts(P.CHANNEL_ID, mention["ts"])
+    assert answer.startswith("echo: ") and answer.endswith("think hard")
 
 
 async def test_a_thread_follow_up_keeps_its_context_without_a_mention(env: Env) -> None:
-    env.openai.answer = lambda turn: " | ".join(text for role, text in turn.messages)
+    # each message's last line (its words, after the line naming its author)
+    env.openai.answer = lambda turn: " | ".join(text.splitlines()[-1] for _, text in turn.messages)
     mention = P.app_mention("first")
     await env.slack.send_event(mention)
     await env.settle(1)

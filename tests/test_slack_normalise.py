@@ -46,7 +46,7 @@ def test_channel_mention_is_a_threaded_conversation() -> None:
     inbound = N.message_event(body(event, event_id="Ev1"), BOT)
     assert inbound is not None
     assert inbound.key == ConversationKey("slack", "T1", P.CHANNEL_ID, event["ts"])
-    assert inbound.text == "what is this (https://example.com) & @UBOB?"
+    assert inbound.text == "what is this (https://example.com) & <@UBOB>?"
     assert (inbound.event_id, inbound.message_id) == ("Ev1", event["ts"])
     assert inbound.addressing == Addressing(mentioned=True) and verdict(inbound) == YES
     assert inbound.actor.id == P.USER_ID and not inbound.actor.is_bot

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import time
@@ -32,6 +33,7 @@ from adapters.discord.commands import (
     build_tree,
     sync_if_changed,
 )
+from adapters.discord.history import DiscordHistory
 from adapters.discord.normalise import (
     DM_WORKSPACE,
     PLATFORM,
@@ -43,10 +45,12 @@ from adapters.discord.normalise import (
 from adapters.discord.stream import (
     EDIT_INTERVAL,
     FIRST_DELAY,
+    PEOPLE_ONLY,
     TYPING_AFTER,
     ChannelThrottle,
     DiscordStream,
 )
+from adapters.discord.voice import silence_voice_warnings
 from bot.core.config import ConfigError, Settings
 from bot.core.delivery import DeliveryFailed
 from bot.core.types import Actor, ConversationKey, OutFile, Reply
@@ -65,7 +69,7 @@ GUILD_READY_TIMEOUT = 0.5
 INTERACTION_TTL = 14 * 60  # a follow-up token lives 15 minutes; keep a margin
 MAX_FILES_PER_MESSAGE = 10
 SHARDS_ENV = "SWITCHBOARD_DISCORD_SHARDS"
-NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
+SHARD_IDS_ENV = "SWITCHBOARD_DISCORD_SHARD_IDS"
 
 
 def apply_endpoints(settings: Settings) -> None:
@@ -109,6 +113,30 @@ def shard_setting(value: str | None) -> int | bool | None:
     if count < 1:
         raise ConfigError(f"{SHARDS_ENV} must be at least 1")
     return count
+
+
+def shard_ids_setting(value: str | None, count: int | bool | None) -> list[int] | None:
+    """`SWITCHBOARD_DISCORD_SHARD_IDS`: this process's shards ("0,1", "2-3"); None = all of
+    them. Needs a number of shards in `SWITCHBOARD_DISCORD_SHARDS` (the processes must agree
+    on it), and each id must be below it."""
+    if value is None or not value.strip():
+        return None
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise ConfigError(
+            f"{SHARD_IDS_ENV} needs {SHARDS_ENV} set to the total number of shards (not auto)"
+        )
+    ids: set[int] = set()
+    try:
+        for part in value.replace(" ", "").split(","):
+            if not part:
+                continue
+            low, _, high = part.partition("-")
+            ids.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ConfigError(f"{SHARD_IDS_ENV} must list shard ids like 0,1 or 2-3") from None
+    if not ids or min(ids) < 0 or max(ids) >= count:
+        raise ConfigError(f"{SHARD_IDS_ENV} must list ids from 0 to {count - 1} ({SHARDS_ENV})")
+    return sorted(ids)
 
 
 def max_attachment_bytes(settings: Settings) -> int:
@@ -177,7 +205,9 @@ class DiscordAdapter:
         self._typing_after = typing_after
         self.throttle = ChannelThrottle(edit_interval)
         self.max_attachment_bytes = max_attachment_bytes(settings)
+        self.history = DiscordHistory(self.max_attachment_bytes)
         self._shards = shard_setting(settings.discord_shards)
+        self._shard_ids = shard_ids_setting(settings.discord_shard_ids, self._shards)
         self.client: discord.Client | None = None
         self.tree: discord.app_commands.CommandTree | None = None
         self.message_content: bool | None = None
@@ -191,13 +221,14 @@ class DiscordAdapter:
 
     @property
     def hash_path(self) -> Any:
-        return self._settings.database_path.parent / HASH_FILE
+        return self._settings.state_dir / HASH_FILE
 
     def _make_client(self) -> discord.Client:
+        silence_voice_warnings()
         options: dict[str, Any] = {
             "intents": wanted_intents(),
             "guild_ready_timeout": self._guild_ready_timeout,
-            "allowed_mentions": NO_PINGS,
+            "allowed_mentions": PEOPLE_ONLY,
             # no message cache: the bot never looks messages up, and the cache would parse
             # and keep every message of every channel (its own streamed edits too)
             "max_messages": None,
@@ -206,7 +237,7 @@ class DiscordAdapter:
         if self._shards is False:
             client = _Client(**options)
         else:
-            client = _ShardedClient(shard_count=self._shards, **options)
+            client = _ShardedClient(shard_count=self._shards, shard_ids=self._shard_ids, **options)
         client.adapter = self  # type: ignore[attr-defined]
         return client
 
@@ -286,6 +317,8 @@ class DiscordAdapter:
             )
             if event is None or arrived_empty(event, message, me):
                 return
+            if not event.addressing.direct:  # earlier messages, read if the core asks
+                event = dataclasses.replace(event, context=self.history.fetcher(message, me))
             await self._dispatcher.submit(event)
         except Exception as exc:
             log.error("discord: handling a message failed: %s", type(exc).__name__)
@@ -415,7 +448,7 @@ class DiscordAdapter:
                 await interaction.delete_original_response()
             return
         for content, batch in messages:
-            kwargs: dict[str, Any] = {"ephemeral": reply.ephemeral, "allowed_mentions": NO_PINGS}
+            kwargs: dict[str, Any] = {"ephemeral": reply.ephemeral, "allowed_mentions": PEOPLE_ONLY}
             if content:
                 kwargs["content"] = content
             if batch:
@@ -435,7 +468,7 @@ class DiscordAdapter:
         files, notes = _to_files(reply.files, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
         where = f"(Your private reply from <#{reply.key.thread or reply.key.channel}>)\n"
         for content, batch in _messages(where + reply.text, notes, files):
-            kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+            kwargs: dict[str, Any] = {"allowed_mentions": PEOPLE_ONLY}
             if content:
                 kwargs["content"] = content
             if batch:
@@ -459,7 +492,7 @@ class DiscordAdapter:
                 fail_if_not_exists=False,
             )
         for content, batch in _messages(reply.text, notes, files):
-            kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+            kwargs: dict[str, Any] = {"allowed_mentions": PEOPLE_ONLY}
             if content:
                 kwargs["content"] = content
             if batch:

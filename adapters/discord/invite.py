@@ -1,9 +1,9 @@
 """`python -m bot invite discord`: the URL that adds the bot to a server.
 
 Scopes `bot` and `applications.commands`; the minimal permissions the bot uses. The client id
-is read from the token's first segment (the base64 of the bot's user id, which is the
-application id for every application created since 2016) without any network call; when that
-fails, `GET /oauth2/applications/@me` at `DISCORD_API_URL` answers it.
+is `--client-id` when given, else read from the token's first segment (the base64 of the bot's
+user id, which is the application id for every application created since 2016). Never a
+network call: a token that does not carry an id is one line saying what to pass instead.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ PERMISSIONS = discord.Permissions(
     send_messages_in_threads=True,
     create_public_threads=True,
     attach_files=True,
-    read_message_history=True,
+    read_message_history=True,  # a thread's earlier messages, the message replied to
     embed_links=True,
 )
 SCOPES = ("bot", "applications.commands")
@@ -44,30 +44,25 @@ def build_invite_url(client_id: int) -> str:
     return discord.utils.oauth_url(client_id, permissions=PERMISSIONS, scopes=SCOPES)
 
 
-async def invite_url(settings: Settings) -> str:
+CLIENT_ID_HINT = (
+    "or pass --client-id with the Application ID from the Developer Portal (General Information)"
+)
+
+
+def invite_url(settings: Settings, client_id: int | None = None) -> str:
+    """The invite URL for `client_id`, or for the application DISCORD_TOKEN belongs to."""
+    if client_id is not None:
+        if client_id <= 0:
+            raise ConfigError("--client-id must be the application's positive numeric id")
+        return build_invite_url(client_id)
     secret = settings.discord_token
     token = secret.get_secret_value().strip() if secret is not None else ""
     if not token:
-        raise ConfigError("DISCORD_TOKEN is not set: the invite URL needs the bot's client id")
-    client_id = client_id_from_token(token)
-    if client_id is None:
-        client_id = await _client_id_from_api(settings, token)
-    return build_invite_url(client_id)
-
-
-async def _client_id_from_api(settings: Settings, token: str) -> int:
-    from adapters.discord.adapter import apply_endpoints
-
-    apply_endpoints(settings)
-    client = discord.Client(intents=discord.Intents.none())
-    try:
-        await client.login(token)
-        if client.application_id is None:
-            raise ConfigError("Discord did not say which application this token belongs to")
-        return client.application_id
-    except discord.LoginFailure:
-        raise ConfigError("Discord rejected DISCORD_TOKEN") from None
-    except discord.HTTPException as exc:
-        raise ConfigError(f"could not ask Discord for the client id (HTTP {exc.status})") from None
-    finally:
-        await client.close()
+        raise ConfigError(f"DISCORD_TOKEN is not set: set it, {CLIENT_ID_HINT}")
+    found = client_id_from_token(token)
+    if found is None:
+        raise ConfigError(
+            "DISCORD_TOKEN does not look like a Discord bot token (its first part should encode "
+            f"the bot's id): copy it again from Bot → Reset Token, {CLIENT_ID_HINT}"
+        )
+    return build_invite_url(found)

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import mimetypes
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from bot.core.types import (
     AttachmentKind,
     CommandCall,
     ConversationKey,
+    EarlierMessage,
     Inbound,
 )
 from bot.text.sanitise import clean_text, safe_filename
@@ -184,6 +186,7 @@ def actor_from_user(user: Any, permissions: Any = None) -> Actor | None:
         name=clean_text(name)[:100] if isinstance(name, str) else "",
         is_bot=bool(getattr(user, "bot", False)),
         is_admin=is_platform_admin(permissions),
+        mention=sys.intern(f"<@{user_id}>"),  # one shared string per user
     )
 
 
@@ -352,6 +355,45 @@ def inbound_from_message(
         )
     except Exception as exc:  # never raise on malformed input
         log.warning("discord: could not read a message: %s", type(exc).__name__)
+        return None
+
+
+def earlier_message(
+    message: Any,
+    bot_id: int | None,
+    *,
+    replied_to: bool = False,
+    max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    cdn: DiscordCdn | None = None,
+) -> EarlierMessage | None:
+    """A message read back from a channel (history, the message replied to) → `EarlierMessage`;
+    None for system messages and what cannot be read. Other bots and webhooks are `is_bot`."""
+    try:
+        if _type_value(getattr(message, "type", 0)) not in _USER_MESSAGE_TYPES:
+            return None
+        message_id = _int(getattr(message, "id", None))
+        author = actor_from_user(getattr(message, "author", None))
+        if message_id is None or author is None:
+            return None
+        is_self, other_bot = is_from_bot(message, bot_id)
+        if other_bot and not author.is_bot:
+            author = Actor(author.id, author.name, True, False, author.mention)
+        flags = getattr(message, "flags", None)
+        return EarlierMessage(
+            author=author,
+            text=strip_mentions(_text(getattr(message, "content", "")), bot_id),
+            message_id=str(message_id),
+            is_self=is_self,
+            replied_to=replied_to,
+            attachments=attachments_of(
+                getattr(message, "attachments", ()) or (),
+                voice_message=bool(getattr(flags, "voice", False)),
+                max_bytes=max_bytes,
+                cdn=cdn,
+            ),
+        )
+    except Exception as exc:  # never raise on malformed input
+        log.warning("discord: could not read an earlier message: %s", type(exc).__name__)
         return None
 
 

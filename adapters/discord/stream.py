@@ -38,7 +38,8 @@ EDIT_INTERVAL = 1.25
 FIRST_DELAY = 0.0  # the first text shows as soon as it arrives
 TYPING_AFTER = 1.0  # no typing call for answers whose text starts sooner than this
 TYPING_EVERY = 8.0  # one typing call shows ~10 s
-NO_PINGS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
+# People the answer names are pinged; never @everyone/@here nor a role.
+PEOPLE_ONLY = discord.AllowedMentions(everyone=False, users=True, roles=False, replied_user=True)
 _IN_FLIGHT = math.inf
 
 
@@ -260,10 +261,10 @@ class DiscordStream(BufferedStream):
         if first and self._reference is not None:
             try:
                 return await self._channel.send(
-                    content, reference=self._reference, allowed_mentions=NO_PINGS
+                    content, reference=self._reference, allowed_mentions=PEOPLE_ONLY
                 )
             except discord.HTTPException as exc:
                 if exc.status >= 500 or exc.status == 429:
                     raise
                 # the message we answer may be gone: answer without the reply link
-        return await self._channel.send(content, allowed_mentions=NO_PINGS)
+        return await self._channel.send(content, allowed_mentions=PEOPLE_ONLY)

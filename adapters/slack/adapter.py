@@ -29,6 +29,7 @@ from adapters.slack.commands import AdminCache, SlackCommands
 from adapters.slack.delivery_retry import retry_handlers
 from adapters.slack.errors import describe
 from adapters.slack.files import FileLimits, SlackFiles
+from adapters.slack.history import SlackHistory
 from adapters.slack.outbox import SlackOutbox
 from bot.core.config import ConfigError, Settings
 
@@ -133,6 +134,7 @@ class SlackAdapter:
         self.outbox = SlackOutbox(self.client)
         self._admins = AdminCache(self.client)
         self.identity = normalise.BotIdentity(user_id="")
+        self.history = SlackHistory(self.client, lambda: self.identity, self.files.fetcher)
         bolt_logger = logging.getLogger("adapters.slack.bolt")
         quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
         bolt_logger.addFilter(quiet)  # bolt also reads $SLACK_BOT_TOKEN and warns it is unused
@@ -174,6 +176,8 @@ class SlackAdapter:
         inbound = normalise.message_event(body, self.identity, self.files.fetcher)
         if inbound is None:
             return
+        if not inbound.addressing.direct:  # names and earlier messages, read if the core asks
+            inbound = replace(inbound, context=self.history.fetcher(inbound))
         try:
             if inbound.text.lstrip().startswith("/"):  # a command spelt in a message
                 admin = await self._admins.is_admin(inbound.actor.id)

@@ -27,17 +27,17 @@ PUBLIC_URL_PLACEHOLDER = "https://YOUR-PUBLIC-HOST"
 BOT_SCOPES = (
     "app_mentions:read",  # app_mention events
     "assistant:write",  # AI-app threads: status, suggested prompts
-    "channels:history",  # thread replies in public channels
+    "channels:history",  # thread replies in public channels; a thread's earlier messages
     "chat:write",  # answers, streaming, edits, ephemeral errors
     "commands",  # slash commands and the shortcut
     "files:read",  # downloading attached images, audio and documents
     "files:write",  # uploading generated images, audio and CSV
-    "groups:history",  # private channels
+    "groups:history",  # private channels (and reading their threads)
     "im:history",  # DMs
     "im:read",
     "im:write",
-    "mpim:history",  # group DMs
-    "users:read",  # users.info: is the user a workspace admin or owner?
+    "mpim:history",  # group DMs (and reading their threads)
+    "users:read",  # users.info: people's names for the model; workspace admins and owners
 )
 BOT_EVENTS = (
     "app_mention",

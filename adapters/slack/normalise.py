@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from bot.core.types import (
     AttachmentKind,
     CommandCall,
     ConversationKey,
+    EarlierMessage,
     Inbound,
 )
 from bot.text.sanitise import clean_text, safe_filename
@@ -143,8 +145,9 @@ _ANGLE = re.compile(r"<([^<>\n]*)>")
 
 
 def plain_text(text: str, bot_user_id: str = "") -> str:
-    """Slack markup → the text a model should read: the bot's own mention removed, other
-    mentions and links made readable, `&amp;`/`&lt;`/`&gt;` unescaped."""
+    """Slack markup → the text a model should read: the bot's own mention removed, people's
+    mentions kept in Slack's form (`<@U123>`, how the model can mention them back), other
+    entities and links made readable, `&amp;`/`&lt;`/`&gt;` unescaped."""
     if not isinstance(text, str):
         return ""
     text = clean_text(text)
@@ -155,7 +158,7 @@ def plain_text(text: str, bot_user_id: str = "") -> str:
         if target.startswith("@"):
             if bot_user_id and target[1:] == bot_user_id:
                 return ""
-            return "@" + (label or target[1:])
+            return f"<{target}>" if _ID.fullmatch(target[1:]) else "@" + (label or target[1:])
         if target.startswith("#"):
             return "#" + (label or target[1:])
         if target.startswith("!"):
@@ -282,7 +285,9 @@ def _message_event(
     event_id = _id(body.get("event_id")) or f"{channel}-{ts}"
     return Inbound(
         key=ConversationKey(PLATFORM, team, channel, thread),
-        actor=Actor(id=user),
+        actor=Actor(
+            id=user, name=profile_name(event.get("user_profile")), mention=mention_of(user)
+        ),
         text=plain_text(text, bot.user_id),
         event_id=event_id,
         message_id=ts,
@@ -294,6 +299,74 @@ def _message_event(
             reply_to=reply_to,
         ),
     )
+
+
+def mention_of(user: str) -> str:
+    """`<@U123>`: how a message mentions `user` (one shared string per user)."""
+    return sys.intern(f"<@{user}>")
+
+
+def profile_name(profile: Any) -> str:
+    """The name Slack shows for a person: the profile's display name, else the real name."""
+    profile = _dict(profile)
+    for key in ("display_name", "real_name", "name"):
+        name = _str(profile.get(key)).strip()
+        if name:
+            return name[:100]
+    return ""
+
+
+def user_name(user: Any) -> str:
+    """`users.info`'s user → the name Slack shows for them."""
+    user = _dict(user)
+    return (
+        profile_name(user.get("profile")) or _str(user.get("real_name")) or _str(user.get("name"))
+    )
+
+
+def earlier_message(
+    message: Any,
+    bot: BotIdentity,
+    fetch_factory: FetchFactory | None = None,
+    names: Mapping[str, str] | None = None,
+) -> EarlierMessage | None:
+    """A message of `conversations.replies` → `EarlierMessage` (None for edits' and deletions'
+    tombstones, joins and other system messages). The bot's own are `is_self`, other bots'
+    and apps' are marked `is_bot`."""
+    try:
+        message = _dict(message)
+        subtype = _str(message.get("subtype"))
+        if subtype not in USER_SUBTYPES and subtype != "bot_message":
+            return None
+        ts = _id(message.get("ts"))
+        user = _id(message.get("user"))
+        bot_id = _id(message.get("bot_id"))
+        if not ts or not (user or bot_id):
+            return None
+        is_self = (bool(user) and user == bot.user_id) or (bool(bot_id) and bot_id == bot.bot_id)
+        is_bot = bool(bot_id or message.get("bot_profile")) and not is_self
+        if is_bot:
+            name = _str(_dict(message.get("bot_profile")).get("name")) or _str(
+                message.get("username")
+            )
+        else:
+            name = (names or {}).get(user, "") or profile_name(message.get("user_profile"))
+        author = Actor(
+            id=user or bot_id,
+            name=name[:100],
+            is_bot=is_bot,
+            mention=mention_of(user) if user and not is_bot else "",
+        )
+        return EarlierMessage(
+            author=author,
+            text=plain_text(_str(message.get("text")), bot.user_id),
+            message_id=ts,
+            is_self=is_self,
+            attachments=attachments_of(message, fetch_factory),
+        )
+    except Exception as exc:
+        _dropped("an earlier message", exc)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

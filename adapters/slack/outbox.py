@@ -13,6 +13,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
 from adapters.slack.files import upload_files
+from adapters.slack.mentions import neutralise
 from adapters.slack.stream import SlackStream
 from adapters.slack.write_allowance import WriteAllowance
 from bot.core.delivery import DeliveryFailed
@@ -82,7 +83,7 @@ class SlackOutbox:
     async def _send(self, reply: Reply) -> None:
         channel = reply.key.channel
         thread = reply.key.thread or None
-        parts = SLACK.split(reply.text) if reply.text.strip() else []
+        parts = SLACK.split(neutralise(reply.text)) if reply.text.strip() else []
         if reply.ephemeral and reply.actor_id:
             if reply.files:
                 log.warning("slack: an ephemeral reply had files; they were not posted")

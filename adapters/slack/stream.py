@@ -38,6 +38,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from adapters.slack.abilities import ChannelAbilities
 from adapters.slack.errors import describe
+from adapters.slack.mentions import neutralise
 from adapters.slack.write_allowance import APPEND, UPDATE, WriteAllowance
 from adapters.streaming import INTERRUPTED, BufferedStream
 from bot.text.split import SLACK
@@ -57,8 +58,9 @@ STATUS_AFTER = 1.0  # no status call for answers whose text starts sooner than t
 
 def display_parts(text: str, *, final: bool) -> list[str]:
     """What to show for `text`: every part, the last one (still growing unless `final`)
-    shown only up to `SLACK.safe_prefix` so nothing shown ever has to be taken back."""
-    parts = SLACK.split(text)
+    shown only up to `SLACK.safe_prefix` so nothing shown ever has to be taken back; channel-wide
+    mentions neutralised (`adapters.slack.mentions`)."""
+    parts = SLACK.split(neutralise(text))
     if not final and parts:
         parts[-1] = parts[-1][: SLACK.safe_prefix]
         if not parts[-1]:

@@ -68,6 +68,19 @@ class Turn:
     # Where the backend reports what happens (response id, tool rounds): the run's ledger.
     emit: Emit | None = None
     server_ids: ServerIds | None = None
+    # In a group conversation: who wrote `text` ("Alice (<@U123>):"), and the earlier messages
+    # of the thread or the message replied to, rendered for the model. Both go to the model
+    # with this turn (as text before `text`) and stay in the conversation's history with it.
+    speaker: str = ""
+    context: str = ""
+
+    def parts(self) -> list[str]:
+        """The texts of this turn's user message, in order (empty ones left out)."""
+        return [part for part in (self.context, self.speaker, self.text) if part]
+
+    def full_text(self) -> str:
+        """The user message as one text (what the chat backend stores as history)."""
+        return "\n".join(self.parts())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
 """The circuit breaker every OpenAI call goes through (via `bot.backends.retry.RetryPolicy`).
 
-After `threshold` consecutive failures that say "OpenAI is unavailable" (timeouts, dropped
-connections, 429 rate limits, 5xx) the breaker opens for a cool-down: calls fail at once with
-`CircuitOpen` and the dispatcher answers new messages immediately instead of queueing work that
+When OpenAI looks down — at least `threshold` failures that say "OpenAI is unavailable"
+(timeouts, dropped connections, 429 rate limits, 5xx) within the last `WINDOW` seconds, and at
+least half of the calls that ended in that window — the breaker opens for a cool-down. A rate,
+not a run of failures: with many calls at once, a handful of transient faults among them (which
+the retries absorb) must not stop every conversation. Open, it makes calls fail at once with
+`CircuitOpen`, and the dispatcher answers new messages immediately instead of queueing work that
 cannot succeed. When the cool-down is over, ONE call is let through as a probe (half-open): its
 success closes the breaker; its failure opens it again for twice as long (up to
 `max_cooldown`). Answers from OpenAI that are errors of the request itself (400, 401, quota)
@@ -15,10 +18,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
 log = logging.getLogger(__name__)
+
+WINDOW = 30.0  # seconds of call outcomes the failure rate is taken over
+FAILURE_RATE = 0.5  # the share of failures in the window that opens the breaker
 
 State = Literal["closed", "open", "half_open"]
 
@@ -54,6 +61,8 @@ class CircuitBreaker:
         self.max_cooldown = max(cooldown, max_cooldown)
         self.clock = clock
         self._failures = 0
+        # (when, failed) of calls that ended within the last WINDOW seconds.
+        self._outcomes: deque[tuple[float, bool]] = deque()
         self._cooldown = cooldown
         self._open_until: float | None = None
         self._probing = False
@@ -89,8 +98,17 @@ class CircuitBreaker:
         log.info("OpenAI circuit half-open: probing with one call")
         return True
 
+    def _record(self, failed: bool) -> int:
+        """Note an outcome; the number of failures in the window."""
+        now = self.clock()
+        self._outcomes.append((now, failed))
+        while self._outcomes and self._outcomes[0][0] < now - WINDOW:
+            self._outcomes.popleft()
+        self._failures = sum(1 for _, f in self._outcomes if f)
+        return self._failures
+
     def succeeded(self, probe: bool) -> None:
-        self._failures = 0
+        self._record(False)
         if self._open_until is None:
             return
         if probe or not self._probing:
@@ -102,14 +120,19 @@ class CircuitBreaker:
     def failed(self, probe: bool) -> None:
         if self.threshold <= 0:
             return
-        self._failures += 1
+        failures = self._record(True)
         if probe:
             self._probing = False
             self._cooldown = min(self.max_cooldown, self._cooldown * 2)
             self._open(f"the probe failed; next probe in {self._cooldown:.0f}s")
-        elif self._open_until is None and self._failures >= self.threshold:
+        elif (
+            self._open_until is None
+            and failures >= self.threshold
+            and failures >= FAILURE_RATE * len(self._outcomes)
+        ):
             self._open(
-                f"{self._failures} consecutive failures; next probe in {self._cooldown:.0f}s"
+                f"{failures} of {len(self._outcomes)} calls failed in {WINDOW:.0f}s; "
+                f"next probe in {self._cooldown:.0f}s"
             )
 
     def released(self, probe: bool) -> None:

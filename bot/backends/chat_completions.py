@@ -1,5 +1,11 @@
 """The `chat` backend: Chat Completions with history in SQLite, for OpenAI-compatible servers
-(Azure, vLLM, Ollama, LiteLLM). History is trimmed oldest-first to a token budget.
+(Azure, vLLM, Ollama, LiteLLM).
+
+The history sent fits a budget derived from the model's context window
+(`bot.backends.context`). When it outgrows it, its oldest messages are summarised by the model
+(one extra, non-streamed completion) and the summary replaces them (`bot.backends.history`);
+only when no summary can be made are they dropped. A server that still answers
+`context_length_exceeded` gets the request again once with half the history.
 
 Function tools run in a client-side loop: the streamed `tool_calls` deltas are assembled, the
 assistant message with its tool calls and one `tool` message per call are appended, and the
@@ -11,15 +17,26 @@ search, image generation) exist only in the Responses API: here they are reporte
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 from openai import AsyncOpenAI
 
 from bot.backends import common
 from bot.backends.answer_format import answer_format
 from bot.backends.base import OnDelta, Step, Turn, TurnResult
-from bot.backends.history import trim_history
+from bot.backends.context import ContextBudget, estimate_tokens, is_context_error
+from bot.backends.history import (
+    cost,
+    fit,
+    split_summary,
+    stored_answer,
+    stored_summary,
+    system_text,
+    transcript,
+)
 from bot.backends.retry import RetryPolicy
 from bot.core.errors import UserError
 from bot.core.types import Usage
@@ -33,6 +50,26 @@ FINISH_NOTICES = {
     "length": "(cut short: the answer reached the output token limit)",
     "content_filter": "(cut short: the server's content filter stopped the answer)",
 }
+SUMMARISE = (
+    "You keep the memory of a long team-chat conversation between people and an assistant. "
+    "Summarise it so the assistant can carry on: who said what (keep names and mentions such "
+    "as <@U123> exactly), decisions, open questions, facts and numbers. Be concise, no preamble."
+)
+SUMMARY_SHARE = 0.25  # of the history budget, for the summary
+KEEP_SHARE = 0.5  # of it, for the recent messages kept word for word next to a new summary
+MIN_SUMMARY_TOKENS = 64
+DEFAULT_WINDOW = 16_000  # when the backend is built without a window lookup (tests)
+
+
+@dataclass(slots=True)
+class _History:
+    """The history part of one request and what to store with the turn."""
+
+    summary: str
+    kept: list[HistoryMessage]
+    stored: tuple[HistoryMessage, ...] = ()  # a new summary and the messages it leaves
+    steps: list[Step] = field(default_factory=list)
+    usage: Usage | None = None
 
 
 @dataclass(slots=True)
@@ -54,14 +91,16 @@ class ChatCompletionsBackend:
         db: Database,
         retry: RetryPolicy,
         *,
-        history_tokens: int,
+        history_tokens: int | None = None,
         tools: ToolRunner | None = None,
+        context_window: Callable[[str], int] | None = None,
     ) -> None:
         self._client = client
         self._db = db
         self._retry = retry
-        self._history_tokens = history_tokens
+        self._history_tokens = history_tokens  # an optional cap below the window's budget
         self._tools = tools or ToolRunner(ToolRegistry())
+        self._context_window = context_window or (lambda model: DEFAULT_WINDOW)
 
     async def cancel(self, response_id: str) -> None:
         """Nothing runs server-side once the stream closes: Chat Completions has no background."""
@@ -74,12 +113,13 @@ class ChatCompletionsBackend:
         config = turn.config
         fmt = answer_format(config.format)
         instructions = fmt.instructions(config.instructions) if fmt else config.instructions
-        history = await recent_history(self._db, turn.conversation_id)
-        messages: list[dict[str, Any]] = list(
-            trim_history(instructions, history, turn.text, self._history_tokens)
-        )
-        if turn.images:  # sent with this turn only: the stored history keeps the text
-            messages[-1] = {"role": "user", "content": _content(turn)}
+        budget = ContextBudget(self._context_window(config.model), config.max_output_tokens)
+        room = budget.history_budget(instructions, turn.full_text(), images=len(turn.images))
+        if self._history_tokens is not None:
+            room = min(room, self._history_tokens)
+        stored = await recent_history(self._db, turn.conversation_id)
+        history = await self._fit(turn, budget, room, *split_summary(stored))
+        messages = _messages(instructions, history, turn)
         params: dict[str, Any] = {
             "model": config.model,
             "messages": messages,
@@ -111,12 +151,32 @@ class ChatCompletionsBackend:
         context = ToolContext(turn.key, turn.user_id, self._db)
 
         shown: list[str] = []  # everything streamed, over all rounds
-        usage = Usage(model=config.model)
-        steps: list[Step] = []
+        usage = history.usage or Usage(model=config.model)
+        steps: list[Step] = list(history.steps)
         fingerprint: str | None = None
-        rounds, capped, notice = 0, False, ""
+        rounds, capped, notice, retried = 0, False, "", False
         while True:
-            result = await self._round(turn, params, on_delta, shown)
+            try:
+                result = await self._round(turn, params, on_delta, shown)
+            except openai.BadRequestError as exc:
+                if retried or rounds or capped or not is_context_error(exc):
+                    raise
+                # The server counts more tokens than estimated: once, with half the history.
+                retried = True
+                before = len(history.kept)
+                history.kept = fit(history.kept, cost(history.kept) // 2)[0]
+                dropped = before - len(history.kept)
+                log.warning("chat request at %s over the context window; trimming", turn.key)
+                steps.append(
+                    Step(
+                        "truncation",
+                        f"the server's context window was exceeded: dropped the {dropped} "
+                        "oldest messages and asked again",
+                    )
+                )
+                messages = _messages(instructions, history, turn)
+                params["messages"] = messages
+                continue
             usage = common.add_usage(usage, _usage(result.usage, config.model))
             fingerprint = result.fingerprint or fingerprint
             if not result.calls:
@@ -157,7 +217,11 @@ class ChatCompletionsBackend:
             text=answer,
             usage=usage,
             response_id=result.id,
-            history=(HistoryMessage("user", turn.text), HistoryMessage("assistant", text)),
+            history=(
+                *history.stored,
+                HistoryMessage("user", turn.full_text()),
+                stored_answer(text),
+            ),
             notice=common.join_notices(
                 FINISH_NOTICES.get(result.finish_reason or "", ""),
                 notice,
@@ -167,6 +231,71 @@ class ChatCompletionsBackend:
             steps=tuple(steps),
             system_fingerprint=fingerprint,
         )
+
+    async def _fit(
+        self,
+        turn: Turn,
+        budget: ContextBudget,
+        room: int,
+        summary: str,
+        live: list[HistoryMessage],
+    ) -> _History:
+        """The history for this request within `room` tokens: all of it when it fits; else its
+        oldest messages folded into a new summary (kept word for word: the most recent half of
+        the room); else, when no summary can be made, only the most recent messages."""
+        summary_cost = estimate_tokens(summary) if summary else 0
+        if summary_cost + cost(live) <= room:
+            return _History(summary, live)
+        model = turn.config.model
+        kept, dropped = fit(live, int(room * KEEP_SHARE))
+        folded, usage = await self._summarise(
+            model, summary, dropped, int(room * SUMMARY_SHARE), budget
+        )
+        if folded:
+            step = Step(
+                "compaction",
+                f"summarised the {len(dropped)} oldest messages to fit the model's context window",
+            )
+            return _History(folded, kept, (stored_summary(folded), *kept), [step], usage)
+        kept, dropped = fit(live, max(0, room - summary_cost))
+        step = Step(
+            "truncation",
+            f"dropped the {len(dropped)} oldest messages to fit the model's context window "
+            "(no summary could be made)",
+        )
+        return _History(summary, kept, (), [step], usage)
+
+    async def _summarise(
+        self,
+        model: str,
+        summary: str,
+        messages: Sequence[HistoryMessage],
+        limit: int,
+        budget: ContextBudget,
+    ) -> tuple[str, Usage]:
+        """A summary of `summary` and `messages` of at most `limit` tokens ("" when there is
+        no room for one or the model could not make it), and what making it cost."""
+        if limit < MIN_SUMMARY_TOKENS or not messages:
+            return "", Usage(model=model)
+        room = budget.input_limit - limit - estimate_tokens(SUMMARISE)
+        text = transcript(summary, messages, room)
+        try:
+            response = await self._retry.call(
+                lambda: self._client.chat.completions.create(
+                    model=model,
+                    messages=[
+                        {"role": "system", "content": SUMMARISE},
+                        {"role": "user", "content": text},
+                    ],
+                    max_completion_tokens=limit,
+                )
+            )
+        except openai.APIError as exc:
+            log.warning("could not summarise the chat history (%s); trimming it", exc)
+            return "", Usage(model=model)
+        made = (response.choices[0].message.content or "").strip() if response.choices else ""
+        # A server that ignores max_completion_tokens may say more: keep what fits.
+        return made[: limit * 4], _usage(response.usage, model)
 
     async def _round(
         self, turn: Turn, params: dict[str, Any], on_delta: OnDelta, shown: list[str]
@@ -252,8 +381,20 @@ def _unavailable(tools: tuple[str, ...], data_files: bool) -> str:
     return "\n".join(notes)
 
 
-def _content(turn: Turn) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+def _messages(instructions: str, history: _History, turn: Turn) -> list[dict[str, Any]]:
+    system = system_text(instructions, history.summary)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": m.role, "content": m.content} for m in history.kept]
+    messages.append({"role": "user", "content": _content(turn)})
+    return messages
+
+
+def _content(turn: Turn) -> str | list[dict[str, Any]]:
+    """The user message: plain text, or parts when it has earlier messages, an author or images
+    (sent with this turn only: the stored history keeps the text)."""
+    if not (turn.images or turn.context or turn.speaker):
+        return turn.text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": part} for part in turn.parts()]
     parts += [
         {"type": "image_url", "image_url": {"url": url, "detail": turn.image_detail}}
         for url in turn.images

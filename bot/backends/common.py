@@ -63,8 +63,8 @@ async def show_delta(delta: str, parts: list[str], shown: list[str], on_delta: O
 
 
 def retired(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
-    """Start an SDK call marked deprecated (the variations and translations endpoints, used
-    only when an operator opts in) without its DeprecationWarning."""
+    """Start an SDK call marked deprecated (the translations endpoint, used only when an
+    operator opts in) without its DeprecationWarning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return call()

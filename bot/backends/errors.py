@@ -3,14 +3,24 @@
 Each failure class has exactly one message (README "Reliability" lists them): timeout, lost
 connection, rate limit, OpenAI server error, exhausted quota, rejected key, permission denied,
 unknown model (naming the model and the setting that chose it), content policy, context too
-long, other bad requests, and the circuit breaker being open.
+long, an endpoint without `/v1` or without the Conversations API, other bad requests, and the
+circuit breaker being open.
+
+OpenAI-compatible servers (LiteLLM, vLLM, Ollama…) answer the same failures with other statuses
+and codes (LiteLLM: an unknown model is a 400 with `code: "400"`, `param: null`; a key it does
+not know, "400 No connected db."). So failures are classified by status *and* by what the
+server says (`server_message`), and the SDK's "Error code: 400 - " prefix never reaches chat.
+`testing/fakes/compatible.py` holds the recorded bodies these rules are tested against.
 """
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
 import socket
 import ssl
+from collections.abc import Mapping
 
 import httpx2
 import openai
@@ -41,6 +51,28 @@ MISSING_V1 = (
     "The OpenAI endpoint answered 404 (not found) for {path}. OPENAI_BASE_URL usually ends in "
     "`/v1` (e.g. `http://host:4000/v1`); an admin should check it."
 )
+NO_CONVERSATIONS = (
+    "This OpenAI-compatible endpoint does not serve the Conversations API (/v1/conversations), "
+    "which SWITCHBOARD_BACKEND=responses needs. An admin should set SWITCHBOARD_BACKEND=chat."
+)
+KEY_REJECTED = "OpenAI rejected the API key. An admin should check OPENAI_API_KEY."
+
+# What compatible servers say, when their status and code do not tell.
+_MODEL_TEXT = re.compile(
+    r"invalid model|unknown model|no such model|model_not_found|model[^.]{0,80}?"
+    r"(?:not found|does not exist|not exist|is not available|not supported|not allowed)",
+    re.IGNORECASE,
+)
+_KEY_TEXT = re.compile(
+    r"api[ _-]?key|no connected db|invalid (?:proxy server )?token|authenticat|unauthori[sz]ed|"
+    r"virtual key|bearer",
+    re.IGNORECASE,
+)
+_KEY_TYPES = frozenset({"auth_error", "authentication_error", "no_db_connection"})
+_BUDGET_TEXT = re.compile(r"budget has been exceeded|exceededbudget|budget_exceeded", re.I)
+_SDK_PREFIX = re.compile(r"^Error code: \d{3}(?: - )?")
+_STATUS_PREFIX = re.compile(r"^\d{3}: ")
+SERVER_MESSAGE_CHARS = 300
 
 
 def connection_failure(exc: BaseException) -> tuple[str, str, bool]:
@@ -90,11 +122,18 @@ def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> Use
         exc, openai.APITimeoutError
     ):
         return _transport(exc)
-    detail = f"{type(exc).__name__}: {getattr(exc, 'code', None) or ''}".rstrip(": ")
-    if isinstance(exc, openai.AuthenticationError):
+    detail = _detail(exc)
+    if is_model_error(exc):
+        name = f"`{model}`" if model else "the configured model"
+        setting = MODEL_SETTINGS.get(role)
+        how = f"with {setting}" if setting else "in the bot's settings"
         return UserError(
-            "OpenAI rejected the API key. An admin should check OPENAI_API_KEY.", log_detail=detail
+            f"The model {name} is not available on this OpenAI endpoint. An admin can choose "
+            f"another {how}.",
+            log_detail=detail,
         )
+    if isinstance(exc, openai.AuthenticationError) or is_key_rejection(exc):
+        return UserError(KEY_REJECTED, log_detail=detail)
     if isinstance(exc, openai.RateLimitError):
         if exc.code == "insufficient_quota":
             return UserError(
@@ -111,17 +150,15 @@ def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> Use
             "OpenAI refused this request for the configured key (permission denied).",
             log_detail=detail,
         )
-    if _is_model_error(exc):
-        name = f"`{model}`" if model else "the configured model"
-        setting = MODEL_SETTINGS.get(role)
-        how = f"with {setting}" if setting else "in the bot's settings"
+    if isinstance(exc, openai.APIStatusError) and _BUDGET_TEXT.search(server_message(exc)):
         return UserError(
-            f"The model {name} is not available on this OpenAI endpoint. An admin can choose "
-            f"another {how}.",
+            "The spending budget for this bot's key on the OpenAI-compatible endpoint is "
+            "exhausted. An admin needs to raise it there.",
             log_detail=detail,
         )
     if isinstance(exc, openai.BadRequestError):
-        if exc.code in REFUSAL_CODES or "safety system" in (exc.message or ""):
+        said = server_message(exc)
+        if exc.code in REFUSAL_CODES or "safety system" in said:
             return UserError(
                 "OpenAI's safety system declined this request. Please rephrase it (or use "
                 "another image) and try again.",
@@ -132,18 +169,30 @@ def explain_error(exc: BaseException, *, model: str = "", role: str = "") -> Use
                 "That is too long for the model's context window. Please shorten it.",
                 log_detail=detail,
             )
-        return UserError(f"OpenAI could not handle this request: {exc.message}", log_detail=detail)
+        because = f": {said}" if said else " (HTTP 400)."
+        return UserError(f"OpenAI could not handle this request{because}", log_detail=detail)
     if isinstance(exc, openai.APITimeoutError):
         return UserError("OpenAI took too long to answer. Please try again.", log_detail=detail)
     if isinstance(exc, openai.InternalServerError):
         return UserError(
             "OpenAI had a server error while answering. Please try again.", log_detail=detail
         )
-    if isinstance(exc, openai.NotFoundError) and (path := _path_without_v1(exc)):
-        return UserError(MISSING_V1.format(path=path), log_detail=detail)
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, openai.NotFoundError):
+        if path := _path_without_v1(exc):
+            return UserError(MISSING_V1.format(path=path), log_detail=detail)
+        if lacks_conversations(exc):
+            return UserError(NO_CONVERSATIONS, log_detail=detail)
         return UserError(
-            f"OpenAI answered with an error (HTTP {exc.status_code}). Please try again.",
+            f"The OpenAI endpoint does not serve {_path(exc) or 'this request'} (HTTP 404). An "
+            "admin should check OPENAI_BASE_URL and SWITCHBOARD_BACKEND "
+            "(`scripts/run doctor` shows what the endpoint serves).",
+            log_detail=detail,
+        )
+    if isinstance(exc, openai.APIStatusError):
+        said = server_message(exc)
+        return UserError(
+            f"OpenAI answered with an error (HTTP {exc.status_code}"
+            f"{': ' + said if said else ''}). Please try again.",
             log_detail=detail,
         )
     if isinstance(exc, openai.APIError):  # an error event inside a stream
@@ -177,7 +226,10 @@ def _host(exc: BaseException | None) -> str:
 def _transport(exc: BaseException) -> UserError:
     host, cause, reached = connection_failure(exc)
     where = f"host={host or '?'} cause={cause}"
-    log.warning("OpenAI connection failed: %s (%s)", where, type(exc).__name__)
+    # The user is told next (the UserError below): a console shows that, not this line too.
+    log.warning(
+        "OpenAI connection failed: %s (%s)", where, type(exc).__name__, extra={"told_user": True}
+    )
     if reached:
         return UserError(LOST_CONNECTION, log_detail=f"{type(exc).__name__} {where}")
     names = {
@@ -193,15 +245,98 @@ def _transport(exc: BaseException) -> UserError:
     )
 
 
-def _path_without_v1(exc: openai.NotFoundError) -> str:
-    """The request path when a 404 looks like a base URL missing its `/v1` (else "")."""
+def _path(exc: BaseException) -> str:
     try:
-        path = exc.request.url.path
+        return str(exc.request.url.path)  # type: ignore[attr-defined]
     except (AttributeError, RuntimeError):
         return ""
-    if "/v1/" in path or path.startswith("/v1"):
+
+
+def _path_without_v1(exc: openai.NotFoundError) -> str:
+    """The request path when a 404 looks like a base URL missing its `/v1` (else "")."""
+    path = _path(exc)
+    if not path or "/v1/" in path or path.startswith("/v1"):
         return ""
     return path
+
+
+def lacks_conversations(exc: BaseException) -> bool:
+    """A 404 for creating a conversation: the endpoint has no Conversations API (creating one
+    cannot be "not found" otherwise)."""
+    if not isinstance(exc, openai.NotFoundError):
+        return False
+    try:
+        method = exc.request.method
+    except (AttributeError, RuntimeError):
+        return False
+    return method == "POST" and _path(exc).rstrip("/").endswith("/conversations")
+
+
+def server_message(exc: BaseException) -> str:
+    """What the server said about a failed request, on one line, without the SDK's
+    "Error code: 400 - " prefix; LiteLLM's nested forms (`{"detail": {"error": …}}`, a message
+    that is itself "400: {'error': '…'}") are unwrapped. "" when it said nothing readable."""
+    body = getattr(exc, "body", None)
+    text = _text_of(body)
+    if not text and isinstance(exc, openai.APIError):
+        text = _SDK_PREFIX.sub("", exc.message or "")
+        if text == exc.message and text.startswith("Error code"):
+            text = ""
+    text = _unwrap(text)
+    if text.lstrip().startswith("<"):  # an HTML error page
+        return ""
+    text = " ".join(text.split())
+    if len(text) > SERVER_MESSAGE_CHARS:
+        text = text[: SERVER_MESSAGE_CHARS - 1] + "…"
+    return text
+
+
+def _text_of(value: object, depth: int = 0) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and depth < 3:
+        for key in ("message", "detail", "error", "msg"):
+            found = _text_of(value.get(key), depth + 1)
+            if found:
+                return found
+    if isinstance(value, list) and value and depth < 3:  # FastAPI's validation details
+        return _text_of(value[0], depth + 1)
+    return ""
+
+
+def _unwrap(text: str) -> str:
+    """`400: {'error': 'x'}` or `{'error': 'x'}` (a Python dict printed into a message) -> x."""
+    inner = _STATUS_PREFIX.sub("", text.strip())
+    if inner.startswith("{") and inner.endswith("}"):
+        try:
+            value = ast.literal_eval(inner)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return inner
+        return _text_of(value) or inner
+    return inner
+
+
+def _detail(exc: BaseException) -> str:
+    """The log detail of a failure: its class, status, code and (short) what the server said."""
+    name = type(exc).__name__
+    if not isinstance(exc, openai.APIStatusError):
+        return f"{name}: {getattr(exc, 'code', None) or ''}".rstrip(": ")
+    said = server_message(exc)
+    code = f" {exc.code}" if exc.code and exc.code != str(exc.status_code) else ""
+    return f"{name} {exc.status_code}{code}{': ' + said[:160] if said else ''}"
+
+
+def is_key_rejection(exc: BaseException) -> bool:
+    """The endpoint refused the key: OpenAI's 401, or a compatible server's 400/401/403 that
+    says so (LiteLLM: "No connected db." for a key it does not know)."""
+    if isinstance(exc, openai.AuthenticationError):
+        return True
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code not in (400, 401, 403):
+        return False
+    if str(getattr(exc, "type", "") or "") in _KEY_TYPES:
+        return True
+    said = server_message(exc)
+    return exc.status_code != 403 and bool(_KEY_TEXT.search(said)) and not _MODEL_TEXT.search(said)
 
 
 def explain_as(exc: BaseException, doing: str) -> UserError | None:
@@ -231,9 +366,16 @@ def openai_down_message(breaker: CircuitBreaker | None) -> str | None:
     return friendly.message if friendly else None
 
 
-def _is_model_error(exc: BaseException) -> bool:
+def is_model_error(exc: BaseException) -> bool:
+    """OpenAI's `model_not_found`, a 400/404 about the `model` parameter, or a compatible
+    server's words for it ("Invalid model name passed in model=…", "model 'x' not found", a
+    key not allowed to use the model)."""
     if not isinstance(exc, openai.APIStatusError):
         return False
-    return exc.code == "model_not_found" or (
-        exc.status_code in (400, 404) and getattr(exc, "param", None) == "model"
-    )
+    if exc.code == "model_not_found" or str(getattr(exc, "type", "")).endswith(
+        "model_access_denied"
+    ):
+        return True
+    if exc.status_code not in (400, 404):
+        return False
+    return getattr(exc, "param", None) == "model" or bool(_MODEL_TEXT.search(server_message(exc)))

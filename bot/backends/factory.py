@@ -15,9 +15,10 @@ from bot.backends.files import KnowledgeFiles
 from bot.backends.images import ImageBackend
 from bot.backends.models import ModelCatalog
 from bot.backends.moderation import ModerationBackend
+from bot.backends.realtime_speech import RealtimeSpeechEngine
 from bot.backends.responses import ResponsesBackend
 from bot.backends.retry import RetryPolicy, retry_policy
-from bot.backends.speech import SpeechEngine, make_speech_engine
+from bot.backends.speech import AudioSpeechEngine, SpeechEngine, engine_kind
 from bot.core.config import Settings
 from bot.tools import ToolRegistry, ToolRunner
 from storage.db import Database
@@ -73,6 +74,16 @@ def make_backends(
     )
 
 
+def make_speech_engine(
+    name: str, client: OpenAIClient, model: str, retry: RetryPolicy
+) -> SpeechEngine:
+    """The engine `SWITCHBOARD_SPEECH_ENGINE=name` speaks `model` with: the Realtime API for
+    `gpt-realtime*` models (or always, with `realtime`), else `/audio/speech`."""
+    if engine_kind(name, model) == "realtime":
+        return RealtimeSpeechEngine(client, model, retry)
+    return AudioSpeechEngine(client, model, retry)
+
+
 def _chat_side(
     settings: Settings,
     client: OpenAIClient,
@@ -88,8 +99,20 @@ def _chat_side(
     )
     if settings.backend == "chat":
         chat = ChatCompletionsBackend(
-            client, db, retry, history_tokens=settings.history_tokens, tools=tools
+            client,
+            db,
+            retry,
+            history_tokens=settings.history_tokens,
+            tools=tools,
+            context_window=settings.context_window,
         )
         return chat, ChatCompleter(client, retry), None
-    responses = ResponsesBackend(client, db, retry, tools=tools, background=settings.background)
+    responses = ResponsesBackend(
+        client,
+        db,
+        retry,
+        tools=tools,
+        background=settings.background,
+        context_window=settings.context_window,
+    )
     return responses, ResponsesCompleter(client, retry), ServerConversations(client, retry)

@@ -10,7 +10,7 @@ from typing import Any
 
 from openai import AsyncOpenAI
 
-from bot.backends.common import Upload, retired
+from bot.backends.common import Upload
 from bot.backends.retry import RetryPolicy
 from bot.core.types import Usage
 
@@ -55,14 +55,6 @@ class ImageBackend:
             params["mask"] = mask
         response = await self._retry.call(lambda: self._client.images.edit(**params))
         return _batch(response, _usage(response, model, n))
-
-    async def variation(self, *, model: str, image: Upload, n: int) -> ImageBatch:
-        """The retired variations endpoint (an operator opts in); billed as `n` images of
-        `model`."""
-        response = await self._retry.call(
-            lambda: retired(lambda: self._client.images.create_variation(image=image, n=n))
-        )
-        return _batch(response, Usage(model=model, images=n))
 
 
 def _batch(response: Any, usage: Usage) -> ImageBatch:

@@ -10,6 +10,7 @@ import openai
 from openai import AsyncOpenAI
 
 from bot.backends.client import make_openai_client
+from bot.backends.errors import is_key_rejection, server_message
 from bot.backends.retry import RetryPolicy
 from bot.core.config import Settings
 
@@ -33,11 +34,13 @@ class ModelCatalog:
 @dataclass(frozen=True, slots=True)
 class EndpointCheck:
     """What listing the models once told about the endpoint: `served` when it answered, else
-    why not (`problem`: the key was rejected, it could not be reached, or an HTTP status)."""
+    why not (`problem`: the key was rejected, it could not be reached, or an HTTP status) and
+    what the server said (`message`)."""
 
     served: Served | None = None
     problem: Literal["", "key", "unreachable", "status"] = ""
     status_code: int = 0
+    message: str = ""
 
 
 async def check_endpoint(settings: Settings) -> EndpointCheck:
@@ -46,11 +49,12 @@ async def check_endpoint(settings: Settings) -> EndpointCheck:
     client = make_openai_client(settings)
     try:
         return EndpointCheck(await _list(client))
-    except openai.AuthenticationError:
-        return EndpointCheck(problem="key")
     except openai.APIConnectionError:
         return EndpointCheck(problem="unreachable")
     except openai.APIStatusError as exc:
-        return EndpointCheck(problem="status", status_code=exc.status_code)
+        said = server_message(exc)
+        if is_key_rejection(exc):
+            return EndpointCheck(problem="key", status_code=exc.status_code, message=said)
+        return EndpointCheck(problem="status", status_code=exc.status_code, message=said)
     finally:
         await client.close()

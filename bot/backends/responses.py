@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import mimetypes
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,7 @@ from bot.backends import common
 from bot.backends.answer_format import answer_format
 from bot.backends.base import InputFile, OnDelta, Step, Turn, TurnResult
 from bot.backends.containers import Containers
+from bot.backends.context import ContextBudget, estimate_tokens, is_context_error, text_of
 from bot.backends.conversations import ServerConversations
 from bot.backends.retry import RetryPolicy
 from bot.core.errors import UserError
@@ -53,6 +56,23 @@ NO_KNOWLEDGE = (
     "(File search is on for this channel but it has no knowledge yet: an admin must add "
     "documents with `/assistant knowledge add`.)"
 )
+COMPACTED = "compacted the earlier conversation to fit the model's context window"
+TRUNCATED = (
+    "the conversation passed the compaction threshold without being compacted: the server may "
+    "have dropped its oldest messages to fit the context window (truncation: auto)"
+)
+RECAP_SHARE = 4  # a recap seeding a fresh conversation takes at most 1/4 of the input limit
+
+
+TOO_LONG = (
+    "That is too long for the model's context window, even after compacting. Please shorten it."
+)
+
+
+class _TooLong(Exception):
+    """A streamed response ended with a `context_length_exceeded` error event."""
+
+    code = "context_length_exceeded"
 
 
 @dataclass(slots=True)
@@ -66,6 +86,7 @@ class _Collected:
     file_searches: int = 0
     web_searches: int = 0
     seen_files: set[str] = field(default_factory=set)
+    compacted: bool = False
 
 
 @dataclass(slots=True)
@@ -86,12 +107,14 @@ class ResponsesBackend:
         *,
         tools: ToolRunner | None = None,
         background: bool = True,
+        context_window: Callable[[str], int] | None = None,
     ) -> None:
         self._client = client
         self._db = db  # for the tools' context only
         self._retry = retry
         self._tools = tools or ToolRunner(ToolRegistry())
         self._background = background
+        self._context_window = context_window
         self._conversations = ServerConversations(client, retry)
         self._containers = Containers(client, retry)
 
@@ -131,10 +154,24 @@ class ResponsesBackend:
     async def reply(self, turn: Turn, on_delta: OnDelta) -> TurnResult:
         conversation_id = turn.backend_conversation_id or await self._new_conversation(turn)
         container = _Container(turn.container_id)
-        renewed, healed = False, 0
+        renewed, healed, shrunk = False, 0, False
+        shrinking: tuple[Step, Usage] | None = None
         while True:
             try:
-                return await self._respond(turn, conversation_id, container, on_delta)
+                result = await self._respond(turn, conversation_id, container, on_delta)
+                if shrinking is None:
+                    return result
+                step, usage = shrinking
+                return dataclasses.replace(
+                    result,
+                    steps=(step, *result.steps),
+                    usage=common.add_usage(result.usage, usage),
+                )
+            except _TooLong:
+                if shrunk:
+                    raise UserError(TOO_LONG, log_detail="context_length_exceeded") from None
+                conversation_id, shrinking = await self._shrink(turn, conversation_id)
+                shrunk = True
             except openai.NotFoundError as exc:
                 if renewed or exc.code == "model_not_found" or exc.param == "model":
                     raise
@@ -145,6 +182,12 @@ class ResponsesBackend:
                 conversation_id = await self._new_conversation(turn)
                 renewed = True
             except openai.BadRequestError as exc:
+                if is_context_error(exc) and not shrunk:
+                    # Over the window although compaction and truncation were asked for (a
+                    # server that ignores them, one message too many): compact, answer again.
+                    conversation_id, shrinking = await self._shrink(turn, conversation_id)
+                    shrunk = True
+                    continue
                 # A function call left without output (an answer stopped mid-tools, a crash)
                 # blocks the conversation: answer it as not run, then go on.
                 found = DANGLING_CALL.search(str(exc.message))
@@ -159,6 +202,81 @@ class ResponsesBackend:
         created = await self._conversations.create(str(turn.key))
         await common.conversation_created(turn, created)
         return created
+
+    def _budget(self, turn: Turn) -> ContextBudget | None:
+        if self._context_window is None:
+            return None
+        config = turn.config
+        return ContextBudget(self._context_window(config.model), config.max_output_tokens)
+
+    async def _shrink(self, turn: Turn, conversation_id: str) -> tuple[str, tuple[Step, Usage]]:
+        """Replace a conversation that no longer fits by a new one seeded with its compaction
+        (`POST /responses/compact`), or, where that is not available, with a recap of its most
+        recent messages. Returns the new conversation's id and the step (and usage) to record."""
+        log.warning("conversation at %s is over the context window; compacting", turn.key)
+        model = turn.config.model
+        items = _from_last_compaction(await self._conversations.items(conversation_id))
+        usage = Usage(model=model)
+        try:
+            compacted = await self._retry.call(
+                lambda: self._client.responses.compact(model=model, input=items)  # type: ignore[arg-type]
+            )
+        except openai.APIStatusError as exc:
+            log.warning(
+                "compacting the conversation at %s failed (%s); starting afresh with a recap",
+                turn.key,
+                exc.status_code,
+            )
+            seed, kept = self._recap(turn, items)
+            step = Step(
+                "truncation",
+                "the conversation outgrew the context window: started a fresh one with a recap "
+                f"of its last {kept} messages",
+            )
+        else:
+            seed = [
+                item.model_dump(exclude_none=True, mode="json", warnings=False)
+                for item in compacted.output
+            ]
+            usage = _usage(compacted, model)
+            step = Step("compaction", f"{COMPACTED} ({len(items)} items, /responses/compact)")
+        replacement = await self._conversations.create(str(turn.key), seed)
+        await common.conversation_created(turn, replacement)
+        try:
+            await self._conversations.delete(conversation_id)
+        except openai.APIError as exc:
+            log.info("could not delete the outgrown conversation %s: %s", conversation_id, exc)
+        return replacement, (step, usage)
+
+    def _recap(self, turn: Turn, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """One message recalling the most recent messages of `items` that fit a quarter of the
+        input limit (no message when none fits), and how many it recalls."""
+        budget = self._budget(turn)
+        room = (budget.input_limit if budget else 8_000) // RECAP_SHARE
+        lines: list[str] = []
+        for item in reversed(items):
+            role = item.get("role")
+            text = text_of(item).strip()
+            if role not in ("user", "assistant") or not text:
+                continue
+            line = f"{'You' if role == 'assistant' else 'User'}: {text}"
+            room -= estimate_tokens(line)
+            if room < 0:
+                break
+            lines.insert(0, line)
+        if not lines:
+            return [], 0
+        recap = (
+            "(The earlier conversation here grew too long for the model and was cleared. Its "
+            "most recent messages, for context:)\n" + "\n\n".join(lines)
+        )
+        return [
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": recap}],
+            }
+        ], len(lines)
 
     async def _respond(
         self, turn: Turn, conversation_id: str, container: _Container, on_delta: OnDelta
@@ -179,6 +297,14 @@ class ResponsesBackend:
             "stream": True,
             "store": True,
         }
+        budget = self._budget(turn)
+        if budget is not None:
+            # The server compacts the conversation past the threshold; `truncation` is the
+            # safety net should the input still not fit (it drops the oldest items).
+            params["context_management"] = [
+                {"type": "compaction", "compact_threshold": budget.compact_threshold}
+            ]
+            params["truncation"] = "auto"
         if self._background:
             params["background"] = True
         if config.temperature is not None:
@@ -236,7 +362,15 @@ class ResponsesBackend:
                 continue
             usage = common.add_usage(usage, _usage(final, config.model))
             calls_before = len(collected.calls)
+            compacted_before = collected.compacted
             await self._collect(final, collected)
+            if (
+                budget is not None
+                and not collected.compacted
+                and not compacted_before
+                and _usage(final, config.model).input_tokens > budget.compact_threshold
+            ):
+                collected.steps.append(Step("truncation", TRUNCATED))
             calls = collected.calls[calls_before:]
             if calls and (capped or final.status != "completed"):
                 # Cut short, or asked to answer without tools and still calling them.
@@ -316,6 +450,8 @@ class ResponsesBackend:
                     elif kind in ("response.completed", "response.incomplete", "response.failed"):
                         final = event.response
                     elif kind == "error":
+                        if is_context_error(event):
+                            raise _TooLong(event.message)
                         raise UserError(
                             f"OpenAI reported an error while answering: {event.message}",
                             log_detail=f"stream error {event.code}",
@@ -442,6 +578,10 @@ class ResponsesBackend:
                 into.files.append(OutFile(f"image-{number}.png", "image/png", data))
                 prompt = getattr(item, "revised_prompt", None) or ""
                 into.steps.append(Step(kind, "generated an image", prompt))
+            elif kind == "compaction":
+                if not into.compacted:
+                    into.steps.append(Step(kind, COMPACTED))
+                into.compacted = True
             elif kind == "message":
                 for part in item.content or []:
                     for note in getattr(part, "annotations", None) or []:
@@ -464,13 +604,24 @@ def _call_output(call: ToolCall, output: str) -> dict[str, Any]:
     return {"type": _OUTPUT, "call_id": call.call_id, "output": output}
 
 
+def _from_last_compaction(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The part of a conversation the model still reads: from its last compaction item on."""
+    for index in range(len(items) - 1, -1, -1):
+        if items[index].get("type") == "compaction":
+            return items[index:]
+    return items
+
+
 def _content(turn: Turn, uploaded: list[str]) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
+    # The earlier messages and the author each go in a text part of their own, before the words.
+    parts: list[dict[str, Any]] = [
+        {"type": "input_text", "text": part} for part in (turn.context, turn.speaker) if part
+    ]
     text = turn.text
     if uploaded:
         listing = ", ".join(uploaded)
         text = f"{text}\n\n(Files attached for code interpreter: {listing})".strip()
-    if text or not turn.images:
+    if text or not (turn.images or parts):
         parts.append({"type": "input_text", "text": text})
     parts += [
         {"type": "input_image", "image_url": url, "detail": turn.image_detail}

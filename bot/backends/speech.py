@@ -1,6 +1,12 @@
-"""Text to speech behind one small interface, so the engine can change without touching the
-commands: today `/audio/speech`; every model there shuts down 2027-01-06, after which a
-Realtime-API engine can implement `SpeechEngine` and be selected with SWITCHBOARD_SPEECH_ENGINE."""
+"""Text to speech behind one small interface (`SpeechEngine`), the engine chosen by the model:
+`gpt-realtime*` models speak through the Realtime API (`bot.backends.realtime_speech`), every
+other model through `POST /v1/audio/speech`, whose OpenAI models all shut down 2027-01-06.
+
+`SWITCHBOARD_SPEECH_ENGINE`: `auto` (the default) chooses by the model as above; `realtime`
+uses the Realtime API whatever the model is called (a Realtime model under another name, e.g.
+on a compatible server); `audio_speech`, the only value before the Realtime engine, is still
+accepted and means the same as `auto` (a `gpt-realtime*` model is never sent to
+`/audio/speech`, which does not serve it)."""
 
 from __future__ import annotations
 
@@ -11,7 +17,10 @@ from openai import AsyncOpenAI
 
 from bot.backends.retry import RetryPolicy
 from bot.core.errors import UserError
+from bot.core.types import Usage
 
+# The voices of /audio/speech (also what a channel's `voice` setting accepts); each engine
+# has its own `voices`, a subset.
 VOICES = (
     "alloy",
     "ash",
@@ -35,6 +44,8 @@ FORMATS = {
     "wav": "audio/wav",
 }
 MAX_CHARS = 4096
+ENGINE_NAMES = ("auto", "realtime", "audio_speech")
+REALTIME_MODELS = "gpt-realtime"  # the prefix of the models the Realtime engine speaks with
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +55,26 @@ class Speech:
     extension: str
     model: str
     characters: int
+    usage: Usage | None = None  # what the engine reported, when it reports usage
 
 
 class SpeechEngine(Protocol):
     model: str
+    voices: tuple[str, ...]
 
     async def synthesize(self, text: str, *, voice: str, fmt: str) -> Speech: ...
 
 
-def check_voice(voice: str) -> str:
+def check_voice(voice: str, voices: tuple[str, ...] = VOICES, model: str = "") -> str:
     value = voice.strip().lower()
-    if value not in VOICES:
-        raise UserError(f"Unknown voice “{voice}”. Voices: {', '.join(VOICES)}.")
-    return value
+    if value in voices:
+        return value
+    if value in VOICES and model:
+        raise UserError(
+            f"The voice “{voice}” is not available with the speech model {model}. "
+            f"Voices: {', '.join(voices)}."
+        )
+    raise UserError(f"Unknown voice “{voice}”. Voices: {', '.join(voices)}.")
 
 
 def check_format(fmt: str) -> str:
@@ -66,8 +84,21 @@ def check_format(fmt: str) -> str:
     return value
 
 
+def check_text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise UserError("Give me some text to say.")
+    if len(text) > MAX_CHARS:
+        raise UserError(
+            f"That is {len(text):,} characters; I can say at most {MAX_CHARS:,} at once."
+        )
+    return text
+
+
 class AudioSpeechEngine:
-    """`POST /v1/audio/speech`."""
+    """`POST /v1/audio/speech` (it reports no usage: the run is priced by characters)."""
+
+    voices = VOICES
 
     def __init__(self, client: AsyncOpenAI, model: str, retry: RetryPolicy) -> None:
         self._client = client
@@ -75,14 +106,8 @@ class AudioSpeechEngine:
         self._retry = retry
 
     async def synthesize(self, text: str, *, voice: str, fmt: str) -> Speech:
-        text = text.strip()
-        if not text:
-            raise UserError("Give me some text to say.")
-        if len(text) > MAX_CHARS:
-            raise UserError(
-                f"That is {len(text):,} characters; I can say at most {MAX_CHARS:,} at once."
-            )
-        voice, fmt = check_voice(voice), check_format(fmt)
+        text = check_text(text)
+        voice, fmt = check_voice(voice, self.voices, self.model), check_format(fmt)
 
         async def call() -> bytes:
             response = await self._client.audio.speech.create(
@@ -97,13 +122,10 @@ class AudioSpeechEngine:
         return Speech(data, FORMATS[fmt], fmt, self.model, len(text))
 
 
-ENGINES = {"audio_speech": AudioSpeechEngine}
-
-
-def make_speech_engine(
-    name: str, client: AsyncOpenAI, model: str, retry: RetryPolicy
-) -> SpeechEngine:
-    try:
-        return ENGINES[name](client, model, retry)
-    except KeyError:
-        raise UserError(f"Speech engine “{name}” is not available in this build.") from None
+def engine_kind(name: str, model: str) -> str:
+    """ "realtime" or "audio_speech": the engine `SWITCHBOARD_SPEECH_ENGINE=name` uses for `model`."""
+    if name not in ENGINE_NAMES:
+        raise UserError(f"Speech engine “{name}” is not available in this build.")
+    if name == "realtime" or model.startswith(REALTIME_MODELS):
+        return "realtime"
+    return "audio_speech"

@@ -20,14 +20,19 @@ from bot.core.ledger import RunLedger
 from bot.core.notices import Notices, Text
 from bot.core.ports import MessageHandler, Screen
 from bot.core.presence import Presence
+from bot.core.replicas import WorkQueue
 from bot.core.running import RunningAnswers
 from bot.core.types import CommandCall, ConversationKey, Event, Inbound, Reply
 from bot.spend.quota import Quota
 from storage.db import Database
 from storage.events import claim_event
 from storage.inbox import encode_event
+from storage.work import conversation_of
 
 log = logging.getLogger(__name__)
+# Marks a log line whose news the user was just given as a reply: a console, where both show on
+# one screen, leaves it out (adapters.console.logs).
+TOLD_USER = {"told_user": True}
 
 APOLOGY = (
     "Sorry, something went wrong on my side while answering. It has been logged; please try again."
@@ -77,10 +82,12 @@ class Dispatcher:
         backend_name: str = "",
         openai_down: Callable[[], str | None] = lambda: None,
         job_scope: Callable[[], AbstractContextManager[object]] = nullcontext,
+        queue: WorkQueue | None = None,
     ) -> None:
         """`openai_down`: the answer for a new message while OpenAI is known to be down (the
         circuit breaker), else None. `job_scope`: entered around every job (the per-answer
-        retry budget)."""
+        retry budget). `queue`: this process's place in the shared work queue (whose turn it
+        is when several processes share the database)."""
         self._db = db
         self._settings = settings
         self._lanes = lanes
@@ -96,6 +103,7 @@ class Dispatcher:
         self._openai_down = openai_down
         self._job_scope = job_scope
         self._addressing = MessageGate(db, settings, backend_name)
+        self._queue = queue or WorkQueue(db)
         self._notices = Notices(lanes, self._tell, ledger.settle_id)
         self._outboxes: dict[str, Outbox] = {}
 
@@ -109,8 +117,12 @@ class Dispatcher:
         return frozenset(self._outboxes)
 
     async def wait_idle(self) -> None:
-        """Return once every accepted event has been handled."""
+        """Return once every accepted event has been handled (also those waiting for their
+        turn in the shared work queue)."""
         await self._lanes.wait_idle()
+        while self._queue.parked and not self._lanes.closed:
+            await asyncio.sleep(0.01)
+            await self._lanes.wait_idle()
 
     def register_outbox(self, platform: str, outbox: Outbox) -> None:
         self._outboxes[platform] = outbox
@@ -128,8 +140,24 @@ class Dispatcher:
         if self._lanes.closed:
             log.info("shutting down; not accepting event %s at %s", event.event_id, event.key)
             return False
-        # One statement dedupes the event and puts it in the durable inbox (storage.inbox).
-        if not await claim_event(self._db, event.key.platform, event.event_id, encode_event(event)):
+        # One statement dedupes the event (also against the other processes sharing the
+        # database) and puts it in the durable inbox, owned by this process (storage.work).
+        lane = self._lane_key(event)
+        self._queue.accepting(event)
+        try:
+            claimed = await claim_event(
+                self._db,
+                event.key.platform,
+                event.event_id,
+                encode_event(event),
+                owner=self._queue.id,
+                conversation=None if lane is None else conversation_of(lane),
+            )
+        except BaseException:
+            self._queue.not_accepted(event)
+            raise
+        if not claimed:
+            self._queue.not_accepted(event)
             log.info("duplicate event %s at %s ignored", event.event_id, event.key)
             return False
         if isinstance(event, Inbound) and (down := self._openai_down()) is not None:
@@ -172,7 +200,13 @@ class Dispatcher:
 
     async def _notify(self, event: Event, kind: str, text: Text, *, handled: bool) -> None:
         """Tell the user at once (back-pressure and circuit notices), outside the lanes."""
-        log.warning("event %s at %s: %s; told the user at once", event.event_id, event.key, kind)
+        log.warning(
+            "event %s at %s: %s; told the user at once",
+            event.event_id,
+            event.key,
+            kind,
+            extra=TOLD_USER,
+        )
         await self._notices.tell(event, kind, text, handled=handled)
 
     async def _submit_message(self, event: Inbound) -> None:
@@ -180,8 +214,11 @@ class Dispatcher:
         self.run_in_lane(event, job)
 
     def run_in_lane(self, event: Event, job: Job) -> None:
-        """Queue `job` for `event` in its conversation's lane, behind the error boundary."""
-        self._lanes.submit(event.key, lambda: self._guarded(event, job))
+        """Queue `job` for `event` in its conversation's lane, behind the error boundary (with
+        several processes on one database: once its turn has come, see `WorkQueue.park`)."""
+        self._queue.park(
+            event, lambda: self._lanes.submit(event.key, lambda: self._guarded(event, job))
+        )
 
     async def message_job(self, event: Inbound) -> Job:
         """A valid message gets its run row (queued) now, so it is on record while it waits for
@@ -259,9 +296,18 @@ class Dispatcher:
     async def _guarded(self, event: Event, job: Job) -> None:
         """The error boundary: a user error becomes a friendly reply; anything else one log line
         and an apology. Either way the lane moves on to the next event, and the event is settled
-        in the inbox. A cancellation (shutdown) leaves it there, for the next start."""
-        await self._boundary(event, job)
-        await self._ledger.settle(event)
+        in the inbox. A cancellation (shutdown) leaves it there, for the next start.
+
+        With several processes on one database, it first checks the event is still this
+        process's to handle (it may have been taken over, or handed back on stopping)."""
+        if not await self._queue.wait_turn(event, ordered=self._lane_key(event) is not None):
+            self._queue.finished(event)
+            return
+        try:
+            await self._boundary(event, job)
+            await self._ledger.settle(event)
+        finally:
+            self._queue.finished(event)
 
     async def settle(self, event: Event) -> None:
         await self._ledger.settle(event)
@@ -279,6 +325,7 @@ class Dispatcher:
                 event.event_id,
                 exc.message,
                 f" ({exc.log_detail})" if exc.log_detail else "",
+                extra=TOLD_USER,
             )
             await self._tell(event, exc.message)
         except DeliveryFailed as exc:

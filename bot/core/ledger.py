@@ -230,9 +230,16 @@ class RunLedger:
         except Exception as exc:
             log.error("could not mark event %s done: %s", event_id, type(exc).__name__)
 
-    async def interrupt_unfinished(self, reason: str) -> int:
-        """Every run not in a final state becomes `interrupted` (start-up, shutdown)."""
-        return await runs.mark_unfinished(self._db, "interrupted", reason)
+    async def interrupt_unfinished(self, reason: str, *, owner: str | None = None) -> int:
+        """Every run not in a final state becomes `interrupted` (start-up, shutdown); with
+        `owner`, only those of the events that process owns (others share the database)."""
+        return await runs.mark_unfinished(self._db, "interrupted", reason, owner=owner)
+
+    async def interrupt_for(self, event: Event, reason: str) -> int:
+        """The event's runs not in a final state become `interrupted` (its process died)."""
+        return await runs.close_unfinished_for_event(
+            self._db, event.key.platform, event.event_id, "interrupted", reason
+        )
 
     def _notify(self, run: Run, note: LedgerNote) -> None:
         for listener in self._listeners:

@@ -10,9 +10,10 @@ from bot.core.errors import UserError
 from bot.core.lanes import LanesClosed
 from bot.core.ledger import RunLedger
 from bot.core.ports import MessageHandler
+from bot.core.replicas import WorkQueue
 from bot.core.types import CommandCall, Event, Inbound
-from storage import inbox
 from storage.db import Database
+from storage.inbox import PendingEvent
 from storage.runs import RunRecord
 
 log = logging.getLogger(__name__)
@@ -25,18 +26,33 @@ INTERRUPTED = (
 
 class Recovery:
     def __init__(
-        self, db: Database, dispatcher: Dispatcher, ledger: RunLedger, chat: MessageHandler
+        self,
+        db: Database,
+        dispatcher: Dispatcher,
+        ledger: RunLedger,
+        chat: MessageHandler,
+        queue: WorkQueue | None = None,
     ) -> None:
         self._db = db
         self._dispatcher = dispatcher
         self._ledger = ledger
         self._chat = chat
+        self._queue = queue or WorkQueue(db)
 
     async def recover(self) -> int:
-        """Handle the events a previous process accepted but did not finish. Call once at
-        start-up, after the adapters registered their outboxes; events of a platform without an
-        outbox stay in the inbox. Returns how many were taken up. Per event, by what its latest
-        run shows:
+        """Handle the events a previous process accepted but did not finish (only those: not
+        the ones this process accepted meanwhile, nor those of another live process sharing
+        the database). Call once at start-up, after the adapters registered their outboxes.
+        Returns how many were taken up."""
+        taken = await self.take_up(await self._queue.take_orphans())
+        if taken:
+            log.warning("took up %d events left unfinished by the previous process", taken)
+        return taken
+
+    async def take_up(self, entries: list[PendingEvent]) -> int:
+        """Handle events taken over from a process that stopped or died (at start-up, and by
+        the sweep of a process sharing the database); events of a platform without an outbox
+        here stay in the inbox. Per event, by what its latest run shows:
 
         - completed: it was answered; only its done mark was lost;
         - a /cancel: nothing to cancel any more after a restart, dropped;
@@ -46,12 +62,13 @@ class Recovery:
         - otherwise (never started, or started without showing anything): handled again.
         """
         taken = 0
-        for entry in await inbox.pending(self._db):
+        for entry in entries:
             event = entry.event
             if not self._dispatcher.has_outbox(event.key.platform):
                 continue
             taken += 1
             try:
+                await self._ledger.interrupt_for(event, "the process answering it stopped")
                 await self._recover_one(event)
             except LanesClosed:
                 return taken
@@ -63,9 +80,10 @@ class Recovery:
                     type(exc).__name__,
                     exc,
                 )
-        if taken:
-            log.warning("took up %d events left unfinished by the previous process", taken)
         return taken
+
+    async def take_up_quietly(self, entries: list[PendingEvent]) -> None:
+        await self.take_up(entries)
 
     async def _recover_one(self, event: Event) -> None:
         stale = await self._ledger.latest_for(event)

@@ -29,12 +29,15 @@ class ConversationKey:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who sent an event. The adapter sets `is_admin` from platform permissions."""
+    """Who sent an event. The adapter sets `is_admin` from platform permissions, `name` to the
+    display name when the payload carries one, and `mention` to the platform's own way of
+    mentioning this person (`<@U123>` on Slack, `<@123>` on Discord)."""
 
     id: str
     name: str = ""
     is_bot: bool = False
     is_admin: bool = False
+    mention: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,38 @@ class Addressing:
     reply_to_bot: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class EarlierMessage:
+    """A message posted before the one the bot answers, read back from the platform: `is_self`
+    the bot's own, `author.is_bot` another bot's; `replied_to` the message the answered one
+    replies to (Discord's message reference)."""
+
+    author: Actor
+    text: str
+    message_id: str = ""
+    is_self: bool = False
+    replied_to: bool = False
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformContext:
+    """What an adapter found out when asked (`Inbound.context`): the author's display name when
+    the event did not carry it, earlier messages oldest first, and `missing`: the permission
+    the platform refused while reading them, in words for an admin ("the `channels:history`
+    scope"), "" when nothing was refused."""
+
+    author_name: str = ""
+    earlier: tuple[EarlierMessage, ...] = ()
+    missing: str = ""
+
+
+# Reads the platform, with the adapter's credentials, only when the core asks: the argument is
+# how many earlier messages of the thread at most (0: none, only the author's name and the
+# message replied to). Like `Attachment.fetch`, it never calls the core.
+ContextFetch = Callable[[int], Awaitable[PlatformContext]]
+
+
 # A source where every message is for the bot alone (the console, events read back from the inbox).
 DIRECT = Addressing(direct=True)
 
@@ -87,6 +122,9 @@ class Inbound:
     addressing: Addressing = DIRECT
     is_self: bool = False
     received_at: float = field(default_factory=time.time, compare=False)
+    # Earlier messages and names, read from the platform on demand (None: nothing to read, e.g.
+    # a DM, the console, an event replayed from the inbox after a restart).
+    context: ContextFetch | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +177,9 @@ class Usage:
     image_input_tokens: int = 0
     image_output_tokens: int = 0
     images: int = 0
+    # Realtime speech: the audio part of input_tokens (not cached) and of output_tokens.
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
     audio_seconds: float = 0.0
     characters: int = 0
     file_search_calls: int = 0

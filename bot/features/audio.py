@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from bot.backends.speech import VOICES, check_format, check_voice
+from bot.backends.speech import check_format, check_voice
 from bot.core.errors import UserError
 from bot.core.types import Attachment, CommandCall, ConversationKey, OutFile, Reply, Usage
 from bot.features.media import MediaContext
@@ -145,10 +145,20 @@ class AudioCommands:
     # -- text to speech -----------------------------------------------------------------------
 
     async def speak(self, call: CommandCall) -> Reply:
-        parsed = parse(call.text, call.options, (Option("voice", VOICES),), text_option="text")
+        parsed = parse(call.text, call.options, (Option("voice"),), text_option="text")
         if not parsed.text:
-            raise UserError("Give me the text to say, e.g. `/speak Good morning! voice=nova`.")
+            raise UserError("Give me the text to say, e.g. `/speak Good morning! voice=coral`.")
+        engine = self._media.speech
         voice = str(parsed.values.get("voice") or self._media.settings.speech_voice)
+        voice = check_voice(voice, engine.voices, engine.model)
+        await self._media.screen(
+            call.key,
+            parsed.text,
+            user_id=call.actor.id,
+            event_id=call.event_id,
+            what="This text",
+            withheld="was not spoken",
+        )
         audio = await self.synthesize(
             parsed.text, call.key, user_id=call.actor.id, event_id=call.event_id, voice=voice
         )
@@ -157,14 +167,16 @@ class AudioCommands:
     async def synthesize(
         self, text: str, key: ConversationKey, *, user_id: str, event_id: str, voice: str = ""
     ) -> OutFile:
+        """`text` spoken by the speech engine, as one metered "speech" run (priced from the
+        engine's usage when it reports one, else by characters)."""
         settings = self._media.settings
-        voice = check_voice(voice or settings.speech_voice)
-        fmt = check_format(settings.speech_format)
         engine = self._media.speech
+        voice = check_voice(voice or settings.speech_voice, engine.voices, engine.model)
+        fmt = check_format(settings.speech_format)
 
         async def work() -> tuple[OutFile, Usage]:
             speech = await engine.synthesize(text, voice=voice, fmt=fmt)
-            usage = Usage(model=speech.model, characters=speech.characters)
+            usage = speech.usage or Usage(model=speech.model, characters=speech.characters)
             return OutFile(f"speech.{speech.extension}", speech.mime, speech.data), usage
 
         return await self._media.metered(

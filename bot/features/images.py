@@ -1,4 +1,7 @@
-"""/imagine, /edit and /variation on the configured image model (settings.image_model)."""
+"""/imagine, /edit and /variation on the configured image model (settings.image_model).
+
+`/variation` is an edit with a variation prompt: the old `/images/variations` endpoint is
+retired. Prompts are screened by moderation first when it is on for the channel."""
 
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ class ImageCommands:
                     most=self._media.settings.max_image_count,
                 )
             )
+        await self._screen(call, parsed.text)
         values = parsed.values
         options: dict[str, Any] = {
             name: values[name] for name in ("size", "quality", "background") if name in values
@@ -86,6 +90,7 @@ class ImageCommands:
                 "(and optionally a mask: transparent or white = the area to change)."
             )
         source_att, mask_att = _image_and_mask(call)
+        await self._screen(call, prompt)
         limits = self._media.limits
         source_bytes = await fetch_checked(source_att, "image", limits)
         source = await asyncio.to_thread(pictures.prepare_for_edit, source_bytes, source_att.name)
@@ -107,35 +112,23 @@ class ImageCommands:
         count = int(parsed.values.get("count", 1))
         source_att, _mask = _image_and_mask(call)
         source_bytes = await fetch_checked(source_att, "image", self._media.limits)
-        if self._media.settings.image_variations_endpoint:
-            square = await asyncio.to_thread(
-                pictures.variation_source, source_bytes, source_att.name
-            )
-
-            async def work() -> tuple[ImageBatch, Usage]:
-                batch = await self._media.images.variation(
-                    model=self._model, image=(square.name, square.data, square.mime), n=count
-                )
-                return batch, batch.usage
-
-            batch = await self._media.metered(
-                call.key,
-                user_id=call.actor.id,
-                event_id=call.event_id,
-                kind="variation",
-                model=self._model,
-                work=work,
-            )
-        else:
-            source = await asyncio.to_thread(
-                pictures.prepare_for_edit, source_bytes, source_att.name
-            )
-            image = (source.name, source.data, source.mime)
-            batch = await self._edit(call, VARIATION_PROMPT, image, count, None, kind="variation")
+        source = await asyncio.to_thread(pictures.prepare_for_edit, source_bytes, source_att.name)
+        image = (source.name, source.data, source.mime)
+        batch = await self._edit(call, VARIATION_PROMPT, image, count, None, kind="variation")
         files = _files(batch, "variation")
         noun = "variation" if len(files) == 1 else "variations"
         text = f"{len(files)} {noun} of “{source_att.name}”."
         return Reply(call.key, text=text, files=files, actor_id=call.actor.id)
+
+    async def _screen(self, call: CommandCall, prompt: str) -> None:
+        await self._media.screen(
+            call.key,
+            prompt,
+            user_id=call.actor.id,
+            event_id=call.event_id,
+            what="This prompt",
+            withheld="was not sent to the image model",
+        )
 
     async def _edit(
         self,

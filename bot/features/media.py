@@ -1,5 +1,6 @@
 """Shared plumbing of the media features: the backends they call, one metered run per OpenAI
-media call (kind, model, usage, cost, recorded by the run ledger) and friendly errors."""
+media call (kind, model, usage, cost, recorded by the run ledger), moderation of what they send
+on, and friendly errors."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from bot.backends.errors import explain_error
 from bot.backends.factory import Backends
 from bot.backends.images import ImageBackend
 from bot.backends.speech import SpeechEngine
+from bot.core.assistant_config import resolve_assistant
 from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.ledger import Outcome, RunLedger
 from bot.core.types import ConversationKey, Usage
+from bot.features.moderation import Moderation
 from bot.files.supported import MB, Limits
 from storage.db import Database
 
@@ -36,6 +39,7 @@ class MediaContext:
     audio: AudioBackend
     speech: SpeechEngine
     completer: Completer  # the text fallback of /translate
+    moderation: Moderation | None = None  # screens what the features send on
 
     @classmethod
     def create(
@@ -49,6 +53,7 @@ class MediaContext:
             backends.audio,
             backends.speech,
             backends.completer,
+            Moderation(backends.moderation, db, settings),
         )
 
     @property
@@ -56,6 +61,29 @@ class MediaContext:
         return Limits(
             image_bytes=int(self.settings.image_max_mb * MB),
             audio_bytes=int(self.settings.audio_max_mb * MB),
+        )
+
+    async def screen(
+        self,
+        key: ConversationKey,
+        text: str,
+        *,
+        user_id: str,
+        event_id: str,
+        what: str,
+        withheld: str,
+        moderated: object = None,
+    ) -> None:
+        """Moderation of `text` a feature is about to send on, when moderation is on for the
+        channel (`moderated`: the channel's setting when the caller has it at hand)."""
+        if self.moderation is None:
+            return
+        if moderated is None:
+            moderated = (await resolve_assistant(self.db, self.settings, key)).moderation
+        if not switched_on(moderated):
+            return
+        await self.moderation.screen_text(
+            key, user_id, event_id, text, what=what, withheld=withheld
         )
 
     async def metered(
@@ -86,6 +114,13 @@ class MediaContext:
             raise friendly from exc
         await run.complete(Outcome(usage=usage))
         return result
+
+
+def switched_on(value: object) -> bool:
+    """A boolean channel setting, also when an admin stored it as text ("on", "false"…)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "on", "yes")
+    return bool(value)
 
 
 # The model role behind each media run kind ("translation" may use one of several models).

@@ -163,14 +163,3 @@ def prepare_mask(data: bytes, name: str, size: tuple[int, int]) -> PreparedImage
     if out.tell() > MASK_MAX_BYTES:
         raise UserError(f"The mask “{name}” is too large (masks must be under 4 MB as PNG).")
     return PreparedImage(out.getvalue(), "image/png", _renamed(name, "png"), *size)
-
-
-def variation_source(data: bytes, name: str) -> PreparedImage:
-    """The old variations endpoint took square PNGs under 4 MB."""
-    image = open_image(data, name)
-    side = min(image.size)
-    image = ImageOps.fit(image, (side, side))
-    if side > 1024:
-        image = image.resize((1024, 1024))
-    encoded, _mime, _ext = _encode(image, prefer_png=True)
-    return PreparedImage(encoded, "image/png", _renamed(name, "png"), *image.size)

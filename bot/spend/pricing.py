@@ -21,6 +21,8 @@ PRICE_KEYS = frozenset(
         "output",
         "image_input",
         "image_output",
+        "audio_input",
+        "audio_output",
         "audio_minute",
         "characters_1m",
     }
@@ -34,6 +36,8 @@ class ModelPrice:
     output: Decimal = Decimal(0)
     image_input: Decimal = Decimal(0)
     image_output: Decimal = Decimal(0)
+    audio_input: Decimal = Decimal(0)  # Realtime audio tokens
+    audio_output: Decimal = Decimal(0)
     audio_minute: Decimal = Decimal(0)
     characters_1m: Decimal = Decimal(0)
 
@@ -96,10 +100,14 @@ class PriceTable:
             return None
         cached_rate = price.input if price.cached_input is None else price.cached_input
         cached = min(usage.cached_tokens, usage.input_tokens)
+        audio_in = min(usage.audio_input_tokens, usage.input_tokens - cached)
+        audio_out = min(usage.audio_output_tokens, usage.output_tokens)
         tokens = (
-            (usage.input_tokens - cached) * price.input
+            (usage.input_tokens - cached - audio_in) * price.input
             + cached * cached_rate
-            + usage.output_tokens * price.output
+            + audio_in * price.audio_input
+            + (usage.output_tokens - audio_out) * price.output
+            + audio_out * price.audio_output
             + usage.image_input_tokens * price.image_input
             + usage.image_output_tokens * price.image_output
             + usage.characters * price.characters_1m

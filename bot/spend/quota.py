@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from bot.core.config import Settings
 from bot.core.errors import UserError
 from bot.core.types import ConversationKey
+from storage import ratelimits
 from storage.db import Database
 from storage.usage import UsageScope, spent
 
@@ -79,6 +80,27 @@ class RateLimiter:
             del self._hits[key]
 
 
+class SharedRateLimiter:
+    """`RateLimiter` counted in the database, for processes sharing one (PostgreSQL): a user
+    sending to several of them is counted once. Wall-clock time, so the processes' clocks
+    should agree (NTP) to within a few seconds."""
+
+    def __init__(
+        self, db: Database, per_minute: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = db
+        self._per_minute = per_minute
+        self._clock = clock
+        self._checks = 0
+
+    async def hit(self, key: tuple[str, str, str]) -> float:
+        now = self._clock()
+        self._checks += 1
+        if self._checks % 1000 == 0:
+            await ratelimits.forget_idle(self._db, now)
+        return await ratelimits.hit(self._db, "\x1f".join(key), self._per_minute, now)
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     label: str
@@ -96,7 +118,12 @@ class Quota:
         self._settings = settings
         self._clock = clock
         per_minute = settings.rate_limit_per_minute
-        self._rate = RateLimiter(per_minute) if per_minute else None
+        self._rate: RateLimiter | None = None
+        self._shared_rate: SharedRateLimiter | None = None
+        if per_minute and db.shared:
+            self._shared_rate = SharedRateLimiter(db, per_minute)
+        elif per_minute:
+            self._rate = RateLimiter(per_minute)
 
     def budgets(
         self, key: ConversationKey, actor_id: str, channel_budget: float | None
@@ -121,13 +148,17 @@ class Quota:
         self, key: ConversationKey, actor_id: str, channel_budget: float | None
     ) -> None:
         """Raise a `UserError` when the actor is over the rate limit or a budget is used up."""
+        scope = (key.platform, key.workspace, actor_id)
+        wait = 0.0
         if self._rate is not None:
-            wait = self._rate.hit((key.platform, key.workspace, actor_id))
-            if wait:
-                raise UserError(
-                    f"You're sending requests faster than {self._settings.rate_limit_per_minute} "
-                    f"a minute. Please try again in {max(1, round(wait))} s."
-                )
+            wait = self._rate.hit(scope)
+        elif self._shared_rate is not None:
+            wait = await self._shared_rate.hit(scope)
+        if wait:
+            raise UserError(
+                f"You're sending requests faster than {self._settings.rate_limit_per_minute} "
+                f"a minute. Please try again in {max(1, round(wait))} s."
+            )
         now = self._clock()
         for budget in self.budgets(key, actor_id, channel_budget):
             used = await spent(self._db, budget.scope, budget.since)

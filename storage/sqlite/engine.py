@@ -24,6 +24,7 @@ from typing import Any
 import aiosqlite
 
 from storage.db import Database, Params, Result, Row, StorageError, Transaction
+from storage.sqlite import lock
 
 # (sql, parameters, many): one `execute`, or one `executemany` over a list of parameter tuples.
 Write = tuple[str, tuple[Any, ...] | list[tuple[Any, ...]], bool]
@@ -38,9 +39,11 @@ class SqliteDatabase(Database):
         reader: aiosqlite.Connection,
         *,
         read_only: bool = False,
+        lock_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.path = path
+        self._lock_file = lock_file
         self._writer = writer
         self._reader = reader
         self._read_only = read_only
@@ -112,8 +115,12 @@ class SqliteDatabase(Database):
                 await self._reader.close()
                 return
             await self._reader.close()
-            await self._writer.execute("PRAGMA optimize")
-            await self._writer.close()
+            try:
+                await self._writer.execute("PRAGMA optimize")
+            finally:
+                await self._writer.close()
+                if self._lock_file is not None:
+                    lock.release(self._lock_file)
 
     async def _send(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(connection, *args)` in the writer's thread, after everything queued before.
@@ -235,18 +242,28 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 async def open_sqlite(path: Path) -> SqliteDatabase:
-    """The database file at `path` (created with its folder when missing), not yet migrated."""
+    """The database file at `path` (created with its folder when missing), not yet migrated,
+    locked to this process (`storage.sqlite.lock.FileInUse` when another one has it)."""
+    lock_file = None
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
-    writer = await _connect(str(path))
+        lock_file = lock.acquire(path)
+    try:
+        writer = await _connect(str(path))
+    except BaseException:
+        if lock_file is not None:
+            lock.release(lock_file)
+        raise
     try:
         await writer.execute_fetchall("PRAGMA journal_mode=WAL")
         reader = await _connect(str(path))
+        await reader.execute("PRAGMA query_only=ON")
     except BaseException:
         await writer.close()
+        if lock_file is not None:
+            lock.release(lock_file)
         raise
-    await reader.execute("PRAGMA query_only=ON")
-    return SqliteDatabase(path, writer, reader)
+    return SqliteDatabase(path, writer, reader, lock_file=lock_file)
 
 
 @asynccontextmanager

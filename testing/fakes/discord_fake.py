@@ -43,7 +43,9 @@ What is modelled
   * REST: ``Authorization: Bot <token>`` (401 otherwise; webhook-token and interaction
     callback routes need none), the routes listed in ``_build_routes``, validation with
     Discord's error codes (50035 Invalid Form Body with a nested ``errors`` tree, 50006
-    empty message, 40005 request entity too large -> HTTP 413, 50013/50001 permissions,
+    empty message, 40005 request entity too large -> HTTP 413, 50013/50001 permissions (message
+    history: the list is empty without Read Message History, one message 403 50013; both 403
+    50001 without View Channel),
     10003/10008/10015/10062 unknown objects, 40060 interaction already acknowledged, 50027
     invalid webhook token, 160004 thread already created, voice message rules 50159-50161),
     ``application/json`` without charset (discord.py only parses JSON when the content type
@@ -449,6 +451,7 @@ class FakeDiscord:
         self.ephemeral_messages: list[dict[str, Any]] = []
         self.deleted_messages: list[dict[str, Any]] = []
         self.typing: dict[str, list[float]] = defaultdict(list)
+        self.history_reads: list[str] = []  # channel ids of GET /channels/{id}/messages calls
         self.interactions: dict[str, dict[str, Any]] = {}
         self.interaction_responses: dict[str, dict[str, Any]] = {}
         self.followups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -1467,11 +1470,15 @@ class FakeDiscord:
 
     async def _list_messages(self, req: _Req) -> Any:
         ch = self._channel_or_404(req.params["channel_id"])
-        if (
-            ch.get("guild_id")
-            and not self.permissions_for(self.bot_user, ch) & Perm.READ_MESSAGE_HISTORY
-        ):
-            return []
+        self.history_reads.append(ch["id"])
+        if ch.get("guild_id"):
+            # As Discord: 403 Missing Access without View Channel; without Read Message
+            # History the list is simply empty.
+            perms = self.permissions_for(self.bot_user, ch)
+            if not perms & Perm.VIEW_CHANNEL:
+                raise _MISSING_ACCESS
+            if not perms & Perm.READ_MESSAGE_HISTORY:
+                return []
         try:
             limit = int(req.query.get("limit", "50"))
         except ValueError:
@@ -1503,6 +1510,12 @@ class FakeDiscord:
 
     async def _get_message(self, req: _Req) -> Any:
         ch = self._channel_or_404(req.params["channel_id"])
+        if ch.get("guild_id"):
+            perms = self.permissions_for(self.bot_user, ch)
+            if not perms & Perm.VIEW_CHANNEL:
+                raise _MISSING_ACCESS
+            if not perms & Perm.READ_MESSAGE_HISTORY:
+                raise _MISSING_PERMS  # one message needs Read Message History: 403 50013
         msg = self._msg_or_404(ch, req.params["message_id"])
         intents = Intent.MESSAGE_CONTENT if self.message_content else 0
         return self._wire_message(msg, intents=intents)

@@ -64,11 +64,29 @@ A real ``aiohttp.web`` server on 127.0.0.1 (ephemeral port). Modelled:
   ``/v1/audio/translations`` (multipart: the file's extension must be one the API takes and the
   file at most 25 MB, else 400) answer `FakeOpenAI.transcript` (filename, bytes) -> text with a
   ``duration`` usage; ``POST /v1/audio/speech`` answers audio bytes (``audio/mpeg``).
+* ``GET /v1/realtime`` (WebSocket): the Realtime API for text to speech, in
+  `testing.fakes.openai_realtime` (``fake.realtime``: its knobs and what it does not model).
+* Shutdowns: with `FakeOpenAI.today` set (a date), a model whose ``shutdown_date`` is on or
+  before it is gone: not listed, and a request naming it gets 404 ``model_not_found`` (so
+  ``today = date(2027, 1, 7)`` is the endpoint after the ``/audio/speech`` models' shutdown).
   Multipart requests are recorded with ``json`` = the form (file fields as
   ``{"filename", "content_type", "size", "data"}``) in `FakeOpenAI.requests`.
 * Files and vector stores: see `testing.fakes.openai_knowledge` (``fake.knowledge``).
 * Usage is estimated as ceil(chars / 4) per text; ``cached_tokens``, ``cache_write_tokens``
   and ``reasoning_tokens`` are 0.
+* Context window (`FakeOpenAI.context_window`, tokens; None = no limit): a request's input is
+  estimated as ceil(chars / 4) per text + 4 per item + 256 per image. Over the window:
+  ``/v1/chat/completions`` and ``/v1/responses`` answer the real 400
+  ``context_length_exceeded`` (param ``messages`` / ``input``; with
+  ``context_error_in_stream`` a streamed Responses request gets it as an ``error`` event) —
+  unless the Responses request asks for ``context_management`` compaction (past its
+  ``compact_threshold`` the stored history is replaced by one opaque ``compaction`` output item
+  that later turns start from, stored before the turn's input) or ``truncation: "auto"`` (the
+  oldest items are dropped for this request only). ``honour_context_management = False`` plays
+  a server that ignores both. ``POST /v1/responses/compact`` (``compact_endpoint = False``: 404)
+  returns the most recent user messages that fit a quarter of the window and one compaction
+  item. `FakeTurn` says what happened (``compacted``, ``truncated``, ``input_tokens``);
+  ``compactions`` and ``context_errors`` count.
 
 NOT modelled: a model deciding on its own to call tools (tests script every call), MCP,
 shell, computer use and custom tools, hosted tool progress events (``*.in_progress``,
@@ -77,8 +95,13 @@ annotations, ``tool_usage``, file search results (vector stores and files are in
 `testing.fakes.openai_knowledge`), embeddings, batches, retrieve-stream resume
 (``starting_after``), ``include`` beyond ``code_interpreter_call.outputs``, logprobs, reasoning items and summaries, refusals,
 structured-output enforcement (``json_schema`` is not applied to the scripted text), strict
-function schemas, truncation and context limits, metadata limits, rate-limit headers, real
-tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
+function schemas, the ``response.compaction.compacting`` event, metadata limits, rate-limit
+headers, real tokenisation, Chat Completions storage (``store=true``), stream obfuscation fields, ``n > 1``.
+
+Compatible servers: ``fake.server = LITELLM`` (`testing.fakes.compatible`) answers like a LiteLLM
+proxy where it differs from OpenAI: no ``/v1/conversations`` (404 ``{"detail": "Not Found"}``),
+an unknown model as a 400 with ``code: "400"``, ``param: null``, and the ``unauthorized`` fault
+as 400 "No connected db." (recorded from the real proxy).
 
 Faults (`FakeOpenAI.fail_next`), consumed FIFO by the matching requests, each request recorded:
 
@@ -138,6 +161,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import inspect
 import json
 import logging
@@ -153,9 +177,11 @@ from typing import Any, Literal, get_args
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .compatible import CompatibleServer
 from .openai_containers import BODY as _BODY
 from .openai_containers import ContainersMixin
 from .openai_knowledge import FakeKnowledge
+from .openai_realtime import FakeRealtime
 from .openai_script import CodeRun, FileSearch, FunctionCall, ImageGen, ModelOutput, WebSearch
 from .spec_check import Spec, load_spec
 
@@ -185,7 +211,9 @@ FaultKind = Literal[
 ]
 _FAULT_KINDS = frozenset(get_args(FaultKind))
 _STREAM_FAULTS = frozenset({"break", "failed", "incomplete"})
-_ENDPOINTS = frozenset({None, "responses", "chat", "conversations", "models", "images", "audio"})
+_ENDPOINTS = frozenset(
+    {None, "responses", "chat", "conversations", "models", "images", "audio", "realtime"}
+)
 _PARTIAL_DELTAS = 3  # deltas sent before "break"/"failed"
 _TIMEOUT_HANG = 60.0
 _SPEC = "openai-openapi.yaml"
@@ -210,9 +238,12 @@ DEFAULT_MODELS: tuple[dict[str, Any], ...] = (
     _model("gpt-6.1-sol"),
     _model("gpt-image-2.6-sunburst"),
     _model("gpt-transcribe"),
+    _model("gpt-realtime-2.1-mini"),
     _model("text-embedding-3-small"),
     _model("omni-moderation-latest"),
     _model("gpt-4o-mini-tts", shutdown_date="2027-01-06"),
+    _model("tts-1", shutdown_date="2027-01-06"),
+    _model("whisper-1", shutdown_date="2027-02-26"),
     _model("gpt-5-mini", shutdown_date="2026-12-11"),
 )
 
@@ -239,6 +270,15 @@ class FakeTurn:
     # (call_id, output) of the tool results sent with this request: Responses
     # ``function_call_output`` input items; Chat ``tool`` messages after the last user message.
     tool_outputs: list[tuple[str, str]] = field(default_factory=list)
+    # The last text part of the last user message (what `default_answer` echoes): a message
+    # sent as several text parts (context, author, words) is answered by its words.
+    user_text: str = field(default="", compare=False)
+    # What the context window did to this request: earlier items compacted into one
+    # ``compaction`` item, or the oldest dropped (``truncation: "auto"``); the estimated input
+    # tokens the "model" saw.
+    compacted: bool = field(default=False, compare=False)
+    truncated: bool = field(default=False, compare=False)
+    input_tokens: int = field(default=0, compare=False)
 
     @property
     def tools(self) -> list[dict[str, Any]]:
@@ -298,9 +338,8 @@ Answer = Callable[[FakeTurn], "str | ModelOutput | Awaitable[str | ModelOutput]"
 
 
 def default_answer(turn: FakeTurn) -> str:
-    """``"echo: "`` + the last user message's text."""
-    last = next((text for role, text in reversed(turn.messages) if role == "user"), "")
-    return "echo: " + last
+    """``"echo: "`` + the last user message's text (its last text part)."""
+    return "echo: " + turn.user_text
 
 
 class FakeOpenAI(ContainersMixin):
@@ -336,13 +375,28 @@ class FakeOpenAI(ContainersMixin):
         self.transcript: Callable[[str, bytes], str] = lambda name, data: "hello from " + name
         self.speech_audio = b"ID3\x04\x00\x00\x00\x00\x00\x00fake speech"
         self.knowledge = FakeKnowledge(self, lambda request: request[_BODY])  # files, stores
+        self.realtime = FakeRealtime(self)  # GET /v1/realtime (WebSocket)
+        self.today: dt.date | None = None  # None: no model is shut down
         self._conversation_meta: dict[str, dict[str, Any]] = {}
         self.cancelled: set[str] = set()  # background responses cancelled while running
+        # The context window (estimated tokens, see `_tokens_of`) every model has; None: no
+        # limit. `honour_context_management=False` plays a compatible server that ignores
+        # `truncation` and `context_management`; `compact_endpoint=False` one without
+        # POST /v1/responses/compact (404). `context_error_in_stream`: an over-long streamed
+        # request gets its 400 as an `error` event in a 200 stream instead.
+        self.context_window: int | None = None
+        self.honour_context_management = True
+        self.compact_endpoint = True
+        self.context_error_in_stream = False
+        self.compactions: list[dict[str, Any]] = []  # {"via", "items", "kept"} per compaction
+        self.context_errors = 0
         self._init_containers()
         self._response_context: dict[str, list[dict[str, Any]]] = {}
         self._faults: list[_Fault] = []
         self._chaos: tuple[random.Random, float, tuple[str, ...], str | None] | None = None
         self.random_faults: list[str] = []
+        # Answer like this compatible server where it differs from OpenAI (None: like OpenAI).
+        self.server: CompatibleServer | None = None
         self._spec: Spec | None = None
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -361,6 +415,7 @@ class FakeOpenAI(ContainersMixin):
         r.add_post("/v1/responses", self._responses_create)
         r.add_get("/v1/responses/{id}", self._responses_get)
         r.add_post("/v1/responses/{id}/cancel", self._responses_cancel)
+        r.add_post("/v1/responses/compact", self._responses_compact)
         self._add_container_routes(r)
         r.add_post("/v1/conversations", self._conv_create)
         r.add_get("/v1/conversations/{id}", self._conv_get)
@@ -380,6 +435,7 @@ class FakeOpenAI(ContainersMixin):
         r.add_get("/v1/models", self._models_list)
         r.add_get("/v1/models/{id}", self._model_get)
         r.add_post("/v1/moderations", self._moderations_create)
+        r.add_get("/v1/realtime", self.realtime.handle)
         self.knowledge.register(r)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await self._runner.setup()
@@ -494,7 +550,8 @@ class FakeOpenAI(ContainersMixin):
             )
         )
         request[_BODY] = body
-        if self._spec is not None and not bad_json and request.path.startswith("/v1/"):
+        checked = request.path.startswith("/v1/") and request.path != "/v1/realtime"
+        if self._spec is not None and not bad_json and checked:
             if multipart:
                 form = {k: v["filename"] if isinstance(v, dict) else v for k, v in body.items()}
                 self._problems(
@@ -505,6 +562,8 @@ class FakeOpenAI(ContainersMixin):
             else:
                 self._problems(self._spec.check_request(request.method, request.path, body))
 
+        if self.server is not None and not self.server.serves(request.path):
+            return _plain_json(*self.server.not_found())
         auth = request.headers.get("Authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if not key:
@@ -541,6 +600,8 @@ class FakeOpenAI(ContainersMixin):
     async def _fault_response(
         self, request: web.Request, fault: _Fault, key: str, body: Any
     ) -> web.StreamResponse:
+        if fault.kind == "unauthorized" and self.server is not None:
+            return _plain_json(*self.server.rejected_key())
         if fault.kind == "unauthorized":
             masked = key[:5] + "***" + key[-2:]
             message = (
@@ -633,9 +694,21 @@ class FakeOpenAI(ContainersMixin):
                 param="model",
                 code="missing_required_parameter",
             )
-        if not any(m.get("id") == model for m in self.models):
+        if not self.served(model):
+            if self.server is not None:
+                return _plain_json(*self.server.unknown_model(request.path, model))
             return self._not_found_model(request, model)
         return None
+
+    def served(self, model: str) -> bool:
+        """The model is listed and not shut down at `today`."""
+        return any(m.get("id") == model for m in self._live_models())
+
+    def _live_models(self) -> list[dict[str, Any]]:
+        if self.today is None:
+            return list(self.models)
+        today = self.today.isoformat()
+        return [m for m in self.models if not (m.get("shutdown_date") or "9999")[:10] <= today]
 
     def _not_found_model(self, request: web.Request, model: str) -> web.Response:
         message = f"The model `{model}` does not exist or you do not have access to it."
@@ -735,14 +808,14 @@ class FakeOpenAI(ContainersMixin):
         if conv_id:
             if conv_id not in self.conversations:
                 return self._conversation_404(request, conv_id)
-            history = self.conversations[conv_id]
+            history = _from_last_compaction(self.conversations[conv_id])
         elif previous:
             if previous not in self._response_context:
                 message = f"Previous response with id '{previous}' not found."
                 return self._error(
                     request, 404, message, "invalid_request_error", param="previous_response_id"
                 )
-            history = self._response_context[previous]
+            history = _from_last_compaction(self._response_context[previous])
         else:
             history = []
         try:
@@ -752,7 +825,13 @@ class FakeOpenAI(ContainersMixin):
         if (problem := _tool_output_problem(history, new_items)) is not None:
             return self._error(request, 400, problem, "invalid_request_error", param="input")
         instructions = body.get("instructions")
-        messages, images = _messages_of([*history, *new_items])
+        fitted = self._fit_window(body, instructions, history, new_items)
+        if isinstance(fitted, int):
+            return await self._context_error(request, body, fitted, param="input")
+        visible, compaction, truncated, input_tokens = fitted
+        if compaction is not None:
+            history = [compaction]
+        messages, images = _messages_of(visible)
         if (problem := _json_mode_problem(body, instructions, messages)) is not None:
             return self._error(request, 400, problem, "invalid_request_error", param="text")
         tools = {t.get("type"): t for t in body.get("tools") or [] if isinstance(t, dict)}
@@ -776,6 +855,10 @@ class FakeOpenAI(ContainersMixin):
             body,
             conv_id or None,
             outputs,
+            user_text=_last_user_text(visible),
+            compacted=any(i.get("type") == "compaction" for i in visible),
+            truncated=truncated,
+            input_tokens=input_tokens,
         )
         await self._sleep(self.latency)
         answer = await self._call_answer(turn)
@@ -802,6 +885,7 @@ class FakeOpenAI(ContainersMixin):
             for call in answer.calls
         ]
 
+        compacted = [compaction] if compaction is not None else []
         response_id = _new_id("resp_")
         item_id = _new_id("msg_")
         status = {"failed": "failed", "incomplete": "incomplete"}.get(fault or "", "completed")
@@ -827,16 +911,18 @@ class FakeOpenAI(ContainersMixin):
                 item_id, text, "completed" if status == "completed" else "incomplete"
             )
             item["content"][0]["annotations"] = annotations
-            output = [*tool_items, *call_items, *([item] if with_message else [])]
+            output = [*compacted, *tool_items, *call_items, *([item] if with_message else [])]
             obj["output"] = output
             obj["usage"] = _response_usage(input_chars, len(text))
             if status == "completed":
                 obj["completed_at"] = int(time.time())
             else:
                 obj["incomplete_details"] = {"reason": "max_output_tokens"}
-            context = [*history, *new_items, *output]
+            # A compaction item goes before this turn's input: later turns start from it.
+            kept = [*compacted, *new_items, *output[len(compacted) :]]
+            context = [*([] if compacted else history), *kept]
             if conv_id:
-                self.conversations[conv_id].extend([*new_items, *output])
+                self.conversations[conv_id].extend(kept)
             if body.get("store") is not False:
                 self.responses[response_id] = obj
                 self._response_context[response_id] = context
@@ -878,8 +964,8 @@ class FakeOpenAI(ContainersMixin):
             obj["status"] = "in_progress"
             await send({"type": "response.in_progress", "response": obj})
             index = 0
-            for done in [*tool_items, *call_items]:
-                added = {**done, "status": "in_progress"}
+            for done in [*compacted, *tool_items, *call_items]:
+                added = {**done, "status": "in_progress"} if "status" in done else dict(done)
                 if done["type"] == "function_call":
                     added["arguments"] = ""
                 elif done["type"] == "image_generation_call":
@@ -1044,6 +1130,135 @@ class FakeOpenAI(ContainersMixin):
                     }
                 )
         return items, notes
+
+    def _fit_window(
+        self,
+        body: dict[str, Any],
+        instructions: Any,
+        history: list[dict[str, Any]],
+        new_items: list[dict[str, Any]],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, bool, int] | int:
+        """The items the model sees within `context_window`: the history compacted into one
+        item when the request's ``compact_threshold`` is passed, else the oldest items dropped
+        under ``truncation: "auto"`` (the last one always stays). Returns (items seen, new
+        compaction item or None, truncated, tokens), or the token count when the input does
+        not fit (the caller answers 400)."""
+        visible = [*history, *new_items]
+        tokens = _tokens_of(instructions, visible)
+        window = self.context_window
+        if window is None:
+            return visible, None, False, tokens
+        honour = self.honour_context_management
+        threshold = _compact_threshold(body) if honour else None
+        compaction = None
+        if threshold is not None and tokens > threshold and history:
+            compaction = self._compaction_for(history, via="context_management")
+            visible = [compaction, *new_items]
+            tokens = _tokens_of(instructions, visible)
+        truncated = False
+        if tokens > window and honour and body.get("truncation") == "auto":
+            while len(visible) > 1 and tokens > window:
+                visible = visible[1:]
+                truncated = True
+                tokens = _tokens_of(instructions, visible)
+        if tokens > window:
+            return tokens
+        return visible, compaction, truncated, tokens
+
+    def _compaction_for(self, items: list[dict[str, Any]], *, via: str) -> dict[str, Any]:
+        """One opaque ``compaction`` item standing for `items` (its content is the fake's own
+        note of what it replaced, base64-encoded, never read by a client)."""
+        note = json.dumps({"items": len(items), "chars": sum(len(_item_text(i)) for i in items)})
+        self.compactions.append({"via": via, "items": len(items)})
+        return {
+            "type": "compaction",
+            "id": _new_id("cmp_"),
+            "encrypted_content": "fake-" + base64.b64encode(note.encode()).decode(),
+        }
+
+    async def _context_error(
+        self, request: web.Request, body: dict[str, Any], tokens: int, *, param: str
+    ) -> web.StreamResponse:
+        """The real 400 ``context_length_exceeded`` (or, with `context_error_in_stream`, the
+        same as an ``error`` event of a streamed response)."""
+        self.context_errors += 1
+        if param == "messages":
+            message = (
+                f"This model's maximum context length is {self.context_window} tokens. However, "
+                f"your messages resulted in {tokens} tokens. Please reduce the length of the "
+                "messages."
+            )
+        else:
+            message = (
+                "Your input exceeds the context window of this model. Please adjust your input "
+                "and try again."
+            )
+        if param == "input" and self.context_error_in_stream and body.get("stream"):
+            response = await self._open_stream(request)
+            event = {
+                "type": "error",
+                "code": "context_length_exceeded",
+                "message": message,
+                "param": param,
+                "sequence_number": 0,
+            }
+            self._check_event(request, event)
+            with contextlib.suppress(ConnectionError):
+                await response.write(f"event: error\ndata: {json.dumps(event)}\n\n".encode())
+                await response.write_eof()
+            return response
+        return self._error(
+            request,
+            400,
+            message,
+            "invalid_request_error",
+            param=param,
+            code="context_length_exceeded",
+        )
+
+    async def _responses_compact(self, request: web.Request) -> web.Response:
+        """POST /v1/responses/compact: the user messages (the most recent that fit a quarter of
+        the window, all without one) followed by one compaction item."""
+        if not self.compact_endpoint:
+            message = f"Invalid URL ({request.method} {request.path})"
+            return self._error(request, 404, message, "invalid_request_error")
+        body = request[_BODY]
+        if not isinstance(body, dict):
+            return self._error(request, 400, _BAD_BODY, "invalid_request_error")
+        if (error := self._model_error(request, body)) is not None:
+            return error
+        previous = body.get("previous_response_id")
+        try:
+            items = _input_items(body.get("input"))
+        except ValueError as exc:
+            return self._error(request, 400, str(exc), "invalid_request_error", param="input")
+        if previous:
+            if previous not in self._response_context:
+                message = f"Previous response with id '{previous}' not found."
+                return self._error(
+                    request, 404, message, "invalid_request_error", param="previous_response_id"
+                )
+            items = [*self._response_context[previous], *items]
+        users = [i for i in items if i.get("type", "message") == "message" and i["role"] == "user"]
+        if self.context_window is not None:
+            budget, kept = self.context_window // 4, []
+            for item in reversed(users):
+                budget -= _item_tokens(item)
+                if budget < 0:
+                    break
+                kept.insert(0, item)
+            users = kept
+        compaction = self._compaction_for(items, via="compact")
+        self.compactions[-1]["kept"] = len(users)
+        chars = sum(len(_item_text(i)) for i in items)
+        payload = {
+            "id": _new_id("resp_"),
+            "object": "response.compaction",
+            "created_at": int(time.time()),
+            "output": [*users, compaction],
+            "usage": _response_usage(chars, 200),
+        }
+        return self._json(request, payload)
 
     async def _responses_cancel(self, request: web.Request) -> web.Response:
         response_id = request.match_info["id"]
@@ -1224,6 +1439,9 @@ class FakeOpenAI(ContainersMixin):
         if (problem := _chat_tool_problem(chat_items)) is not None:
             return self._error(request, 400, problem, "invalid_request_error", param="messages")
         instructions = "\n\n".join(system) if system else None
+        input_tokens = _tokens_of(None, [m for m in body["messages"] if isinstance(m, dict)])
+        if self.context_window is not None and input_tokens > self.context_window:
+            return await self._context_error(request, body, input_tokens, param="messages")
         if (problem := _json_mode_problem(body, instructions, messages)) is not None:
             return self._error(
                 request, 400, problem, "invalid_request_error", param="response_format"
@@ -1236,7 +1454,18 @@ class FakeOpenAI(ContainersMixin):
             for m in chat_items[last_user + 1 :]
             if m.get("role") == "tool"
         ]
-        turn = FakeTurn("chat", body["model"], instructions, messages, images, body, None, outputs)
+        turn = FakeTurn(
+            "chat",
+            body["model"],
+            instructions,
+            messages,
+            images,
+            body,
+            None,
+            outputs,
+            user_text=_last_user_text(chat_items),
+            input_tokens=input_tokens,
+        )
         await self._sleep(self.latency)
         answer = await self._call_answer(turn)
         if answer.hosted:
@@ -1571,11 +1800,11 @@ class FakeOpenAI(ContainersMixin):
     # -- Models -------------------------------------------------------------------------------
 
     async def _models_list(self, request: web.Request) -> web.Response:
-        return self._json(request, {"object": "list", "data": list(self.models)})
+        return self._json(request, {"object": "list", "data": self._live_models()})
 
     async def _model_get(self, request: web.Request) -> web.Response:
         model_id = request.match_info["id"]
-        for model in self.models:
+        for model in self._live_models():
             if model.get("id") == model_id:
                 return self._json(request, model)
         return self._not_found_model(request, model_id)
@@ -1700,6 +1929,13 @@ async def _add_request_id(request: web.Request, response: web.StreamResponse) ->
     response.headers["openai-version"] = "2020-10-01"
 
 
+def _plain_json(status: int, payload: Any) -> web.Response:
+    """A compatible server's own answer: not checked against OpenAI's spec."""
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), content_type="application/json"
+    )
+
+
 def _abort(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     """Cut the TCP connection mid-body (aiohttp then skips the chunked terminator)."""
     if request.transport is not None:
@@ -1761,6 +1997,68 @@ def _messages_of(items: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], li
             messages.append((item["role"], text))
         images += item_images
     return messages, images
+
+
+_IMAGE_TOKENS = 256
+_MESSAGE_TOKENS = 4
+
+
+def _item_text(item: dict[str, Any]) -> str:
+    kind = item.get("type", "message")
+    if kind == "message" or "role" in item:
+        return _text_of(item.get("content"))[0]
+    if kind == "function_call":
+        return f"{item.get('name', '')}{item.get('arguments', '')}"
+    if kind == "function_call_output":
+        return str(item.get("output", ""))
+    if kind == "compaction":
+        return str(item.get("encrypted_content", ""))[:200]
+    return ""
+
+
+def _item_tokens(item: dict[str, Any]) -> int:
+    """Estimated tokens of one item or chat message: ceil(chars / 4) of its text, 4 per message
+    and 256 per image (the fake's rule; no tokenizer)."""
+    images = _text_of(item.get("content"))[1] if "content" in item else []
+    return _tokens(len(_item_text(item))) + _MESSAGE_TOKENS + _IMAGE_TOKENS * len(images)
+
+
+def _tokens_of(instructions: Any, items: list[dict[str, Any]]) -> int:
+    extra = _tokens(len(instructions)) + _MESSAGE_TOKENS if isinstance(instructions, str) else 0
+    return extra + sum(_item_tokens(item) for item in items)
+
+
+def _compact_threshold(body: dict[str, Any]) -> int | None:
+    for entry in body.get("context_management") or []:
+        if isinstance(entry, dict) and entry.get("type") == "compaction":
+            value = entry.get("compact_threshold")
+            return value if isinstance(value, int) else 200_000
+    return None
+
+
+def _from_last_compaction(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a model is given of a stored history: from its last compaction item on."""
+    for index in range(len(items) - 1, -1, -1):
+        if items[index].get("type") == "compaction":
+            return items[index:]
+    return items
+
+
+def _last_user_text(items: list[dict[str, Any]]) -> str:
+    for item in reversed(items):
+        if item.get("type", "message") == "message" and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            texts = [
+                p["text"]
+                for p in content or []
+                if isinstance(p, dict)
+                and p.get("type") in ("input_text", "text")
+                and isinstance(p.get("text"), str)
+            ]
+            return texts[-1] if texts else ""
+    return ""
 
 
 def _input_items(value: Any) -> list[dict[str, Any]]:

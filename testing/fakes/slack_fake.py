@@ -25,7 +25,9 @@ What it models
   ``markdown_text`` and ``markdown_text`` chunks; recipient ids required outside DMs; appends
   after stop -> ``message_not_in_streaming_state``; optional max stream age),
   ``assistant.threads.setStatus`` / ``setSuggestedPrompts`` / ``setTitle``, ``users.info``,
-  ``conversations.info``, ``conversations.replies`` (threads with reply_count etc.),
+  ``conversations.info``, ``conversations.replies`` (threads with reply_count etc.; ``limit`` +
+  ``cursor`` pagination, ``latest``/``oldest``/``inclusive``; ``missing_scope`` with ``needed``
+  and ``provided`` once a test calls ``revoke_scope`` with the channel type's ``*:history``),
   ``files.getUploadURLExternal`` + the upload POST + ``files.completeUploadExternal``,
   ``files.info``, ``views.open`` (trigger ids must be known and < 3 s old), ``views.update``
   (``hash_conflict``), ``reactions.add``.  Limits: ``text`` > 40,000 chars and
@@ -60,7 +62,8 @@ What it models
 What it does NOT model
 ----------------------
 * TLS (everything is ``http://``/``ws://``), proxies, Enterprise Grid / org installs, OAuth,
-  token rotation, scopes (every valid bot token can call every method), user tokens.
+  token rotation, user tokens; scopes only for ``conversations.replies`` (every other method
+  works with every valid bot token).
 * Automatic Events API redelivery (Slack retries un-acked events after 3 s up to 3 times);
   tests resend by hand with ``retry_attempt``/``retry_reason`` and the same ``event_id``.
 * Event generation from the bot's own actions (posting does not echo a ``message`` event),
@@ -69,8 +72,8 @@ What it does NOT model
 * Rendering: mrkdwn / Block Kit are stored, never validated beyond counts (no
   ``invalid_blocks`` for malformed blocks, no ``msg_blocks_too_long``); ``text`` is not
   truncated; streaming ``task_update``/``plan_update`` chunks are stored, not interpreted.
-* Exact rate-limit numbers (Slack publishes tiers, not numbers), workspace-wide caps,
-  pagination other than ``limit``/``cursor`` on ``conversations.replies``.
+* Exact rate-limit numbers (Slack publishes tiers, not numbers; ``conversations.replies`` is
+  only rate-limited when a test asks), workspace-wide caps.
 * The legacy ``files.upload`` (sunset) and most of the Web API (unknown_method).
 """
 
@@ -133,6 +136,27 @@ LOGIN_PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+
+# The scopes a bot token has unless a test revokes some (`FakeSlack.revoke_scope`).
+_BOT_SCOPES = (
+    "app_mentions:read", "assistant:write", "channels:history", "chat:write", "commands",
+    "files:read", "files:write", "groups:history", "im:history", "im:read", "im:write",
+    "mpim:history", "users:read",
+)  # fmt: skip
+
+
+def _history_scope(channel: dict) -> str:
+    if channel.get("is_im"):
+        return "im:history"
+    if channel.get("is_mpim"):
+        return "mpim:history"
+    return "groups:history" if channel.get("is_private") else "channels:history"
+
+
+def _ts_value(ts: str) -> tuple[int, int]:
+    whole, _, fraction = ts.partition(".")
+    return int(whole or 0), int(fraction or 0)
 
 
 class SlackError(Exception):
@@ -319,6 +343,8 @@ class FakeSlack:
         self.response_url_posts: list[dict] = []
         self.users: dict[str, dict] = {}
         self.channels: dict[str, dict] = {}
+        self.revoked_scopes: set[str] = set()  # see `revoke_scope`
+        self.replies_pages = 0  # conversations.replies pages served
         self.files: dict[str, HostedFile] = {}
         self.file_requests: list[dict] = []
         self.rate_limited_count = 0
@@ -1238,6 +1264,17 @@ class FakeSlack:
 
     # -- users / conversations
 
+    def _need_scope(self, scope: str) -> None:
+        """`missing_scope` (with `needed` and `provided`, as Slack answers) when a test took
+        `scope` away with `revoke_scope`."""
+        if scope in self.revoked_scopes:
+            provided = ",".join(sorted(set(_BOT_SCOPES) - self.revoked_scopes))
+            raise SlackError("missing_scope", extra={"needed": scope, "provided": provided})
+
+    def revoke_scope(self, *scopes: str) -> None:
+        """Take `scopes` away from the bot token: methods needing them answer `missing_scope`."""
+        self.revoked_scopes.update(scopes)
+
     def _users_info(self, args: dict[str, Any]) -> dict:
         user = self.users.get(str(args.get("user", "")))
         if user is None:
@@ -1249,12 +1286,29 @@ class FakeSlack:
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict:
         ch = self._channel(args.get("channel"))
+        self._need_scope(_history_scope(ch))
         ts = str(args.get("ts") or "")
         msg = self.find_message(ch["id"], ts)
         if msg is None:
             raise SlackError("thread_not_found")
         root = msg.get("thread_ts") or msg["ts"]
         thread = self.thread(ch["id"], root)
+        inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+        if args.get("latest"):
+            latest = _ts_value(str(args["latest"]))
+            thread = [
+                m
+                for m in thread
+                if _ts_value(m["ts"]) < latest or (inclusive and _ts_value(m["ts"]) == latest)
+            ]
+        if args.get("oldest"):
+            oldest = _ts_value(str(args["oldest"]))
+            thread = [
+                m
+                for m in thread
+                if _ts_value(m["ts"]) > oldest or (inclusive and _ts_value(m["ts"]) == oldest)
+            ]
+        self.replies_pages += 1
         start = int(args.get("cursor") or 0)
         limit = int(args.get("limit") or 1000)
         page = thread[start : start + limit]

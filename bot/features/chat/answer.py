@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -15,7 +16,9 @@ from bot.core.errors import UserError
 from bot.core.ledger import Outcome, Run, RunStatus, TextShown
 from bot.core.running import AnswerStopped, RunningAnswer, RunningAnswers, StopCause
 from bot.core.types import Inbound, Reply
+from bot.features.chat.context import ConversationContext, Gathered
 from bot.features.chat.inputs import MessageInputs, MessageMedia
+from bot.features.chat.speakers import group_instructions, is_group
 from storage import conversations
 from storage.containers import get_container, set_container
 from storage.db import Database
@@ -40,6 +43,7 @@ class ChatCapability:
         self._backend = backend
         self._media = media
         self._running = running
+        self._context = ConversationContext(settings)
 
     @property
     def backend_name(self) -> str:
@@ -74,28 +78,39 @@ class ChatCapability:
         self, event: Inbound, run: Run, outbox: Outbox, running: RunningAnswer
     ) -> None:
         config = await resolve_assistant(self._db, self._settings, event.key)
+        # A conversation made by this turn: the bot joins it now (earlier messages are read).
+        fresh = await conversations.get_active(self._db, event.key, self._backend.name) is None
         conversation = await conversations.ensure_active(self._db, event.key, self._backend.name)
         await run.start(
             backend=self._backend.name, model=config.model, conversation_id=conversation.id
         )
         inputs = MessageInputs(event.text)
-        if self._media is not None and event.attachments:
-            try:  # images and voice notes: refused or transcribed before the answer starts
+        try:
+            if self._media is not None and event.attachments:
+                # images and voice notes: refused or transcribed before the answer starts
                 inputs = await running.run(self._media.prepare(event, config))
-            except AnswerStopped as stopped:
-                await self._stopped(event, running, stopped.cause, None, "", outbox)
-                return
-            except BaseException as exc:
-                status: RunStatus = (
-                    "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
-                )
-                await asyncio.shield(run.close(status, describe(exc)))
-                raise
+            gathered = await running.run(self._context.gather(event, config.model, fresh=fresh))
+            earlier_images = await running.run(self._earlier_images(gathered, inputs))
+        except AnswerStopped as stopped:
+            await self._stopped(event, running, stopped.cause, None, "", outbox)
+            return
+        except BaseException as exc:
+            status: RunStatus = (
+                "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
+            )
+            await asyncio.shield(run.close(status, describe(exc)))
+            raise
+        if is_group(event):
+            config = dataclasses.replace(
+                config, instructions=group_instructions(config.instructions, event.key.platform)
+            )
         kept = _KeptIds(self._db, conversation.id)
         turn = Turn(
             key=event.key,
             user_id=event.actor.id,
             text=inputs.text,
+            speaker=gathered.speaker,
+            context=gathered.context,
             config=config,
             conversation_id=conversation.id,
             backend_conversation_id=conversation.backend_conversation_id,
@@ -104,8 +119,8 @@ class ChatCapability:
                 if "code_interpreter" in config.tools
                 else None
             ),
-            images=inputs.images,
-            image_detail=inputs.detail,
+            images=inputs.images + earlier_images,
+            image_detail=inputs.detail if inputs.images else _detail(config.vision_detail),
             data_files=inputs.data_files,
             emit=run.emit,
             server_ids=kept,
@@ -122,7 +137,8 @@ class ChatCapability:
                 # the mark lands as the text does, without delaying it behind other writes.
                 await run.emit(TextShown())
 
-        shown_before = f"{inputs.shown_before}\n\n" if inputs.shown_before else ""
+        before = "\n".join(n for n in (gathered.notice, inputs.shown_before) if n)
+        shown_before = f"{before}\n\n" if before else ""
         try:
             if shown_before:
                 await show(shown_before)
@@ -162,6 +178,13 @@ class ChatCapability:
                 raise await self._undelivered(run, "files", exc) from exc
         if _switched_on(config.voice_replies) and self._media is not None and result.text:
             await self._voice_reply(event, config, answer, outbox)
+
+    async def _earlier_images(self, gathered: Gathered, inputs: MessageInputs) -> tuple[str, ...]:
+        """The earlier messages' images, within the images a message may bring."""
+        if self._media is None or not gathered.images:
+            return ()
+        room = self._settings.max_images - len(inputs.images)
+        return await self._media.earlier_images(gathered.images, room)
 
     async def _record(
         self, run: Run, conversation_id: int | None, result: TurnResult, event: Inbound
@@ -287,6 +310,10 @@ def compose_answer(result: TurnResult) -> str:
     if result.notice:
         text = f"{text}\n\n{result.notice}"
     return text
+
+
+def _detail(value: str) -> str:
+    return value if value in ("low", "high", "auto") else "auto"
 
 
 def _switched_on(value: object) -> bool:

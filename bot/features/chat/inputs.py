@@ -75,6 +75,15 @@ class MessageMedia:
             )
             transcripts.append(text.strip())
         heard = "\n".join(t for t in transcripts if t)
+        await self._media.screen(
+            event.key,
+            heard,
+            user_id=event.actor.id,
+            event_id=event.event_id,
+            what="What you said in the recording",
+            withheld="was not sent to the assistant",
+            moderated=config.moderation,
+        )
         if audio and not heard:
             if not event.text.strip() and not urls:
                 raise UserError("I couldn't hear any speech in that recording.")
@@ -89,6 +98,30 @@ class MessageMedia:
             shown_before="\n".join(shown + notes),
             data_files=data_files,
         )
+
+    async def earlier_images(
+        self, attachments: tuple[Attachment, ...], room: int
+    ) -> tuple[str, ...]:
+        """Images of earlier messages, for vision: at most `room`, each prepared as an attached
+        image is; one that cannot be read is left out (it is context, not the question)."""
+        limits = self._media.limits
+        urls: list[str] = []
+        for attachment in attachments[: max(0, room)]:
+            try:
+                check_attachment(attachment, "image", limits)
+                data = await fetch_checked(attachment, "image", limits)
+                prepared = await asyncio.to_thread(
+                    pictures.prepare_for_vision,
+                    data,
+                    attachment.name,
+                    max_side=self._media.settings.image_max_side,
+                    max_bytes=limits.image_bytes,
+                )
+            except Exception as exc:
+                log.info("left out an earlier image (%s): %s", attachment.name, type(exc).__name__)
+                continue
+            urls.append(prepared.data_url())
+        return tuple(urls)
 
     async def _documents(
         self, documents: list[Attachment], config: AssistantConfig, notes: list[str]
