@@ -61,6 +61,11 @@ async def ensure_active(db: Database, key: ConversationKey, backend: str) -> Con
     existing = await get_active(db, key, backend)
     if existing is not None:
         return existing
+    return await create_active(db, key, backend)
+
+
+async def create_active(db: Database, key: ConversationKey, backend: str) -> ConversationRecord:
+    """`ensure_active` for a caller that has just read that there is none (`get_active`)."""
     now = time.time()
     result = await db.execute(
         "INSERT INTO conversations (platform, workspace, channel, thread, backend, created_at) "

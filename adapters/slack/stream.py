@@ -193,8 +193,11 @@ class SlackStream(BufferedStream):
         if self._status is None or self._status.done():
             return
         if not self._status_sent:
+            # Never waited for: cancelling it takes two more turns of the event loop, a full
+            # pass each in a burst, and it can no longer send anything.
             self._status.cancel()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
+            return
+        with contextlib.suppress(Exception):
             await self._status
 
     async def _sync(self, text: str, *, final: bool) -> None:

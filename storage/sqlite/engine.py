@@ -6,10 +6,10 @@ committed data and never waits for the writer.
 
 Every call is ONE trip to aiosqlite's database thread. A transaction records its writes and sends
 them with its next read, or with BEGIN and COMMIT when the block ends: a completed answer's five
-writes cost one trip, not seven. Single writes (`execute`) that coroutines make at the same time
-share a trip (group commit): each still commits on its own and returns once it has, but under
-a burst fifty answers' writes no longer queue for fifty trips, each waiting for the thread and
-the GIL.
+writes cost one trip, not seven. Single writes (`execute`) that coroutines make while another
+write is on its way share the next trip (group commit): each still commits on its own and
+returns once it has, but under a burst fifty answers' writes no longer queue for fifty trips,
+each waiting for the thread and the GIL. A write that finds nobody writing goes at once.
 """
 
 from __future__ import annotations
@@ -61,6 +61,12 @@ class SqliteDatabase(Database):
         return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Params = ()) -> Result:
+        if not self._write_lock.locked() and (self._sender is None or self._sender.done()):
+            # Nobody is writing: a trip of its own, with no hand-off to the sender task (which
+            # would cost the caller two more turns of a busy event loop).
+            async with self._write_lock:
+                rowcount, last_id = await self._send(_write_one, sql, tuple(params))
+            return Result(rowcount, last_id)
         future: asyncio.Future[tuple[int, int | None]] = asyncio.get_running_loop().create_future()
         self._queued.append((sql, tuple(params), future))
         if self._sender is None or self._sender.done():
@@ -211,6 +217,17 @@ def _trip(
         conn.rollback()
         raise
     return rows
+
+
+def _write_one(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]
+) -> tuple[int, int | None]:
+    cursor = conn.execute(sql, params)
+    try:
+        # sqlite3 reports the connection's last insert even for a statement that inserted nothing
+        return cursor.rowcount, cursor.lastrowid if cursor.rowcount > 0 else None
+    finally:
+        cursor.close()
 
 
 def _write_each(

@@ -79,8 +79,12 @@ class ChatCapability:
     ) -> None:
         config = await resolve_assistant(self._db, self._settings, event.key)
         # A conversation made by this turn: the bot joins it now (earlier messages are read).
-        fresh = await conversations.get_active(self._db, event.key, self._backend.name) is None
-        conversation = await conversations.ensure_active(self._db, event.key, self._backend.name)
+        conversation = await conversations.get_active(self._db, event.key, self._backend.name)
+        fresh = conversation is None
+        if conversation is None:
+            conversation = await conversations.create_active(
+                self._db, event.key, self._backend.name
+            )
         await run.start(
             backend=self._backend.name, model=config.model, conversation_id=conversation.id
         )
