@@ -14,7 +14,7 @@ from storage import configs
 from testing.fakes import slack_payloads as P
 from tests.test_slack_adapter import Env, start_env, stop_env, until
 
-TOKEN = "xoxb-1234567890-0987654321-abcdefghijABCDEFGHIJ"
+TOKEN = "xoxb-fake-not-a-real-token-abcdefghij"
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ async def test_an_unexpected_start_up_error_is_one_redacted_line(
     fake: FakeOpenAI,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    token = "xoxb-1234567890-0987654321-abcdefghijABCDEF"
+    token = "xoxb-fake-not-a-real-token-abcdef"
     out_file = tmp_path / f"missing-{token}" / "usage.csv"
     (tmp_path / "bot.db").touch()
     env = bot_env(fake, tmp_path)

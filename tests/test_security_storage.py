@@ -11,7 +11,7 @@ from bot.app import housekeep
 from testing.fakes import slack_payloads as P
 from tests.test_slack_adapter import start_env, stop_env
 
-SECRET = "sk-proj-Abcdefghijklmnopqrstuvwx0123456789"
+SECRET = "sk-proj-fake-key-Abcdefghijklmnop0123"
 
 
 async def test_a_pasted_secret_reaches_the_model_but_not_the_disk(tmp_path: Path) -> None:
