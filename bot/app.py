@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from bot.backends.base import Backend
 from bot.backends.breaker import CircuitBreaker
 from bot.backends.client import OpenAIClient, make_openai_client
 from bot.backends.errors import openai_down_message
@@ -106,6 +107,7 @@ class App:
     queue: WorkQueue | None = None
     workers: ToolWorkers | None = None
     housekeeping: asyncio.Task[None] | None = None
+    backend: Backend | None = None  # the chat backend, closed before the client
 
     @property
     def function_names(self) -> frozenset[str]:
@@ -228,6 +230,7 @@ class App:
             queue,
             workers,
         )
+        app.backend = backends.chat
         app.housekeeping = asyncio.create_task(app._housekeep_every(HOUSEKEEPING_SECONDS))
         return app
 
@@ -318,5 +321,7 @@ class App:
             await self.queue.stop()
         if self.workers is not None:
             await self.workers.close()
+        if self.backend is not None:
+            await self.backend.close()
         await self.client.close()
         await self.db.close()

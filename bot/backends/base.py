@@ -57,6 +57,8 @@ class Turn:
     config: AssistantConfig
     conversation_id: int
     backend_conversation_id: str | None = None
+    # The conversation was made for this turn, so it holds no history yet.
+    fresh: bool = False
     # The conversation's code interpreter container, if it has one (looked up by the caller
     # when the assistant has code interpreter).
     container_id: str | None = None
@@ -114,6 +116,11 @@ class Backend(Protocol):
 
     async def cancel(self, response_id: str) -> None:
         """Stop a response running server-side (background mode); a no-op where there is none."""
+        ...
+
+    async def close(self) -> None:
+        """Clean up what the backend keeps server-side for later turns (before the client
+        closes)."""
         ...
 
     async def recover(self, response_id: str) -> TurnResult | None:

@@ -42,6 +42,15 @@ class ServerConversations:
             )
         return created.id
 
+    async def label(self, conversation_id: str, label: str, *, retry: bool = True) -> None:
+        """Tag the conversation with `label` (replacing its metadata)."""
+        metadata = {"switchboard": label[:512]}
+
+        async def update() -> None:
+            await self._client.conversations.update(conversation_id, metadata=metadata)
+
+        await (self._retry.call(update) if retry else update())
+
     async def items(self, conversation_id: str) -> list[dict[str, Any]]:
         """Every item of the conversation, oldest first, as plain dicts (reusable as input)."""
         found: list[dict[str, Any]] = []

@@ -36,6 +36,7 @@ from bot.backends.containers import FILE_MAX_BYTES, MB, Containers, FileTooLarge
 from bot.backends.context import ContextBudget, estimate_tokens, is_context_error, text_of
 from bot.backends.conversations import ServerConversations
 from bot.backends.retry import RetryPolicy
+from bot.backends.spares import SpareConversations
 from bot.core.errors import UserError
 from bot.core.types import OutFile, Usage
 from bot.tools import ToolCall, ToolContext, ToolRegistry, ToolRunner
@@ -117,9 +118,14 @@ class ResponsesBackend:
         self._background = background
         self._context_window = context_window
         self._conversations = ServerConversations(client, retry)
+        self._spares = SpareConversations(self._conversations)
         self._containers = Containers(client, retry)
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Delete the spare conversations made ahead of need (before the client closes)."""
+        await self._spares.close()
 
     async def cancel(self, response_id: str) -> None:
         """Stop a background response; one that is unknown or already finished is fine."""
@@ -200,7 +206,7 @@ class ResponsesBackend:
                 healed += 1
 
     async def _new_conversation(self, turn: Turn) -> str:
-        created = await self._conversations.create(str(turn.key))
+        created = await self._spares.take(str(turn.key))
         await common.conversation_created(turn, created)
         return created
 

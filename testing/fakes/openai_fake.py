@@ -357,7 +357,8 @@ class FakeOpenAI(ContainersMixin):
     stretch a stream the way back-to-back sleeps would), `pause_streams` (streams stop midway
     until the test releases them).
     Inspect: `requests`, `turns` (every `FakeTurn` given to `answer`), `conversations`
-    (id -> stored items), `responses` (id -> stored Response object), `spec_problems`.
+    (id -> stored items), `conversation_labels()` (id -> its metadata's "switchboard" value),
+    `responses` (id -> stored Response object), `spec_problems`.
     """
 
     def __init__(
@@ -1359,6 +1360,13 @@ class FakeOpenAI(ContainersMixin):
     def _conversation_404(self, request: web.Request, conv_id: str) -> web.Response:
         message = f"Conversation with id '{conv_id}' not found."
         return self._error(request, 404, message, "invalid_request_error")
+
+    def conversation_labels(self) -> dict[str, str]:
+        """Each stored conversation and the `switchboard` value of its metadata ("" if none)."""
+        return {
+            conv_id: str(meta["metadata"].get("switchboard", ""))
+            for conv_id, meta in self._conversation_meta.items()
+        }
 
     def _conversation_object(self, conv_id: str) -> dict[str, Any]:
         return {"object": "conversation", **self._conversation_meta[conv_id]}
