@@ -4,7 +4,8 @@
   its own, in order, with its own result or its own error;
 - a new server-side conversation's id is kept although the request no longer waits for the
   write: a failed first answer leaves the next turn the same conversation;
-- a new conversation is recorded by its insert alone;
+- a new conversation is recorded by its insert alone, and the chat backend reads no history
+  for it;
 - the start-up freeze (`gc.freeze`) of `python -m bot`;
 - each benchmark's `--quick` smoke path runs and prints its figures (correctness only: no
   timing is asserted).
@@ -137,6 +138,33 @@ async def test_a_failed_first_answer_leaves_the_next_turn_the_same_server_conver
         assert len(created) == 1  # the second turn used the conversation the first made
         record = await conversations.get_active(bot.app.db, bot.message("x").key, "responses")
         assert record is not None and record.backend_conversation_id == fake_conversation(fake)
+    finally:
+        await bot.close()
+
+
+async def test_the_chat_backend_reads_no_history_for_a_conversation_its_turn_made(
+    fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(fake.base_url, tmp_path, SWITCHBOARD_BACKEND="chat")
+    bot = await Harness.start(settings)
+    reads: list[str] = []
+    real = bot.app.db.fetch_all
+
+    async def recorded(sql: str, *args: Any) -> Any:
+        reads.append(sql)
+        return await real(sql, *args)
+
+    monkeypatch.setattr(bot.app.db, "fetch_all", recorded)
+    try:
+        assert await bot.say("first") == "echo: first"
+        assert not [sql for sql in reads if "FROM messages" in sql]  # nothing to read yet
+        assert await bot.say("second") == "echo: second"
+        assert [sql for sql in reads if "FROM messages" in sql]  # now there is
+        assert fake.turns[-1].messages[-3:] == [
+            ("user", "first"),
+            ("assistant", "echo: first"),
+            ("user", "second"),
+        ]
     finally:
         await bot.close()
 

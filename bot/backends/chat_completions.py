@@ -102,6 +102,9 @@ class ChatCompletionsBackend:
         self._tools = tools or ToolRunner(ToolRegistry())
         self._context_window = context_window or (lambda model: DEFAULT_WINDOW)
 
+    async def close(self) -> None:
+        """Nothing is kept server-side to clean up."""
+
     async def cancel(self, response_id: str) -> None:
         """Nothing runs server-side once the stream closes: Chat Completions has no background."""
 
@@ -117,7 +120,7 @@ class ChatCompletionsBackend:
         room = budget.history_budget(instructions, turn.full_text(), images=len(turn.images))
         if self._history_tokens is not None:
             room = min(room, self._history_tokens)
-        stored = await recent_history(self._db, turn.conversation_id)
+        stored = [] if turn.fresh else await recent_history(self._db, turn.conversation_id)
         history = await self._fit(turn, budget, room, *split_summary(stored))
         messages = _messages(instructions, history, turn)
         params: dict[str, Any] = {
@@ -318,9 +321,9 @@ class ChatCompletionsBackend:
             stream = await self._client.chat.completions.create(**params)
             async with stream:
                 async for chunk in stream:
-                    if out.id is None and chunk.id:
-                        out.id = chunk.id
-                        await common.response_started(turn, chunk.id)
+                    # Not reported as started: a chat completion can be neither cancelled
+                    # nor recovered, so its id is only worth storing with the finished run.
+                    out.id = out.id or chunk.id
                     out.fingerprint = chunk.system_fingerprint or out.fingerprint
                     if chunk.usage is not None:
                         out.usage = chunk.usage

@@ -118,6 +118,7 @@ class ChatCapability:
             config=config,
             conversation_id=conversation.id,
             backend_conversation_id=conversation.backend_conversation_id,
+            fresh=fresh,
             container_id=(
                 await get_container(self._db, conversation.id)
                 if "code_interpreter" in config.tools
