@@ -12,6 +12,10 @@ assistant message with its tool calls and one `tool` message per call are append
 model is asked again, at most `SWITCHBOARD_MAX_TOOL_ROUNDS` times. The stored history keeps
 only the user's text and the final answer. Hosted tools (code interpreter, file search, web
 search, image generation) exist only in the Responses API: here they are reported unavailable.
+
+The streamed request is read as plain JSON (`bot.backends.raw_stream`): the loop reads five
+fields of each of hundreds of chunks, and building the SDK's model of each was most of the
+bot's CPU per answer.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from bot.backends import common
+from bot.backends import common, raw_stream
 from bot.backends.answer_format import answer_format
 from bot.backends.base import OnDelta, Step, Turn, TurnResult
 from bot.backends.context import ContextBudget, estimate_tokens, is_context_error
@@ -318,29 +322,31 @@ class ChatCompletionsBackend:
             del shown[started:]
             visible.restart()
             out = _Round()
-            stream = await self._client.chat.completions.create(**params)
+            stream = await raw_stream.post_stream(self._client, "/chat/completions", params)
             async with stream:
                 async for chunk in stream:
                     # Not reported as started: a chat completion can be neither cancelled
                     # nor recovered, so its id is only worth storing with the finished run.
-                    out.id = out.id or chunk.id
-                    out.fingerprint = chunk.system_fingerprint or out.fingerprint
-                    if chunk.usage is not None:
-                        out.usage = chunk.usage
-                    if not chunk.choices:
+                    out.id = out.id or chunk.get("id")
+                    out.fingerprint = chunk.get("system_fingerprint") or out.fingerprint
+                    if chunk.get("usage"):
+                        out.usage = chunk["usage"]
+                    choices = chunk.get("choices")
+                    if not choices:
                         continue
-                    choice = chunk.choices[0]
-                    delta = choice.delta
-                    if delta and delta.content:
-                        await common.show_delta(delta.content, parts, shown, visible)
-                    for piece in (delta.tool_calls or []) if delta else []:
-                        slot = calls.setdefault(piece.index, {"id": "", "name": "", "args": ""})
-                        slot["id"] = piece.id or slot["id"]
-                        if piece.function is not None:
-                            slot["name"] += piece.function.name or ""
-                            slot["args"] += piece.function.arguments or ""
-                    if choice.finish_reason:
-                        out.finish_reason = choice.finish_reason
+                    choice = choices[0]
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        await common.show_delta(delta["content"], parts, shown, visible)
+                    for piece in delta.get("tool_calls") or ():
+                        slot = calls.setdefault(piece["index"], {"id": "", "name": "", "args": ""})
+                        slot["id"] = piece.get("id") or slot["id"]
+                        function = piece.get("function")
+                        if function:
+                            slot["name"] += function.get("name") or ""
+                            slot["args"] += function.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        out.finish_reason = choice["finish_reason"]
 
         await self._retry.call(attempt)
         if out.finish_reason is None:
@@ -409,14 +415,17 @@ def _content(turn: Turn) -> str | list[dict[str, Any]]:
 
 
 def _usage(usage: Any, model: str) -> Usage:
+    """Usage of a completion, from the SDK's object or a streamed chunk's `usage` dict."""
     if usage is None:
         return Usage(model=model)
-    prompt_details = usage.prompt_tokens_details
-    completion_details = usage.completion_tokens_details
+    if not isinstance(usage, dict):
+        usage = usage.model_dump()
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
     return Usage(
         model=model,
-        input_tokens=usage.prompt_tokens or 0,
-        cached_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
-        output_tokens=usage.completion_tokens or 0,
-        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
+        input_tokens=usage.get("prompt_tokens") or 0,
+        cached_tokens=prompt_details.get("cached_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
     )

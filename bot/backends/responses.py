@@ -12,6 +12,8 @@ Hosted tools (web search, image generation, file search over the channel's vecto
 interpreter in one explicit container per conversation) run server-side; what they made
 (files, citations, the code they ran) comes back in the `TurnResult`. A conversation or
 container made on the way is reported to `Turn.server_ids` at once; nothing is stored here.
+Streams are read as plain JSON (`bot.backends.raw_stream`); the final Response of each round is
+built as the SDK's model once.
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.responses import Response
 
-from bot.backends import common
+from bot.backends import common, raw_stream
 from bot.backends.answer_format import answer_format
 from bot.backends.base import InputFile, OnDelta, Step, Turn, TurnResult
 from bot.backends.containers import FILE_MAX_BYTES, MB, Containers, FileTooLarge
-from bot.backends.context import ContextBudget, estimate_tokens, is_context_error, text_of
+from bot.backends.context import (
+    CONTEXT_ERROR,
+    ContextBudget,
+    estimate_tokens,
+    is_context_error,
+    text_of,
+)
 from bot.backends.conversations import ServerConversations
 from bot.backends.retry import RetryPolicy
 from bot.backends.spares import SpareConversations
@@ -447,8 +456,10 @@ class ResponsesBackend:
             final = None
             if cursor["id"] is not None and cursor["seq"] is not None:
                 log.info("resuming the dropped stream of %s", cursor["id"])
-                stream = await self._client.responses.retrieve(
-                    cursor["id"], stream=True, starting_after=cursor["seq"]
+                stream = await raw_stream.get_stream(
+                    self._client,
+                    f"/responses/{cursor['id']}",
+                    {"stream": "true", "starting_after": cursor["seq"]},
                 )
             else:
                 if response_ids and self._background:
@@ -457,28 +468,30 @@ class ResponsesBackend:
                 parts.clear()
                 del shown[started:]
                 visible.restart()
-                stream = await self._client.responses.create(**params)
+                stream = await raw_stream.post_stream(self._client, "/responses", params)
             async with stream:
                 async for event in stream:
-                    kind = event.type
+                    kind = event.get("type")
                     if kind == "response.created":
-                        response_ids.append(event.response.id)
+                        response_id = event["response"]["id"]
+                        response_ids.append(response_id)
                         if self._background:
-                            cursor["id"] = event.response.id
-                        await common.response_started(turn, event.response.id)
+                            cursor["id"] = response_id
+                        await common.response_started(turn, response_id)
                     elif kind == "response.output_text.delta" or kind == "response.refusal.delta":
-                        await common.show_delta(event.delta, parts, shown, visible)
+                        await common.show_delta(event["delta"], parts, shown, visible)
                     elif kind in ("response.completed", "response.incomplete", "response.failed"):
-                        final = event.response
+                        final = Response.construct(**event["response"])
                     elif kind == "error":
-                        if is_context_error(event):
-                            raise _TooLong(event.message)
+                        message = event.get("message") or "no reason given"
+                        if event.get("code") == CONTEXT_ERROR:
+                            raise _TooLong(message)
                         raise UserError(
-                            f"OpenAI reported an error while answering: {event.message}",
-                            log_detail=f"stream error {event.code}",
+                            f"OpenAI reported an error while answering: {message}",
+                            log_detail=f"stream error {event.get('code')}",
                         )
                     if cursor["id"] is not None:
-                        cursor["seq"] = getattr(event, "sequence_number", cursor["seq"])
+                        cursor["seq"] = event.get("sequence_number", cursor["seq"])
             return final
 
         final = await self._retry.call(attempt)
