@@ -4,8 +4,8 @@ neither delays the other; each is steered over a small HTTP control API.
 
 The control API (JSON over POST, on 127.0.0.1):
 
-- `/ask` `{"platform", "asks": [{"channel", "thread"}]}`: a user mentions the bot in each
-  channel (in `thread`, a Slack thread ts, when given); answers when each was sent.
+- `/ask` `{"platform", "asks": [{"channel", "thread"}]}`: the channel's user (one per
+  channel) mentions the bot in each channel (in `thread`, a Slack thread ts, when given); answers when each was sent.
 - `/writes` `{"platform", "since"}`: the bot's visible writes since `since` (the time each
   post/edit/stream call arrived at the fake, the characters it shows, whether it completes the
   answer), in the clock of `/ask`.
@@ -135,6 +135,16 @@ class World:
             self.discord.add_channel(f"bench-{i}")["id"] for i in range(channels)
         ]
         self.slack_channels = [f"CBENCH{i:04d}" for i in range(channels)]
+        # One user per channel: N questions at once are N people's (each within their share
+        # of the queue, SWITCHBOARD_MAX_QUEUED_PER_USER), as in a busy workspace.
+        self.discord_askers = {
+            channel: self.discord.add_member(username=f"user{i}")
+            for i, channel in enumerate(self.discord_channels)
+        }
+        self.slack_askers = {
+            channel: self.slack.add_user(f"UBENCH{i:04d}", f"user{i}")["id"]
+            for i, channel in enumerate(self.slack_channels)
+        }
 
     async def start(self) -> None:
         if self.openai is not None:
@@ -179,11 +189,16 @@ class World:
         dc = self.discord
         text = f"<@{dc.application_id}> tell me about streaming"
         sent_at = time.time()
-        await dc.send_message_create(channel, dc.member, text)
+        await dc.send_message_create(channel, self.discord_askers[channel], text)
         return {"channel": channel, "sent_at": sent_at}
 
     async def _ask_slack(self, channel: str, thread: str | None) -> dict[str, Any]:
-        event = SP.app_mention("tell me about streaming", channel=channel, thread_ts=thread)
+        event = SP.app_mention(
+            "tell me about streaming",
+            channel=channel,
+            thread_ts=thread,
+            user=self.slack_askers[channel],
+        )
         sent_at = time.monotonic()
         await self.slack.send_event(event)
         return {"channel": channel, "thread": thread or event["ts"], "sent_at": sent_at}
