@@ -15,15 +15,17 @@ WORKSPACE = ""
 
 
 async def load_overrides(
-    db: Database, key: ConversationKey
+    db: Database, key: ConversationKey, *, fresh: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(workspace defaults, channel overrides) for the channel of `key`, as fresh copies. Cached
-    in the process (read on every turn, written rarely); `save_overrides` drops stale copies."""
+    in the process (read on every turn, written rarely); `save_overrides` drops stale copies.
+    `fresh`: read the rows whatever is cached (a read-modify-write)."""
     memo_key = ("channel_configs", key.platform, key.workspace, key.channel)
-    cached = db.memo.get(memo_key)
+    cached = None if fresh else db.memo.get(memo_key)
     if cached is None:
+        mark = db.memo_mark()
         cached = await _read_overrides(db, key)
-        db.remember(memo_key, cached)
+        db.remember(memo_key, cached, read_at=mark)
     workspace, channel = cached  # type: ignore[misc]
     return dict(workspace), dict(channel)
 
@@ -214,10 +216,10 @@ def _loads(text: str | None) -> Any:
 def _forget(db: Database, key: ConversationKey, workspace_wide: bool) -> None:
     """Forget the cached copies a write made stale: one channel, or (for a workspace default)
     every channel of the workspace."""
-    for memo_key in list(db.memo):
-        if (
+    db.forget(
+        lambda memo_key: (
             isinstance(memo_key, tuple)
             and memo_key[:3] == ("channel_configs", key.platform, key.workspace)
             and (workspace_wide or memo_key[3] == key.channel)
-        ):
-            del db.memo[memo_key]
+        )
+    )

@@ -47,11 +47,12 @@ async def get_active(db: Database, key: ConversationKey, backend: str) -> Conver
     cached = db.memo.get(_memo_key(key, backend))
     if isinstance(cached, ConversationRecord):
         return cached
+    mark = db.memo_mark()
     row = await db.fetch_one(_SELECT_ACTIVE, _params(key, backend))
     if row is None:
         return None
     record = _record(row)
-    db.remember(_memo_key(key, backend), record)
+    db.remember(_memo_key(key, backend), record, read_at=mark)
     return record
 
 
@@ -87,9 +88,14 @@ async def set_backend_id(db: Database, conversation_id: int, backend_id: str) ->
         "UPDATE conversations SET backend_conversation_id = ? WHERE id = ?",
         (backend_id, conversation_id),
     )
-    for memo_key, record in list(db.memo.items()):
-        if isinstance(record, ConversationRecord) and record.id == conversation_id:
-            db.memo[memo_key] = dataclasses.replace(record, backend_conversation_id=backend_id)
+    found = [
+        (memo_key, record)
+        for memo_key, record in db.memo.items()
+        if isinstance(record, ConversationRecord) and record.id == conversation_id
+    ]
+    db.forget(lambda memo_key: False)  # a read on its way may lack the id: it keeps nothing
+    for memo_key, record in found:
+        db.memo[memo_key] = dataclasses.replace(record, backend_conversation_id=backend_id)
 
 
 async def archive(db: Database, key: ConversationKey) -> int:
@@ -99,10 +105,7 @@ async def archive(db: Database, key: ConversationKey) -> int:
         "AND channel = ? AND thread = ? AND archived_at IS NULL",
         (time.time(), key.platform, key.workspace, key.channel, key.thread),
     )
-    for memo_key in [
-        k for k in db.memo if isinstance(k, tuple) and k[:2] == ("conversations", key)
-    ]:
-        del db.memo[memo_key]
+    db.forget(lambda k: isinstance(k, tuple) and k[:2] == ("conversations", key))
     return result.rowcount
 
 

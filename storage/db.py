@@ -14,7 +14,7 @@ package touches a driver or a connection. Repository SQL keeps to one dialect su
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -94,16 +94,30 @@ class Database(ABC):
         # Process-local copies of rarely written rows (channel settings, active conversations),
         # read on every turn. Their writers go through this process and refresh the copy.
         self.memo: dict[object, object] = {}
+        self._memo_writes = 0  # how many writes have made copies stale so far
 
-    def remember(self, key: object, value: object) -> None:
+    def memo_mark(self) -> int:
+        """Take before a read whose result may be remembered (`remember(..., read_at=mark)`)."""
+        return self._memo_writes
+
+    def remember(self, key: object, value: object, *, read_at: int | None = None) -> None:
         """Keep `value` in `memo`; the memo is emptied when it grows past `MEMO_LIMIT` entries,
         so memory stays bounded however many conversations the bot has seen. A shared database
-        keeps nothing: every read sees what any process wrote last."""
-        if self.shared:
+        keeps nothing: every read sees what any process wrote last. With `read_at` (a
+        `memo_mark` taken before the read), nothing is kept when a write made copies stale
+        while the read was on its way: it may have read the rows before that write."""
+        if self.shared or (read_at is not None and read_at != self._memo_writes):
             return
         if len(self.memo) >= MEMO_LIMIT:
             self.memo.clear()
         self.memo[key] = value
+
+    def forget(self, stale: Callable[[object], bool]) -> None:
+        """Drop the copies a write made stale (`stale(key)`); reads on their way meanwhile will
+        not keep theirs. Call it after the write, before any other await."""
+        self._memo_writes += 1
+        for key in [k for k in self.memo if stale(k)]:
+            del self.memo[key]
 
     @abstractmethod
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:

@@ -191,3 +191,32 @@ async def test_a_failed_statement_ends_the_transaction_even_when_caught(db: Data
                 await tx.fetch_all("SELECT * FROM no_such_table")
             await tx.execute(EVENT, ("c",))
     assert await _events(db) == ["a"]
+
+
+async def test_a_read_on_its_way_while_settings_change_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings cache: a read that left before a write and returns after it holds the old
+    rows; it must not be kept, or every later answer (and the next edit) would use them."""
+    db = await open_database(f"sqlite:///{tmp_path / 'memo.db'}")
+    try:
+        await configs.save_overrides(db, KEY, {"model": "gpt-old"}, updated_by="U1")
+        read, release = asyncio.Event(), asyncio.Event()
+        real = db.fetch_all
+
+        async def held(sql: str, *args: object) -> object:
+            rows = await real(sql, *args)  # type: ignore[arg-type]
+            read.set()
+            await release.wait()  # returns only after the write below
+            return rows
+
+        monkeypatch.setattr(db, "fetch_all", held)
+        reader = asyncio.create_task(configs.load_overrides(db, KEY))
+        await read.wait()
+        await configs.save_overrides(db, KEY, {"model": "gpt-new"}, updated_by="U2")
+        release.set()
+        assert (await reader)[1] == {"model": "gpt-old"}  # what it read, before the write
+        monkeypatch.setattr(db, "fetch_all", real)
+        assert (await configs.load_overrides(db, KEY))[1] == {"model": "gpt-new"}
+    finally:
+        await db.close()

@@ -38,7 +38,8 @@ class ConfigEditor:
         or workspace scope; `notes` are extra audit rows (knowledge files), `also` extra
         statements for the same transaction. Returns the fields that changed."""
         async with self._lock:
-            workspace, channel = await configs.load_overrides(self._db, key)
+            # Read-modify-write on the rows themselves, never on a cached copy.
+            workspace, channel = await configs.load_overrides(self._db, key, fresh=True)
             target = workspace if workspace_wide else channel
             changes: list[Change] = []
             for attr, value in updates.items():
