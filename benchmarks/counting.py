@@ -9,7 +9,7 @@ writes go with BEGIN/COMMIT) plus one for each read inside it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,8 +42,14 @@ class CountingDatabase(Database):
     def __getattr__(self, name: str) -> Any:  # engine extras (`path`, …)
         return getattr(self._inner, name)
 
-    def remember(self, key: object, value: object) -> None:
-        self._inner.remember(key, value)
+    def memo_mark(self) -> int:
+        return self._inner.memo_mark()
+
+    def remember(self, key: object, value: object, *, read_at: int | None = None) -> None:
+        self._inner.remember(key, value, read_at=read_at)
+
+    def forget(self, stale: Callable[[object], bool]) -> None:
+        self._inner.forget(stale)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         self._count("read", sql)
