@@ -16,28 +16,31 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-Events = openai.AsyncStream[dict[str, Any]]
+# The events' type for the SDK must be `object` (it takes the type from the stream class): with
+# any other, it walks every value of every event to build that type.
+_RAW = openai.AsyncStream[object]
+Events = openai.AsyncStream[Any]
 _OPTIONS: dict[str, Any] = {"security": {"bearer_auth": True}}
 
 
 async def post_stream(client: AsyncOpenAI, path: str, body: Mapping[str, Any]) -> Events:
     """POST `body` (which asks for `stream: true`) to `path`; its events as dicts."""
-    return await client.post(
+    return await client.post(  # type: ignore[return-value]
         path,
         body=dict(body),
         cast_to=object,  # type: ignore[arg-type]
         stream=True,
-        stream_cls=Events,
+        stream_cls=_RAW,
         options=_OPTIONS,  # type: ignore[arg-type]
     )
 
 
 async def get_stream(client: AsyncOpenAI, path: str, query: Mapping[str, Any]) -> Events:
     """GET `path` with `query` (which asks for `stream=true`); its events as dicts."""
-    return await client.get(
+    return await client.get(  # type: ignore[return-value]
         path,
         cast_to=object,  # type: ignore[arg-type]
         stream=True,
-        stream_cls=Events,
+        stream_cls=_RAW,
         options={**_OPTIONS, "params": dict(query)},  # type: ignore[typeddict-item]
     )
