@@ -119,6 +119,7 @@ async def running_bot(
     tmp_path: Path,
     *,
     edit_interval: float = EDIT_INTERVAL,
+    guild_ready_timeout: float = 0.05,
     **overrides: Any,
 ) -> AsyncIterator[Bot]:
     settings = make_settings(
@@ -133,7 +134,7 @@ async def running_bot(
     adapter = DiscordAdapter(
         settings,
         app.dispatcher,
-        guild_ready_timeout=0.05,
+        guild_ready_timeout=guild_ready_timeout,
         edit_interval=edit_interval,
         first_delay=0.05,
         typing_after=0.0,
@@ -171,6 +172,22 @@ def mention(dc: FakeDiscord, text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # start-up
 # ---------------------------------------------------------------------------------------------
+async def test_ready_once_every_server_has_arrived_not_after_discords_extra_wait(
+    discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """discord.py's `ready` comes `guild_ready_timeout` after the last server arrived (here ten
+    minutes); the adapter is ready as soon as every server READY listed is in the cache."""
+    async with fake_discord() as dc:
+        async with asyncio.timeout(60):  # a guard against the ten-minute wait, not a measure
+            async with running_bot(dc, openai_fake, tmp_path, guild_ready_timeout=600) as bot:
+                client = bot.adapter.client
+                assert client is not None and client.guilds
+                assert all(not guild.unavailable for guild in client.guilds)
+                await dc.send_message_create(dc.text_channel["id"], dc.member, mention(dc, "hi"))
+                await until(lambda: bot.events, what="the mention taken in")
+                assert bot.events[-1].text.endswith("hi")
+
+
 async def test_start_uses_the_configured_endpoints_and_logs_one_line(
     discord_seams: None, openai_fake: FakeOpenAI, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -168,6 +168,17 @@ class _Hooks:
         self.adapter._ready.set()
         self.adapter.report_connected(True)
 
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """Every server READY listed has arrived (one gateway connection): the cache is complete,
+        so the adapter is ready now rather than when discord.py's `ready` comes,
+        `guild_ready_timeout` after the last server (it waits in case more are coming)."""
+        adapter = self.adapter
+        if adapter._ready.is_set() or adapter._shards is not False:
+            return
+        if all(not known.unavailable for known in self.guilds):  # type: ignore[attr-defined]
+            adapter._ready.set()
+            adapter.report_connected(True)
+
     async def on_resumed(self) -> None:
         self.adapter.report_connected(True)
 
