@@ -67,6 +67,7 @@ READY_NOTICE = 30.0  # seconds between "still connecting" log lines at start-up
 # discord.py reports ready this long after the last GUILD_CREATE (its default is 2 s); guilds
 # arrive back to back, and the bot needs no member chunking, so half a second is plenty
 GUILD_READY_TIMEOUT = 0.5
+CLOSE_READY_WAIT = 2.0  # seconds at most that `close` waits for discord.py's own `ready`
 INTERACTION_TTL = 14 * 60  # a follow-up token lives 15 minutes; keep a margin
 MAX_FILES_PER_MESSAGE = 10
 SHARDS_ENV = "SWITCHBOARD_DISCORD_SHARDS"
@@ -289,8 +290,15 @@ class DiscordAdapter:
 
     async def close(self) -> None:
         self.report_connected(False, "stopped")
-        if self.client is not None:
-            await self.client.close()
+        client = self.client
+        if client is not None and self._ready.is_set() and not client.is_ready():
+            # Ready early (`on_guild_available`): let discord.py finish its own start-up first,
+            # so that its `ready` tasks are not left pending when the loop ends.
+            with contextlib.suppress(TimeoutError):
+                wait = min(self._guild_ready_timeout, CLOSE_READY_WAIT) + 0.5
+                await asyncio.wait_for(client.wait_until_ready(), wait)
+        if client is not None:
+            await client.close()
         if self._task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 5)
