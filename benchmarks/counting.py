@@ -48,6 +48,9 @@ class CountingDatabase(Database):
     def remember(self, key: object, value: object, *, read_at: int | None = None) -> None:
         self._inner.remember(key, value, read_at=read_at)
 
+    def memo_written(self) -> None:
+        self._inner.memo_written()
+
     def forget(self, stale: Callable[[object], bool]) -> None:
         self._inner.forget(stale)
 

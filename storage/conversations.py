@@ -88,14 +88,10 @@ async def set_backend_id(db: Database, conversation_id: int, backend_id: str) ->
         "UPDATE conversations SET backend_conversation_id = ? WHERE id = ?",
         (backend_id, conversation_id),
     )
-    found = [
-        (memo_key, record)
-        for memo_key, record in db.memo.items()
-        if isinstance(record, ConversationRecord) and record.id == conversation_id
-    ]
-    db.forget(lambda memo_key: False)  # a read on its way may lack the id: it keeps nothing
-    for memo_key, record in found:
-        db.memo[memo_key] = dataclasses.replace(record, backend_conversation_id=backend_id)
+    db.memo_written()  # a read on its way may lack the id: it keeps nothing
+    for memo_key, record in list(db.memo.items()):
+        if isinstance(record, ConversationRecord) and record.id == conversation_id:
+            db.memo[memo_key] = dataclasses.replace(record, backend_conversation_id=backend_id)
 
 
 async def archive(db: Database, key: ConversationKey) -> int:

@@ -112,10 +112,15 @@ class Database(ABC):
             self.memo.clear()
         self.memo[key] = value
 
+    def memo_written(self) -> None:
+        """A write changed rows that copies may hold: reads on their way will not keep theirs.
+        Call it after the write, before any other await (`forget` calls it)."""
+        self._memo_writes += 1
+
     def forget(self, stale: Callable[[object], bool]) -> None:
         """Drop the copies a write made stale (`stale(key)`); reads on their way meanwhile will
         not keep theirs. Call it after the write, before any other await."""
-        self._memo_writes += 1
+        self.memo_written()
         for key in [k for k in self.memo if stale(k)]:
             del self.memo[key]
 

@@ -62,13 +62,13 @@ class SpareConversations:
 
     async def take(self, label: str) -> str:
         """A conversation for `label`: a spare when there is one, else one made now."""
-        wanted = self._note_demand()
+        self._note_demand()
         if self._spares:
             taken = self._spares.pop()
             self._labels.append((taken, label))
-            self._wake(wanted)
+            self._wake()
             return taken
-        self._wake(wanted)
+        self._wake()
         return await self._conversations.create(label)
 
     async def idle(self) -> None:
@@ -99,21 +99,20 @@ class SpareConversations:
         if spares:
             log.info("deleted %d spare conversations", len(spares))
 
-    def _note_demand(self) -> int:
-        """Count this take into its burst; how many spares to keep from now on."""
+    def _note_demand(self) -> None:
+        """Count this take into its burst, and how many spares to keep from now on."""
         now = self._clock()
         if self._burst and now - self._burst[-1] > BURST_GAP:
             self._previous = len(self._burst)
             self._burst = []
         self._burst.append(now)
         wanted = max(len(self._burst), self._previous)
-        return min(wanted, self._limit) if wanted >= 2 else 0
+        self._wanted = min(wanted, self._limit) if wanted >= 2 else 0
 
-    def _wake(self, wanted: int) -> None:
-        self._wanted = wanted
+    def _wake(self) -> None:
         if self._closed or (self._worker is not None and not self._worker.done()):
             return
-        if not self._labels and len(self._spares) >= wanted:
+        if not self._labels and len(self._spares) >= self._wanted:
             return
         self._worker = asyncio.create_task(self._work(), context=contextvars.Context())
 
