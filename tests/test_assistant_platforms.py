@@ -21,7 +21,7 @@ from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
     running_bot,
     wait_followup,
 )
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 FAST_KNOWLEDGE = {
     "SWITCHBOARD_KNOWLEDGE_POLL_INTERVAL": 0.01,
@@ -31,11 +31,10 @@ FAST_KNOWLEDGE = {
 
 @pytest.fixture
 async def slack_env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path, **FAST_KNOWLEDGE)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
-    assert environment.openai.spec_problems == []
+    async with slack_running(
+        tmp_path, **FAST_KNOWLEDGE, slack_clean=True, openai_clean=True
+    ) as environment:
+        yield environment
 
 
 async def audit_count(env_db: object) -> int:

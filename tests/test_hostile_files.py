@@ -22,7 +22,7 @@ from testing.fakes import slack_payloads as P
 from testing.fakes.openai_fake import FakeOpenAI
 from tests.media_fixtures import png
 from tests.test_discord_adapter import Bot, fake_discord, mention, running_bot
-from tests.test_slack_adapter import Env, start_env, stop_env
+from tests.test_slack_adapter import Env, slack_running
 
 
 def png_bomb(side: int = 10_000) -> bytes:
@@ -47,10 +47,8 @@ def nothing_written(root: Path) -> bool:
 
 @pytest.fixture
 async def slack(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
+    async with slack_running(tmp_path, slack_clean=True) as environment:
+        yield environment
 
 
 async def test_slack_file_attacks_are_refused(slack: Env, tmp_path: Path) -> None:

@@ -22,17 +22,15 @@ from tests.test_discord_adapter import (  # noqa: F401 (discord_seams is a fixtu
     running_bot,
     wait_followup,
 )
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, start_env, stop_env, until
 
 LONG = " ".join(f"word{n}" for n in range(80))
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
+    async with slack_running(tmp_path, slack_clean=True) as environment:
+        yield environment
 
 
 async def statuses(env_app_db) -> list[str]:  # type: ignore[no-untyped-def]

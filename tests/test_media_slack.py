@@ -11,16 +11,13 @@ import pytest
 
 from testing.fakes import slack_payloads as P
 from tests.media_fixtures import CORRUPT_PNG, OGG, WAV, bw_mask, png
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
-    assert environment.openai.spec_problems == []
+    async with slack_running(tmp_path, slack_clean=True, openai_clean=True) as environment:
+        yield environment
 
 
 async def answer_in_thread(env: Env, event: dict, count: int) -> list[str]:

@@ -30,14 +30,13 @@ from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
     running_bot,
     wait_followup,
 )
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 
 @pytest.fixture
 async def slack_env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
+    async with slack_running(tmp_path) as environment:
+        yield environment
 
 
 async def test_status_on_slack_is_private_and_for_admins(slack_env: Env) -> None:

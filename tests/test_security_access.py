@@ -21,16 +21,13 @@ from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
     running_bot,
     wait_followup,
 )
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 
 @pytest.fixture
 async def slack_env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
-    assert environment.openai.spec_problems == []
+    async with slack_running(tmp_path, slack_clean=True, openai_clean=True) as environment:
+        yield environment
 
 
 async def admin_says(env: Env, text: str, user: str = "UADMIN") -> str:

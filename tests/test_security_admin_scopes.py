@@ -20,7 +20,7 @@ from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
     running_bot,
     wait_followup,
 )
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 
 async def ask(dc: Any, name: str, user: dict, text: str = "", **options: Any) -> str:
@@ -124,10 +124,10 @@ async def test_discord_manage_channels_granted_on_one_channel_counts_there_only(
 
 @pytest.fixture
 async def slack_env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path, SWITCHBOARD_ADMINS="T1:UCAROL,T9:UDAVE")
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
+    async with slack_running(
+        tmp_path, SWITCHBOARD_ADMINS="T1:UCAROL,T9:UDAVE", slack_clean=True
+    ) as environment:
+        yield environment
 
 
 async def slack_says(env: Env, command: str, text: str, user: str) -> str:

@@ -19,16 +19,13 @@ from bot.files import pictures
 from bot.files.recordings import tone
 from testing.fakes import slack_payloads as P
 from tests.harness import Harness, make_settings
-from tests.test_slack_adapter import Env, start_env, stop_env
+from tests.test_slack_adapter import Env, slack_running
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
-    assert environment.openai.spec_problems == []
+    async with slack_running(tmp_path, slack_clean=True, openai_clean=True) as environment:
+        yield environment
 
 
 def encoded(image: Image.Image, fmt: str) -> bytes:

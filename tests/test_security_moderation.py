@@ -12,18 +12,17 @@ import pytest
 
 from storage import configs
 from testing.fakes import slack_payloads as P
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 TOKEN = "xoxb-fake-not-a-real-token-abcdefghij"
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path, SWITCHBOARD_MODERATION="true")
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
-    assert environment.openai.spec_problems == []
+    async with slack_running(
+        tmp_path, SWITCHBOARD_MODERATION="true", slack_clean=True, openai_clean=True
+    ) as environment:
+        yield environment
 
 
 def answers(env: Env) -> int:

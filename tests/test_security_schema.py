@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from testing.fakes import slack_payloads as P
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 EVIL = {
     "type": "object",
@@ -22,10 +22,8 @@ EVIL = {
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
+    async with slack_running(tmp_path, slack_clean=True) as environment:
+        yield environment
 
 
 async def admin_says(env: Env, text: str) -> str:

@@ -17,17 +17,15 @@ import pytest
 
 from bot.logs import MAX_LOG_CHARS, configure_logging
 from testing.fakes import slack_payloads as P
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 FORGED_MARK = "FORGED-BODY-MARK"
 
 
 @pytest.fixture
 async def http_env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path, socket_mode=False)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
+    async with slack_running(tmp_path, socket_mode=False, slack_clean=True) as environment:
+        yield environment
 
 
 def forged_body() -> bytes:

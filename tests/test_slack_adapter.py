@@ -5,6 +5,7 @@ Socket Mode and on the HTTP Events API, against the loopback FakeSlack, with the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -110,12 +111,26 @@ async def stop_env(env: Env) -> None:
     await env.slack.stop()
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
+@contextlib.asynccontextmanager
+async def slack_running(
+    tmp_path: Path, *, slack_clean: bool = False, openai_clean: bool = False, **overrides: Any
+) -> AsyncIterator[Env]:
+    """A started environment (`start_env`), stopped on the way out; with `slack_clean` /
+    `openai_clean`, the fake Slack then reports no internal error / the fake OpenAI no request
+    or answer off its spec."""
+    environment = await start_env(tmp_path, **overrides)
     yield environment
     await stop_env(environment)
-    assert environment.slack.internal_errors == []
+    if slack_clean:
+        assert environment.slack.internal_errors == []
+    if openai_clean:
+        assert environment.openai.spec_problems == []
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with slack_running(tmp_path, slack_clean=True) as environment:
+        yield environment
 
 
 @pytest.fixture

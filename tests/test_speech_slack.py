@@ -17,18 +17,15 @@ from storage.configs import save_overrides
 from testing.fakes import slack_payloads as P
 from tests.media_fixtures import OGG
 from tests.speech_helpers import decoded_seconds, expected_seconds, long_text
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 CHANNEL = ConversationKey("slack", P.TEAM_ID, P.CHANNEL_ID)
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
-    assert environment.openai.spec_problems == []
+    async with slack_running(tmp_path, slack_clean=True, openai_clean=True) as environment:
+        yield environment
 
 
 async def speak(env: Env, text: str) -> None:

@@ -22,7 +22,7 @@ from tests.test_discord_adapter import (  # noqa: F401 (fixtures)
     openai_fake,
     running_bot,
 )
-from tests.test_slack_adapter import Env, start_env, stop_env, until
+from tests.test_slack_adapter import Env, slack_running, until
 
 PLOT = png((40, 30), (30, 160, 60))
 TOOLS = ["code_interpreter", "functions:calculate,current_time"]
@@ -46,11 +46,8 @@ def plot_after_tools(turn: FakeTurn) -> str | ModelOutput:
 
 @pytest.fixture
 async def slack_env(tmp_path: Path) -> AsyncIterator[Env]:
-    environment = await start_env(tmp_path)
-    yield environment
-    await stop_env(environment)
-    assert environment.slack.internal_errors == []
-    assert environment.openai.spec_problems == []
+    async with slack_running(tmp_path, slack_clean=True, openai_clean=True) as environment:
+        yield environment
 
 
 async def test_slack_tools_and_a_plot_posted_as_a_file(slack_env: Env) -> None:
